@@ -1,0 +1,158 @@
+"""Sealing, verifying and opening envelopes.
+
+An envelope is (header bytes, ciphertext, signature):
+- `header` is the serialized `EnvelopeHeader`; it travels as bytes and is never
+  re-serialized, so every hop verifies exactly what the origin signed;
+- `ciphertext` is a 12-byte random nonce followed by AES-256-GCM of the record
+  body under the audience epoch key, with the header bytes as associated data
+  (for key messages, epoch 0, it is the `KeyMessage` itself, whose wraps are
+  each sealed to one member);
+- `signature` is Ed25519 by the origin over `signed_bytes(header, ciphertext)`.
+
+The envelope's identity is `envelope_hash`, a SHA-256 over the three parts with
+length prefixes: it does not depend on protobuf encoding, and it is what the
+stream's `prev_hash` chain links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
+
+from crypto.errors import DecryptionError, MalformedEnvelopeError
+from crypto.keys import SigningKey
+from crypto.signing import KeyRing, PublicSigningKey
+from gcn.v1 import envelope_pb2 as pb
+
+ENVELOPE_VERSION = 1
+NONCE_BYTES = 12
+HASH_BYTES = 32
+_SIGNING_DOMAIN = b"gcn-envelope-v1\x00"
+_HASH_DOMAIN = b"gcn-envelope-hash-v1\x00"
+
+
+def _lp(part: bytes) -> bytes:
+    return struct.pack(">I", len(part)) + part
+
+
+def signed_bytes(header: bytes, ciphertext: bytes) -> bytes:
+    """The exact bytes an origin signs: domain, then length-prefixed parts."""
+    return _SIGNING_DOMAIN + _lp(header) + _lp(ciphertext)
+
+
+def envelope_hash(envelope: pb.Envelope) -> bytes:
+    return hashlib.sha256(
+        _HASH_DOMAIN + _lp(envelope.header) + _lp(envelope.ciphertext) + _lp(envelope.signature)
+    ).digest()
+
+
+def header_created_at(header: pb.EnvelopeHeader) -> datetime:
+    created: datetime = header.created_at.ToDatetime(tzinfo=UTC)
+    return created
+
+
+@dataclass(frozen=True)
+class VerifiedEnvelope:
+    """An envelope whose signature verified, with its parsed header."""
+
+    envelope: pb.Envelope
+    header: pb.EnvelopeHeader
+    hash: bytes
+    signer: PublicSigningKey
+
+
+def seal(
+    header: pb.EnvelopeHeader,
+    body: bytes,
+    signer: SigningKey,
+    audience_key: bytes | None,
+) -> VerifiedEnvelope:
+    """Encrypt `body` under `audience_key` (None only for key messages, epoch 0)
+    and sign. The header's `key_id` and `version` are filled here."""
+    header.version = ENVELOPE_VERSION
+    header.key_id = signer.key_id
+    header_bytes = header.SerializeToString(deterministic=True)
+    if header.kind == pb.RECORD_KIND_KEY:
+        if audience_key is not None or header.epoch != 0:
+            raise ValueError("key messages are sealed with epoch 0 and no audience key")
+        ciphertext = body
+    else:
+        if audience_key is None or header.epoch == 0:
+            raise ValueError("records are sealed under an audience key of an epoch >= 1")
+        nonce = os.urandom(NONCE_BYTES)
+        ciphertext = nonce + AESGCM(audience_key).encrypt(nonce, body, header_bytes)
+    env = pb.Envelope(
+        header=header_bytes,
+        ciphertext=ciphertext,
+        signature=signer.sign(signed_bytes(header_bytes, ciphertext)),
+    )
+    key = PublicSigningKey(header.origin, signer.key_id, signer.public_raw, signer.not_before)
+    return VerifiedEnvelope(env, header, envelope_hash(env), key)
+
+
+def parse_header(envelope: pb.Envelope) -> pb.EnvelopeHeader:
+    """Parse and check the cleartext header; raises `MalformedEnvelopeError`."""
+    header = pb.EnvelopeHeader()
+    try:
+        header.ParseFromString(envelope.header)
+    except DecodeError as e:
+        raise MalformedEnvelopeError(f"envelope header does not parse: {e}") from e
+    problems = []
+    if header.version != ENVELOPE_VERSION:
+        problems.append(f"version {header.version} is not {ENVELOPE_VERSION}")
+    for name in ("record_id", "origin", "audience", "key_id"):
+        if not getattr(header, name):
+            problems.append(f"{name} is empty")
+    if header.seq < 1:
+        problems.append("seq must be >= 1")
+    if header.seq == 1 and header.prev_hash:
+        problems.append("the first envelope of a stream has no prev_hash")
+    if header.seq > 1 and len(header.prev_hash) != HASH_BYTES:
+        problems.append(f"prev_hash must be {HASH_BYTES} bytes")
+    if header.kind not in pb.RecordKind.values() or header.kind == pb.RECORD_KIND_UNSPECIFIED:
+        problems.append(f"kind {header.kind} is not a known record kind")
+    if (header.kind == pb.RECORD_KIND_KEY) != (header.epoch == 0):
+        problems.append("epoch 0 is for key messages only")
+    if not header.HasField("created_at"):
+        problems.append("created_at is missing")
+    if header.kind != pb.RECORD_KIND_KEY and len(envelope.ciphertext) < NONCE_BYTES + 16:
+        problems.append("ciphertext is shorter than a nonce and a tag")
+    if len(envelope.signature) != 64:
+        problems.append("signature must be 64 bytes")
+    if problems:
+        raise MalformedEnvelopeError("malformed envelope: " + "; ".join(problems))
+    return header
+
+
+def verify(envelope: pb.Envelope, keyring: KeyRing) -> VerifiedEnvelope:
+    """Check the envelope is well formed and signed by its origin's key valid
+    at its `created_at`. Raises `MalformedEnvelopeError` or `SignatureError`."""
+    header = parse_header(envelope)
+    signer = keyring.verify(
+        header.origin,
+        header.key_id,
+        signed_bytes(envelope.header, envelope.ciphertext),
+        envelope.signature,
+        header_created_at(header),
+    )
+    return VerifiedEnvelope(envelope, header, envelope_hash(envelope), signer)
+
+
+def open_body(envelope: pb.Envelope, header: pb.EnvelopeHeader, audience_key: bytes) -> bytes:
+    """Decrypt a record envelope's body (verify it first, or read it from a log
+    that stores only verified envelopes)."""
+    ct = envelope.ciphertext
+    try:
+        return AESGCM(audience_key).decrypt(ct[:NONCE_BYTES], ct[NONCE_BYTES:], envelope.header)
+    except InvalidTag as e:
+        raise DecryptionError(
+            f"envelope {header.record_id} of {header.origin} does not open under {header.audience} "
+            f"epoch {header.epoch} key"
+        ) from e

@@ -1,0 +1,31 @@
+"""The errors of the trust core. Each says which key, which node and which rule."""
+
+from __future__ import annotations
+
+
+class CryptoError(Exception):
+    """Base of every error raised by `crypto`."""
+
+
+class KeyStoreError(CryptoError):
+    """A key file is missing, unreadable, malformed or too widely readable."""
+
+
+class MalformedEnvelopeError(CryptoError):
+    """The envelope's bytes do not parse, or a header field breaks a format rule."""
+
+
+class SignatureError(CryptoError):
+    """A signature does not verify, or the key that should have made it is not valid."""
+
+
+class UnknownKeyError(SignatureError):
+    """The origin has no signing key with the id the envelope names."""
+
+
+class DecryptionError(CryptoError):
+    """Ciphertext does not open under the key (wrong key, or tampered)."""
+
+
+class KeyUnavailableError(CryptoError):
+    """This node lacks the audience epoch key an envelope was sealed under."""

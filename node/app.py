@@ -1,0 +1,130 @@
+"""The node's composition root: config → keys, database, log, audience keys,
+policy → the record and read services. `NodeApp.open` is what `gcn serve` and
+the tests call; nothing else wires these pieces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from crypto.audience import MemberKey
+from crypto.keys import KeyDirectory, NodeKeys
+from crypto.signing import KeyRing, PublicSigningKey
+from federation.audiences import node_audience
+from federation.policy import NationalPolicy
+from gcn.v1 import node_pb2 as npb
+from node.audience_keys import AudienceKeys
+from node.clock import Clock, system_clock
+from node.config import Config
+from node.db import Database
+from node.log import EnvelopeLog
+from node.logging import get_logger
+from node.reading import RecordReader
+from node.records import RecordService
+
+log = get_logger(__name__)
+VERSION = "0.1.0"
+
+
+def own_keyring(node_id: str, keys: NodeKeys) -> KeyRing:
+    """The node's own signing keys, current and retired, with their windows."""
+    ring = [PublicSigningKey(node_id, keys.signing.key_id, keys.signing.public_raw, keys.signing.not_before)]
+    ring += [
+        PublicSigningKey(node_id, r.key_id, r.public_raw, r.not_before, r.not_after) for r in keys.retired
+    ]
+    return KeyRing(ring)
+
+
+def own_audiences(config: Config) -> list[str]:
+    """Audiences this node holds the keys of from the start."""
+    audiences = [node_audience(config.node.id)]
+    if config.node.role == "national":
+        audiences.append(config.national_audience)
+    return audiences
+
+
+@dataclass
+class NodeApp:
+    config: Config
+    keys: NodeKeys
+    db: Database
+    envelope_log: EnvelopeLog
+    audience_keys: AudienceKeys
+    records: RecordService
+    reader: RecordReader
+    keyring: KeyRing
+
+    @classmethod
+    def open(cls, config: Config, clock: Clock = system_clock) -> NodeApp:
+        keys = KeyDirectory(config.keys_dir).load()
+        db = Database(config.database_url, sqlite_synchronous=config.database.sqlite_synchronous)
+        db.migrate()
+        envelope_log = EnvelopeLog(config.node.id, keys.signing)
+        audience_keys = AudienceKeys(config.node.id, keys.encryption)
+        with db.begin() as s:
+            learned = audience_keys.load(s, envelope_log)
+        policy = NationalPolicy(config.node.id, config.node.country)
+        log.info(
+            "node opened",
+            node_id=config.node.id,
+            role=config.node.role,
+            audience_keys=learned,
+            database=db.engine.url.render_as_string(hide_password=True),
+        )
+        return cls(
+            config,
+            keys,
+            db,
+            envelope_log,
+            audience_keys,
+            RecordService(db, envelope_log, audience_keys, policy, clock),
+            RecordReader(db, audience_keys),
+            own_keyring(config.node.id, keys),
+        )
+
+    def ensure_own_audiences(self, clock: Clock = system_clock) -> list[str]:
+        """Create epoch 1 of every audience this node holds that has no key yet."""
+        me = {self.config.node.id: MemberKey(self.keys.encryption.key_id, self.keys.encryption.public_raw)}
+        created = []
+        for audience in own_audiences(self.config):
+            if self.audience_keys.current(audience) is not None:
+                continue
+            with self.envelope_log.writing_own(), self.db.begin() as s:
+                epoch, key = self.audience_keys.create_epoch(s, self.envelope_log, audience, me, clock())
+            self.audience_keys.remember(audience, epoch, key)
+            created.append(audience)
+        return created
+
+    def node_info(self) -> npb.NodeInfo:
+        n, k = self.config.node, self.keys
+        info = npb.NodeInfo(
+            node_id=n.id, name=n.name, role=n.role, country=n.country, region=n.region, version=VERSION
+        )
+        info.signing_keys.append(
+            npb.PublicKey(
+                key_id=k.signing.key_id, public_key=k.signing.public_raw, not_before=_ts(k.signing.not_before)
+            )
+        )
+        for r in k.retired:
+            info.signing_keys.append(
+                npb.PublicKey(
+                    key_id=r.key_id,
+                    public_key=r.public_raw,
+                    not_before=_ts(r.not_before),
+                    not_after=_ts(r.not_after),
+                )
+            )
+        info.encryption_key.CopyFrom(
+            npb.PublicKey(key_id=k.encryption.key_id, public_key=k.encryption.public_raw)
+        )
+        return info
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def _ts(at: object) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(at)  # type: ignore[arg-type]
+    return ts

@@ -1,0 +1,111 @@
+"""The audience epoch keys this node can use, unwrapped from key messages.
+
+Key messages are envelopes in the log (kind KEY, epoch 0). At start-up the node
+reads them and unwraps the ones addressed to it with its X25519 key; keys then
+live only in memory. A node that holds an audience (its own national audience,
+its local `node:` audience) makes new epochs with `create_epoch`, which
+appends the key message to its stream in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from crypto import audience as aud
+from crypto import envelope as env_crypto
+from crypto.errors import CryptoError
+from crypto.keys import EncryptionKey
+from gcn.v1 import envelope_pb2 as epb
+from node.log import EnvelopeLog, OwnEnvelope, as_envelope
+from node.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class AudienceKeys:
+    def __init__(self, node_id: str, encryption: EncryptionKey) -> None:
+        self.node_id = node_id
+        self._encryption = encryption
+        self._keys: dict[tuple[str, int], bytes] = {}
+
+    def get(self, audience: str, epoch: int) -> bytes | None:
+        return self._keys.get((audience, epoch))
+
+    def current(self, audience: str) -> tuple[int, bytes] | None:
+        epochs = [e for (a, e) in self._keys if a == audience]
+        if not epochs:
+            return None
+        epoch = max(epochs)
+        return epoch, self._keys[(audience, epoch)]
+
+    def learn(self, header: epb.EnvelopeHeader, body: bytes) -> bool:
+        """Take the key from a verified key message if it has a wrap for us."""
+        msg = epb.KeyMessage()
+        msg.ParseFromString(body)
+        if msg.audience != header.audience:
+            log.warning(
+                "key message audience mismatch",
+                record_id=header.record_id,
+                origin=header.origin,
+                audience=header.audience,
+            )
+            return False
+        try:
+            key = aud.unwrap_for(msg, self.node_id, self._encryption)
+        except CryptoError as e:
+            log.debug(
+                "key message not for us",
+                record_id=header.record_id,
+                origin=header.origin,
+                audience=msg.audience,
+                epoch=msg.epoch,
+                reason=str(e),
+            )
+            return False
+        self._keys[(msg.audience, msg.epoch)] = key
+        return True
+
+    def load(self, session: Session, envelope_log: EnvelopeLog) -> int:
+        """Unwrap every key message in the log addressed to this node."""
+        learned = 0
+        for row in envelope_log.key_envelopes(session):
+            header = env_crypto.parse_header(as_envelope(row))
+            learned += self.learn(header, row.ciphertext)
+        return learned
+
+    def remember(self, audience: str, epoch: int, key: bytes) -> None:
+        """Add a key this node made, once its key message has committed."""
+        self._keys[(audience, epoch)] = key
+
+    def create_epoch(
+        self,
+        session: Session,
+        envelope_log: EnvelopeLog,
+        audience: str,
+        members: Mapping[str, aud.MemberKey],
+        now: datetime,
+    ) -> tuple[int, bytes]:
+        """Append the key message of a new epoch of `audience` (held by this
+        node) in the caller's transaction. The caller `remember`s the returned
+        key after the commit, so no record is ever sealed under a key whose key
+        message could still roll back."""
+        current = self.current(audience)
+        epoch = (current[0] + 1) if current else 1
+        key = aud.new_epoch_key()
+        msg = aud.build_key_message(audience, epoch, key, members)
+        msg.not_before.FromDatetime(now)
+        item = OwnEnvelope(
+            audience=audience,
+            kind=epb.RECORD_KIND_KEY,
+            view=epb.VIEW_UNSPECIFIED,
+            record_id=str(uuid.uuid4()),
+            body=msg.SerializeToString(),
+            epoch=0,
+            audience_key=None,
+        )
+        envelope_log.append_own(session, [item], now)
+        return epoch, key

@@ -1,0 +1,309 @@
+"""`gcn`: set up and run a node; record, list and show records.
+
+Commands that talk to a node take `--node HOST:PORT` (or GCN_NODE, or the
+`[server] listen` of `--config`, default ./gcn.toml). Errors are one line on
+stderr and a non-zero exit: 2 for bad input, 1 for everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
+from gcn.v1 import records_pb2 as rec
+from node.cli import forms, render
+from node.cli.client import CliError, call, connect
+from node.config import load_config
+from node.errors import NodeError
+from node.logging import configure_logging
+from node.setup import CONFIG_FILE, init_node
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _config_path(a: argparse.Namespace) -> Path:
+    return Path(a.config or os.environ.get("GCN_CONFIG") or CONFIG_FILE)
+
+
+def _node_address(a: argparse.Namespace) -> str:
+    if a.node:
+        return str(a.node)
+    if os.environ.get("GCN_NODE"):
+        return os.environ["GCN_NODE"]
+    path = _config_path(a)
+    if path.exists():
+        return load_config(path).server.listen
+    return "127.0.0.1:7401"
+
+
+# -- handlers --------------------------------------------------------------------------------
+
+
+def cmd_init(a: argparse.Namespace) -> int:
+    config = init_node(
+        Path(a.dir),
+        node_id=a.id,
+        name=a.name or a.id,
+        role=a.role,
+        country=a.country or "",
+        region=a.region or "",
+        listen=a.listen,
+        database_url=a.database_url,
+    )
+    render.console.print(
+        f"node {config.node.id} ({config.node.role}) created in {config.base_dir}; "
+        f"start it with: gcn serve --config {config.base_dir / CONFIG_FILE}"
+    )
+    return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from node.server import serve
+
+    config = load_config(_config_path(a))
+    configure_logging(config.logging.format, config.logging.level)
+    serve(config)
+    return 0
+
+
+def _record(a: argparse.Namespace, reply: npb.RecordReply) -> int:
+    if a.json:
+        render.print_json(reply)
+    else:
+        render.recorded(reply)
+    return 0
+
+
+def cmd_seizure_add(a: argparse.Namespace) -> int:
+    seizure = forms.from_json_file(a.file, rec.Seizure) if a.file else forms.seizure_from_flags(a)
+    stub = connect(_node_address(a))
+    return _record(a, call(stub.RecordSeizure, npb.RecordSeizureRequest(seizure=seizure)))
+
+
+def cmd_alert_add(a: argparse.Namespace) -> int:
+    alert = forms.from_json_file(a.file, rec.Alert) if a.file else forms.alert_from_flags(a)
+    stub = connect(_node_address(a))
+    return _record(a, call(stub.RecordAlert, npb.RecordAlertRequest(alert=alert)))
+
+
+def cmd_retract(a: argparse.Namespace) -> int:
+    stub = connect(_node_address(a))
+    return _record(a, call(stub.Retract, npb.RetractRequest(record_id=a.record_id, reason=a.reason)))
+
+
+def cmd_correct(a: argparse.Namespace) -> int:
+    req = npb.CorrectRequest(record_id=a.record_id, reason=a.reason)
+    if a.kind == "seizure":
+        req.seizure.CopyFrom(forms.from_json_file(a.file, rec.Seizure))
+    else:
+        req.alert.CopyFrom(forms.from_json_file(a.file, rec.Alert))
+    return _record(a, call(connect(_node_address(a)).Correct, req))
+
+
+def cmd_records_list(a: argparse.Namespace) -> int:
+    req = npb.ListRecordsRequest(
+        origin=a.origin or "",
+        country=a.country or "",
+        operation_code=a.operation or "",
+        container_number=a.container or "",
+        vessel_imo=a.imo or "",
+        hs_code_prefix=a.hs or "",
+        date_from=a.date_from or "",
+        date_to=a.date_to or "",
+        include_inactive=a.all,
+        page_size=a.limit,
+        page_token=a.page or "",
+    )
+    if a.kind:
+        req.kind = forms.enum_value(epb.RecordKind, "RECORD_KIND_", a.kind, "--kind")  # type: ignore[assignment]
+    if a.commodity:
+        req.commodity = forms.enum_value(rec.Commodity, "COMMODITY_", a.commodity, "--commodity")  # type: ignore[assignment]
+    resp = call(connect(_node_address(a)).ListRecords, req)
+    if a.json:
+        render.print_json(resp)
+        return 0
+    render.records_table(list(resp.records), title=f"{len(resp.records)} records")
+    if resp.next_page_token:
+        render.console.print(f"more: --page {resp.next_page_token}")
+    return 0
+
+
+def cmd_records_show(a: argparse.Namespace) -> int:
+    r = call(connect(_node_address(a)).GetRecord, npb.GetRecordRequest(record_id=a.record_id))
+    if a.json:
+        render.print_json(r)
+    else:
+        render.record_detail(r)
+    return 0
+
+
+def cmd_node_info(a: argparse.Namespace) -> int:
+    info = call(connect(_node_address(a)).GetNodeInfo, npb.GetNodeInfoRequest())
+    render.print_json(info)
+    return 0
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _client_args(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    p.add_argument("--node", help="node address HOST:PORT (default: GCN_NODE, or --config's listen)")
+    p.add_argument("--config", help=f"node config file (default: GCN_CONFIG or ./{CONFIG_FILE})")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _seizure_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--file", help="a gcn.v1.Seizure as JSON ('-' for stdin); flags are then ignored")
+    p.add_argument("--date", help="incident date YYYY-MM-DD")
+    p.add_argument("--country", help="incident country (ISO 3166-1 alpha-2)")
+    p.add_argument("--port", help="UN/LOCODE of the port, e.g. KEMBA")
+    p.add_argument("--direction", help="import|export|transit")
+    p.add_argument("--detection", help=forms.choices(rec.DetectionMethod, "DETECTION_METHOD_"))
+    p.add_argument("--commodity", help=forms.choices(rec.Commodity, "COMMODITY_"))
+    p.add_argument("--description", help="what the goods are")
+    p.add_argument("--hs", help="HS code, 6 to 10 digits")
+    p.add_argument("--species", help="scientific name, e.g. 'Loxodonta africana'")
+    p.add_argument("--cites", help="CITES appendix: i|ii|iii")
+    p.add_argument("--ods", help="ODS substance, e.g. HCFC-22")
+    p.add_argument("--basel", help="Basel waste code, e.g. A1180")
+    p.add_argument("--quantity", help="quantity and unit, e.g. '450 kg'")
+    p.add_argument("--value", help="declared value and currency, e.g. '1200 USD'")
+    p.add_argument("--mode", help=forms.choices(rec.TransportMode, "TRANSPORT_MODE_"))
+    p.add_argument("--imo", help="vessel IMO number")
+    p.add_argument("--vessel", help="vessel name")
+    p.add_argument("--flight", help="flight number, e.g. KQ310")
+    p.add_argument("--container", action="append", help="ISO 6346 container number (repeatable)")
+    p.add_argument("--origin-country")
+    p.add_argument("--destination-country")
+    p.add_argument("--transit", action="append", help="transit country (repeatable)")
+    p.add_argument("--person", action="append", help="NAME:ROLE[:COUNTRY] (repeatable)")
+    p.add_argument("--company", action="append", help="NAME:ROLE[:COUNTRY] (repeatable)")
+    p.add_argument("--operation", help="operation code, e.g. DEMETER")
+    p.add_argument("--concealment")
+    p.add_argument("--notes")
+    p.add_argument("--tlp", default="amber", help="clear|green|amber|amber-strict|red (default amber)")
+
+
+def _alert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--file", help="a gcn.v1.Alert as JSON ('-' for stdin); flags are then ignored")
+    p.add_argument("--title")
+    for flag in ("vessel", "container", "company", "person", "permit-series", "route", "flight"):
+        p.add_argument(f"--{flag}", action="append", help=f"subject: {flag} (repeatable)")
+    p.add_argument("--indicator", action="append", help="risk indicator (repeatable)")
+    p.add_argument("--commodity", help=forms.choices(rec.Commodity, "COMMODITY_"))
+    p.add_argument("--priority", default="medium", help="low|medium|high|urgent")
+    p.add_argument("--valid-until", help="YYYY-MM-DD")
+    p.add_argument("--action", help="recommended action")
+    p.add_argument("--operation")
+    p.add_argument("--notes")
+    p.add_argument("--tlp", default="amber")
+
+
+def _record_commands(sub: Any) -> None:
+    records = sub.add_parser("records", help="read records").add_subparsers(dest="action", required=True)
+    p = records.add_parser("list", help="list records, newest first")
+    for flag in (
+        "kind",
+        "origin",
+        "country",
+        "operation",
+        "commodity",
+        "container",
+        "imo",
+        "hs",
+        "date-from",
+        "date-to",
+        "page",
+    ):
+        p.add_argument(f"--{flag}")
+    p.add_argument("--all", action="store_true", help="include retracted and corrected records")
+    p.add_argument("--limit", type=int, default=50)
+    _client_args(p)
+    p.set_defaults(handler=cmd_records_list)
+    p = records.add_parser("show", help="show one record")
+    p.add_argument("record_id")
+    _client_args(p)
+    p.set_defaults(handler=cmd_records_show)
+
+    p = sub.add_parser("retract", help="retract one of this node's records")
+    p.add_argument("record_id")
+    p.add_argument("--reason", required=True)
+    _client_args(p)
+    p.set_defaults(handler=cmd_retract)
+
+    p = sub.add_parser("correct", help="replace one of this node's records by a corrected version")
+    p.add_argument("record_id")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--kind", choices=("seizure", "alert"), default="seizure")
+    p.add_argument("--file", required=True, help="the full corrected record as JSON")
+    _client_args(p)
+    p.set_defaults(handler=cmd_correct)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gcn", description="Green Customs intelligence network node")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create a node: config, keys, database, audience keys")
+    p.add_argument("--dir", default=".", help="the node's directory (default: here)")
+    p.add_argument("--id", required=True, help="node id, e.g. KE or KE-MBA")
+    p.add_argument("--name", help="human name of the administration or port")
+    p.add_argument("--role", default="national", choices=("national", "port", "regional", "global"))
+    p.add_argument("--country", help="ISO 3166-1 alpha-2 (national and port nodes)")
+    p.add_argument("--region", help="RINEX region, e.g. ESA")
+    p.add_argument("--listen", default="127.0.0.1:7401")
+    p.add_argument("--database-url", default="sqlite:///gcn.sqlite")
+    p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("serve", help="run the node until SIGTERM/SIGINT")
+    p.add_argument("--config", help=f"config file (default: GCN_CONFIG or ./{CONFIG_FILE})")
+    p.set_defaults(handler=cmd_serve)
+
+    seizure = sub.add_parser("seizure", help="seizure records").add_subparsers(dest="action", required=True)
+    p = seizure.add_parser("add", help="record a seizure")
+    _seizure_args(p)
+    _client_args(p)
+    p.set_defaults(handler=cmd_seizure_add)
+
+    alert = sub.add_parser("alert", help="alerts").add_subparsers(dest="action", required=True)
+    p = alert.add_parser("add", help="record an alert")
+    _alert_args(p)
+    _client_args(p)
+    p.set_defaults(handler=cmd_alert_add)
+
+    _record_commands(sub)
+    node = sub.add_parser("node", help="node information").add_subparsers(dest="action", required=True)
+    p = node.add_parser("info", help="the node's id, role and public keys")
+    _client_args(p, json_flag=False)
+    p.set_defaults(handler=cmd_node_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except CliError as e:
+        print(f"gcn: {e}", file=sys.stderr)
+        return 2 if not str(e).startswith(("node unavailable", "node did not", "internal")) else 1
+    except NodeError as e:
+        print(f"gcn: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `head`) went away; stop quietly like other Unix tools.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Domain errors of the node. The gRPC layer maps each class to one status code
+(see `node.interceptors`); the message is a sentence an officer can act on."""
+
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    """Base of every error the node raises on purpose."""
+
+
+class ValidationError(NodeError):
+    """Input breaks a rule. `field` is the path of the offending field
+    (e.g. ``goods[0].hs_code``) and `rule` says what the rule is."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class NotFoundError(NodeError):
+    """The record (or other object) asked for does not exist here."""
+
+
+class ConflictError(NodeError):
+    """The request is valid but conflicts with what is stored (e.g. retracting a
+    record twice, or retracting another origin's record)."""
+
+
+class PermissionDeniedError(NodeError):
+    """The caller is known but may not do this."""
+
+
+class UnauthenticatedError(NodeError):
+    """The caller did not prove who it is."""
+
+
+class ConfigError(NodeError):
+    """The node's configuration is missing, malformed or inconsistent."""

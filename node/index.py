@@ -1,0 +1,228 @@
+"""The queryable index of the records this node can read.
+
+`index_record` turns one opened record envelope into a `records` row and its
+`record_terms`; retractions and corrections also change the status of the
+record they target (when it is here; if it arrives later, `index_record` finds
+the retraction first and marks it at once). The same code indexes the node's
+own records and those it receives, so search behaves the same for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
+from gcn.v1 import records_pb2 as rec
+from node.models import RecordRow, RecordTermRow
+
+# Term fields (the `field` column of record_terms).
+CONTAINER, IMO, FLIGHT, HS, SPECIES, COMPANY, PERSON = (
+    "container",
+    "imo",
+    "flight",
+    "hs",
+    "species",
+    "company",
+    "person",
+)
+COUNTRY, COMMODITY, OPERATION, PORT, PERMIT, TEXT = (
+    "country",
+    "commodity",
+    "operation",
+    "port",
+    "permit",
+    "text",
+)
+MAX_TERM = 256
+
+
+def _norm(value: str) -> str:
+    return " ".join(value.split()).casefold()[:MAX_TERM]
+
+
+def operation_base(code: str) -> str:
+    """ "DEMETER-IX" and "DEMETER 2026" are both operation DEMETER."""
+    return code.replace("-", " ").split(" ")[0].upper() if code else ""
+
+
+def _seizure_terms(s: rec.Seizure) -> Iterator[tuple[str, str]]:
+    yield COUNTRY, s.place.country
+    if s.place.port_locode:
+        yield PORT, s.place.port_locode
+    for c in (
+        s.route.origin_country,
+        s.route.export_country,
+        s.route.destination_country,
+        *s.route.transit_countries,
+    ):
+        if c:
+            yield COUNTRY, c
+    for g in s.goods:
+        yield COMMODITY, rec.Commodity.Name(g.commodity)
+        if g.hs_code:
+            yield HS, g.hs_code
+        if g.species:
+            yield SPECIES, _norm(g.species)
+    yield from ((CONTAINER, c) for c in s.conveyance.container_numbers)
+    if s.conveyance.vessel_imo:
+        yield IMO, s.conveyance.vessel_imo
+    if s.conveyance.flight:
+        yield FLIGHT, s.conveyance.flight
+    yield from ((PERMIT, _norm(p.number)) for p in s.documents.permits)
+    for p in s.parties:
+        yield (PERSON if p.kind == rec.PARTY_KIND_PERSON else COMPANY), _norm(p.name)
+        if p.country:
+            yield COUNTRY, p.country
+    if s.operation_code:
+        yield OPERATION, operation_base(s.operation_code)
+
+
+_SUBJECT_FIELDS = {
+    rec.SUBJECT_KIND_VESSEL: IMO,
+    rec.SUBJECT_KIND_CONTAINER: CONTAINER,
+    rec.SUBJECT_KIND_COMPANY: COMPANY,
+    rec.SUBJECT_KIND_PERSON: PERSON,
+    rec.SUBJECT_KIND_PERMIT_SERIES: PERMIT,
+    rec.SUBJECT_KIND_FLIGHT: FLIGHT,
+}
+
+
+def _alert_terms(a: rec.Alert) -> Iterator[tuple[str, str]]:
+    for subject in a.subjects:
+        if subject.kind == rec.SUBJECT_KIND_ROUTE:
+            yield from ((COUNTRY, c) for c in subject.value.split(">"))
+        elif subject.kind in _SUBJECT_FIELDS:
+            field = _SUBJECT_FIELDS[subject.kind]
+            yield field, subject.value if field in (IMO, CONTAINER, FLIGHT) else _norm(subject.value)
+    yield COMMODITY, rec.Commodity.Name(a.commodity)
+    if a.operation_code:
+        yield OPERATION, operation_base(a.operation_code)
+
+
+def terms_of(body: rec.RecordBody) -> set[tuple[str, str]]:
+    which = body.WhichOneof("body")
+    if which == "seizure":
+        terms: Iterable[tuple[str, str]] = _seizure_terms(body.seizure)
+    elif which == "alert":
+        terms = _alert_terms(body.alert)
+    elif which == "correction":
+        replacement = body.correction.WhichOneof("replacement")
+        terms = (
+            _seizure_terms(body.correction.seizure)
+            if replacement == "seizure"
+            else _alert_terms(body.correction.alert)
+        )
+    else:
+        terms = ()
+    return {(f, v) for f, v in terms if v}
+
+
+def _event_date(body: rec.RecordBody, created_at: datetime) -> date:
+    s = (
+        body.seizure
+        if body.HasField("seizure")
+        else (body.correction.seizure if body.correction.HasField("seizure") else None)
+    )
+    if s is not None and s.incident_date:
+        return date.fromisoformat(s.incident_date)
+    return created_at.date()
+
+
+def _tlp(body: rec.RecordBody) -> int:
+    for msg in (body.seizure, body.alert, body.correction.seizure, body.correction.alert):
+        if msg.tlp:
+            return msg.tlp
+    return rec.TLP_UNSPECIFIED
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A record envelope in the log, opened: what `index_records` indexes."""
+
+    envelope_id: int
+    header: epb.EnvelopeHeader
+    body: rec.RecordBody
+    created_at: datetime
+
+
+def index_records(session: Session, opened: list[Opened]) -> None:
+    """Index readable record envelopes (not key messages) in one go."""
+    if not opened:
+        return
+    earlier = _earlier_superseders(session, opened)
+    record_rows: list[dict[str, object]] = []
+    term_rows: list[dict[str, object]] = []
+    for o in opened:
+        h, body = o.header, o.body
+        superseder = earlier.get((h.origin, h.record_id))
+        record_rows.append(
+            {
+                "envelope_id": o.envelope_id,
+                "record_id": h.record_id,
+                "kind": h.kind,
+                "origin": h.origin,
+                "audience": h.audience,
+                "view": h.view,
+                "created_at": o.created_at,
+                "event_date": _event_date(body, o.created_at),
+                "status": _status_for(superseder[1]) if superseder else npb.RECORD_STATUS_ACTIVE,
+                "superseded_by": superseder[0] if superseder else None,
+                "tlp": _tlp(body),
+                "target_record_id": _target(body),
+            }
+        )
+        term_rows.extend({"envelope_id": o.envelope_id, "field": f, "value": v} for f, v in terms_of(body))
+    session.execute(insert(RecordRow), record_rows)
+    if term_rows:
+        session.execute(insert(RecordTermRow), term_rows)
+    for o in opened:
+        target = _target(o.body)
+        if target:
+            supersede(session, o.header.origin, target, o.header.record_id, o.header.kind)
+
+
+def _target(body: rec.RecordBody) -> str | None:
+    return body.retraction.target_record_id or body.correction.target_record_id or None
+
+
+def _earlier_superseders(session: Session, opened: list[Opened]) -> dict[tuple[str, str], tuple[str, int]]:
+    """Retractions and corrections already here whose target is being indexed now
+    (a retraction can arrive before the record it targets)."""
+    wanted = {(o.header.origin, o.header.record_id) for o in opened}
+    ids = sorted({rid for _, rid in wanted})
+    found: dict[tuple[str, str], tuple[str, int]] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(RecordRow.origin, RecordRow.target_record_id, RecordRow.record_id, RecordRow.kind).where(
+                RecordRow.target_record_id.in_(ids[start : start + 500])
+            )
+        )
+        for origin, target, record_id, kind in rows:
+            if target is not None and (origin, target) in wanted:
+                found[(origin, target)] = (record_id, kind)
+    return found
+
+
+def _status_for(kind: int) -> int:
+    return npb.RECORD_STATUS_RETRACTED if kind == epb.RECORD_KIND_RETRACTION else npb.RECORD_STATUS_CORRECTED
+
+
+def supersede(session: Session, origin: str, target: str, by: str, kind: int) -> int:
+    """Mark `origin`'s record `target` as retracted or corrected by `by`.
+    Only the origin of a record may supersede it."""
+    result = session.execute(
+        update(RecordRow)
+        .where(
+            RecordRow.origin == origin,
+            RecordRow.record_id == target,
+            RecordRow.status == npb.RECORD_STATUS_ACTIVE,
+        )
+        .values(status=_status_for(kind), superseded_by=by)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

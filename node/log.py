@@ -1,0 +1,148 @@
+"""The node's append-only log of envelopes, and the heads of its streams.
+
+Invariants:
+- an envelope is stored once (its hash is unique); storing it again is a no-op;
+- the node's own streams are gapless: `append_own` takes the next `seq` after
+  the stream head and chains `prev_hash` to the head's hash, in the caller's
+  transaction, under a process lock (and a row lock on PostgreSQL), so two
+  concurrent records never get the same `seq`;
+- a stream head only moves forward, and only over contiguous `seq`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from crypto import envelope as env_crypto
+from crypto.keys import SigningKey
+from gcn.v1 import envelope_pb2 as epb
+from node.models import EnvelopeRow, StreamRow
+
+
+@dataclass(frozen=True)
+class OwnEnvelope:
+    """What to seal into one of the node's own streams."""
+
+    audience: str
+    kind: epb.RecordKind.ValueType
+    view: epb.View.ValueType
+    record_id: str
+    body: bytes
+    epoch: int
+    audience_key: bytes | None
+
+
+@dataclass(frozen=True)
+class Appended:
+    envelope_id: int
+    verified: env_crypto.VerifiedEnvelope
+
+
+def _timestamp(at: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(at)
+    return ts
+
+
+class EnvelopeLog:
+    def __init__(self, node_id: str, signer: SigningKey) -> None:
+        self.node_id = node_id
+        self.signer = signer
+        self._own_lock = threading.Lock()
+
+    @contextmanager
+    def writing_own(self) -> Iterator[None]:
+        """Hold while allocating sequence numbers in the node's own streams,
+        until the transaction that uses them has committed."""
+        with self._own_lock:
+            yield
+
+    def head(self, session: Session, origin: str, audience: str, *, lock: bool = False) -> StreamRow | None:
+        stmt = select(StreamRow).where(StreamRow.origin == origin, StreamRow.audience == audience)
+        if lock:
+            stmt = stmt.with_for_update()
+        return session.scalars(stmt).first()
+
+    def append_own(self, session: Session, items: list[OwnEnvelope], now: datetime) -> list[Appended]:
+        """Seal each item as the next envelope of this node's stream to its
+        audience, in order, and store them all. Call inside `writing_own()` and
+        a transaction; nothing is visible to others before the commit."""
+        heads: dict[str, StreamRow] = {}
+        sealed: list[env_crypto.VerifiedEnvelope] = []
+        for item in items:
+            head = heads.get(item.audience) or self.head(session, self.node_id, item.audience, lock=True)
+            if head is None:
+                head = StreamRow(
+                    origin=self.node_id, audience=item.audience, head_seq=0, head_hash=b"", updated_at=now
+                )
+                session.add(head)
+            heads[item.audience] = head
+            header = epb.EnvelopeHeader(
+                record_id=item.record_id,
+                origin=self.node_id,
+                audience=item.audience,
+                seq=head.head_seq + 1,
+                prev_hash=head.head_hash,
+                epoch=item.epoch,
+                kind=item.kind,
+                created_at=_timestamp(now),
+                view=item.view,
+            )
+            verified = env_crypto.seal(header, item.body, self.signer, item.audience_key)
+            head.head_seq, head.head_hash, head.updated_at = header.seq, verified.hash, now
+            sealed.append(verified)
+        ids = self.store_many(session, sealed, now)
+        return [Appended(i, v) for i, v in zip(ids, sealed, strict=True)]
+
+    def store_many(
+        self, session: Session, envelopes: list[env_crypto.VerifiedEnvelope], now: datetime
+    ) -> list[int]:
+        """Insert verified envelopes; returns their log ids in the same order."""
+        if not envelopes:
+            return []
+        rows = [
+            {
+                "hash": v.hash,
+                "origin": v.header.origin,
+                "audience": v.header.audience,
+                "seq": v.header.seq,
+                "epoch": v.header.epoch,
+                "kind": v.header.kind,
+                "record_id": v.header.record_id,
+                "created_at": env_crypto.header_created_at(v.header),
+                "received_at": now,
+                "header": v.envelope.header,
+                "ciphertext": v.envelope.ciphertext,
+                "signature": v.envelope.signature,
+            }
+            for v in envelopes
+        ]
+        stmt = insert(EnvelopeRow).returning(EnvelopeRow.id, sort_by_parameter_order=True)
+        return list(session.scalars(stmt, rows))
+
+    def get(self, session: Session, envelope_id: int) -> EnvelopeRow | None:
+        return session.get(EnvelopeRow, envelope_id)
+
+    def envelopes_of_record(self, session: Session, origin: str, record_id: str) -> list[EnvelopeRow]:
+        stmt = (
+            select(EnvelopeRow)
+            .where(EnvelopeRow.origin == origin, EnvelopeRow.record_id == record_id)
+            .order_by(EnvelopeRow.id)
+        )
+        return list(session.scalars(stmt))
+
+    def key_envelopes(self, session: Session) -> list[EnvelopeRow]:
+        stmt = select(EnvelopeRow).where(EnvelopeRow.kind == epb.RECORD_KIND_KEY).order_by(EnvelopeRow.id)
+        return list(session.scalars(stmt))
+
+
+def as_envelope(row: EnvelopeRow) -> epb.Envelope:
+    return epb.Envelope(header=row.header, ciphertext=row.ciphertext, signature=row.signature)

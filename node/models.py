@@ -1,0 +1,135 @@
+"""The node's tables (SQLAlchemy 2 declarative, `Mapped[]`).
+
+- `envelopes` is the append-only log: every envelope this node holds, its own
+  and received ones, exactly as signed. `id` is the local log sequence.
+- `streams` holds, per stream (origin, audience), the highest contiguous `seq`
+  held and the hash of that envelope: the node's version vector.
+- `records` and `record_terms` index the plaintext of the records this node can
+  read; the body itself is never stored decrypted, it is opened from the
+  envelope when read.
+Schema changes go through Alembic (`node/migrations`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class EnvelopeRow(Base):
+    __tablename__ = "envelopes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    origin: Mapped[str] = mapped_column(String(64))
+    audience: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    epoch: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[int] = mapped_column(Integer)
+    record_id: Mapped[str] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    header: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+    __table_args__ = (Index("ix_envelopes_stream", "origin", "audience", "seq"),)
+
+
+class StreamRow(Base):
+    __tablename__ = "streams"
+
+    origin: Mapped[str] = mapped_column(String(64), primary_key=True)
+    audience: Mapped[str] = mapped_column(String(128), primary_key=True)
+    head_seq: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RecordRow(Base):
+    """One readable record envelope (a record shared to two audiences that this
+    node can both read has two rows, one per view)."""
+
+    __tablename__ = "records"
+
+    envelope_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("envelopes.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    record_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(64), index=True)
+    audience: Mapped[str] = mapped_column(String(128))
+    view: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    event_date: Mapped[date] = mapped_column(Date, index=True)
+    status: Mapped[int] = mapped_column(Integer, index=True)
+    superseded_by: Mapped[str | None] = mapped_column(String(36))
+    # For retractions and corrections: the record they supersede.
+    target_record_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    tlp: Mapped[int] = mapped_column(Integer)
+
+
+class RecordTermRow(Base):
+    """A searchable value of a record: (field, value), e.g. ("container", "CSQU3054383")."""
+
+    __tablename__ = "record_terms"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    envelope_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("records.envelope_id", ondelete="CASCADE"),
+        index=True,
+    )
+    field: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(256))
+
+    __table_args__ = (Index("ix_record_terms_field_value", "field", "value"),)

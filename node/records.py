@@ -1,0 +1,275 @@
+"""Recording: validate → apply the sharing policy → seal one envelope per share
+→ append to the streams and index, in one unit of work.
+
+The reply to a record call is built only after the transaction committed, so
+an acknowledged record survives a crash of the process right after the reply.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from federation.policy import Policy, Share
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
+from gcn.v1 import records_pb2 as rec
+from node import validation
+from node.audience_keys import AudienceKeys
+from node.clock import Clock
+from node.db import Database
+from node.errors import ConflictError, NodeError, NotFoundError
+from node.index import Opened, index_records
+from node.log import EnvelopeLog, OwnEnvelope
+from node.logging import get_logger
+from node.models import RecordRow
+
+log = get_logger(__name__)
+
+_SUPERSEDABLE = (epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_CORRECTION)
+
+
+class MissingAudienceKeyError(NodeError):
+    """The node has no current key for an audience its policy shares to."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    record_id: str
+    kind: epb.RecordKind.ValueType
+    created_at: datetime
+    envelopes: list[npb.EnvelopeRef]
+    co2e_tonnes: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Pending:
+    record_id: str
+    kind: epb.RecordKind.ValueType
+    body: rec.RecordBody
+    shares: list[Share]
+
+
+def _co2e(seizure: rec.Seizure) -> float:
+    return round(sum(g.co2e_tonnes for g in seizure.goods), 6)
+
+
+class RecordService:
+    def __init__(
+        self, db: Database, envelope_log: EnvelopeLog, keys: AudienceKeys, policy: Policy, clock: Clock
+    ) -> None:
+        self.db = db
+        self.log = envelope_log
+        self.keys = keys
+        self.policy = policy
+        self.clock = clock
+
+    # -- the officer's operations ---------------------------------------------------------
+
+    def record_seizure(self, seizure: rec.Seizure) -> Recorded:
+        now = self.clock()
+        checked = validation.check_seizure(seizure, now.date())
+        pending = self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=checked), checked.tlp, now)
+        return self._commit([pending], now, co2e=_co2e(checked))[0]
+
+    def record_alert(self, alert: rec.Alert) -> Recorded:
+        now = self.clock()
+        checked = validation.check_alert(alert, now.date())
+        pending = self._new(epb.RECORD_KIND_ALERT, rec.RecordBody(alert=checked), checked.tlp, now)
+        return self._commit([pending], now)[0]
+
+    def import_seizures(self, seizures: Iterable[rec.Seizure], batch_size: int = 1000) -> int:
+        """Bulk ingest (e.g. a CEN history import): each batch is validated whole,
+        then sealed and stored in one transaction. Returns how many were stored."""
+        stored, batch = 0, []
+        for seizure in seizures:
+            batch.append(seizure)
+            if len(batch) >= batch_size:
+                stored += self._import_batch(batch)
+                batch = []
+        return stored + (self._import_batch(batch) if batch else 0)
+
+    def retract(self, record_id: str, reason: str) -> Recorded:
+        now = self.clock()
+        target = validation.check_record_id(record_id)
+        body = rec.RecordBody(
+            retraction=rec.Retraction(target_record_id=target, reason=validation.check_reason(reason))
+        )
+        with self.db.begin() as s:
+            shares = self._shares_of_own_active(s, target)
+        pending = _Pending(str(uuid.uuid4()), epb.RECORD_KIND_RETRACTION, body, shares)
+        return self._commit([pending], now, check_active=target)[0]
+
+    def correct(self, record_id: str, reason: str, replacement: rec.Seizure | rec.Alert) -> Recorded:
+        """Supersede an own record by a full new version. The correction goes where
+        the policy sends the new version; audiences the original reached but the
+        new version may not are sent a retraction instead."""
+        now = self.clock()
+        target = validation.check_record_id(record_id)
+        correction = rec.Correction(target_record_id=target, reason=validation.check_reason(reason))
+        if isinstance(replacement, rec.Seizure):
+            checked_s = validation.check_seizure(replacement, now.date())
+            correction.seizure.CopyFrom(checked_s)
+            tlp, want_kind = checked_s.tlp, epb.RECORD_KIND_SEIZURE
+        else:
+            checked_a = validation.check_alert(replacement, now.date())
+            correction.alert.CopyFrom(checked_a)
+            tlp, want_kind = checked_a.tlp, epb.RECORD_KIND_ALERT
+        with self.db.begin() as s:
+            old_shares = self._shares_of_own_active(s, target, want_kind)
+        new_shares = self.policy.shares(epb.RECORD_KIND_CORRECTION, tlp)
+        items = [
+            _Pending(
+                str(uuid.uuid4()),
+                epb.RECORD_KIND_CORRECTION,
+                rec.RecordBody(correction=correction),
+                new_shares,
+            )
+        ]
+        dropped = sorted({sh for sh in old_shares if sh.audience not in {n.audience for n in new_shares}})
+        if dropped:
+            retraction = rec.Retraction(target_record_id=target, reason=f"corrected: {correction.reason}")
+            items.append(
+                _Pending(
+                    str(uuid.uuid4()),
+                    epb.RECORD_KIND_RETRACTION,
+                    rec.RecordBody(retraction=retraction),
+                    dropped,
+                )
+            )
+        return self._commit(items, now, check_active=target)[0]
+
+    # -- the unit of work -----------------------------------------------------------------
+
+    def _new(
+        self, kind: epb.RecordKind.ValueType, body: rec.RecordBody, tlp: rec.TLP.ValueType, now: datetime
+    ) -> _Pending:
+        return _Pending(str(uuid.uuid4()), kind, body, self.policy.shares(kind, tlp))
+
+    def _import_batch(self, seizures: list[rec.Seizure]) -> int:
+        now = self.clock()
+        pending = []
+        for seizure in seizures:
+            checked = validation.check_seizure(seizure, now.date())
+            pending.append(
+                self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=checked), checked.tlp, now)
+            )
+        self._commit(pending, now)
+        return len(pending)
+
+    def _commit(
+        self, pending: list[_Pending], now: datetime, *, co2e: float = 0.0, check_active: str | None = None
+    ) -> list[Recorded]:
+        items: list[OwnEnvelope] = []
+        bodies: list[rec.RecordBody] = []
+        for p in pending:
+            p.body.recorded_at.FromDatetime(now)
+            for share in p.shares:
+                body = self._project(p.body, share)
+                epoch, key = self._current_key(share.audience)
+                items.append(
+                    OwnEnvelope(
+                        share.audience, p.kind, share.view, p.record_id, body.SerializeToString(), epoch, key
+                    )
+                )
+                bodies.append(body)
+        with self.log.writing_own(), self.db.begin() as s:
+            if check_active is not None:
+                self._shares_of_own_active(s, check_active)  # re-check inside the write lock
+            appended = self.log.append_own(s, items, now)
+            index_records(
+                s,
+                [
+                    Opened(a.envelope_id, a.verified.header, b, now)
+                    for a, b in zip(appended, bodies, strict=True)
+                ],
+            )
+        refs: dict[str, list[npb.EnvelopeRef]] = {}
+        for a in appended:
+            h = a.verified.header
+            refs.setdefault(h.record_id, []).append(
+                npb.EnvelopeRef(audience=h.audience, view=h.view, seq=h.seq, envelope_hash=a.verified.hash)
+            )
+        if len(pending) > 2:
+            log.info(
+                "records imported", origin=self.log.node_id, records=len(pending), envelopes=len(appended)
+            )
+        else:
+            for a in appended:
+                h = a.verified.header
+                log.info(
+                    "record stored",
+                    record_id=h.record_id,
+                    origin=h.origin,
+                    audience=h.audience,
+                    seq=h.seq,
+                    kind=_kind_name(h.kind),
+                )
+        return [Recorded(p.record_id, p.kind, now, refs.get(p.record_id, []), co2e) for p in pending]
+
+    @staticmethod
+    def _project(body: rec.RecordBody, share: Share) -> rec.RecordBody:
+        if share.view != epb.VIEW_FULL:
+            raise MissingAudienceKeyError(f"view {epb.View.Name(share.view)} is not supported yet")
+        return body
+
+    def _current_key(self, audience: str) -> tuple[int, bytes]:
+        current = self.keys.current(audience)
+        if current is None:
+            raise MissingAudienceKeyError(
+                f"this node holds no key for audience {audience}; run `gcn init` or wait for its key message"
+            )
+        return current
+
+    def _shares_of_own_active(
+        self, s: Session, record_id: str, kind: epb.RecordKind.ValueType | None = None
+    ) -> list[Share]:
+        rows = list(
+            s.scalars(
+                select(RecordRow).where(
+                    RecordRow.record_id == record_id, RecordRow.origin == self.log.node_id
+                )
+            )
+        )
+        if not rows:
+            raise NotFoundError(f"record {record_id} is not a record of this node")
+        if any(r.kind not in _SUPERSEDABLE for r in rows):
+            raise ConflictError(
+                f"record {record_id} is a {_kind_name(rows[0].kind)}; "
+                "only seizures, alerts and corrections can be superseded"
+            )
+        inactive = [r for r in rows if r.status != npb.RECORD_STATUS_ACTIVE]
+        if inactive:
+            status = npb.RecordStatus.Name(npb.RecordStatus.ValueType(inactive[0].status))
+            raise ConflictError(f"record {record_id} is already {status} by {inactive[0].superseded_by}")
+        if kind is not None:
+            original = _original_kind(s, rows[0])
+            if original != kind:
+                raise ConflictError(
+                    f"record {record_id} is a {_kind_name(original)}; "
+                    f"it cannot be corrected by a {_kind_name(kind)}"
+                )
+        return sorted({Share(r.audience, r.view) for r in rows})  # type: ignore[arg-type]
+
+
+def _original_kind(s: Session, row: RecordRow) -> int:
+    """A correction's kind is the kind of the record it corrected, down the chain."""
+    while row.kind == epb.RECORD_KIND_CORRECTION and row.target_record_id:
+        target = s.scalars(
+            select(RecordRow).where(
+                RecordRow.record_id == row.target_record_id, RecordRow.origin == row.origin
+            )
+        ).first()
+        if target is None:
+            break
+        row = target
+    return row.kind
+
+
+def _kind_name(kind: int) -> str:
+    return epb.RecordKind.Name(epb.RecordKind.ValueType(kind)).removeprefix("RECORD_KIND_").lower()

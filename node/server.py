@@ -1,0 +1,89 @@
+"""The gRPC server: `build_server` (tests call it with port 0 and get the real
+port) and `serve` (the `gcn serve` process, with graceful shutdown)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gcn.v1 import node_pb2, node_pb2_grpc
+from node.app import NodeApp
+from node.config import Config
+from node.interceptors import ErrorInterceptor
+from node.logging import get_logger
+from node.servicers import NodeServicer
+
+log = get_logger(__name__)
+NODE_SERVICE = node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+
+    def stop(self, grace: float | None = None) -> None:
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+
+
+def build_server(app: NodeApp, listen: str, *, max_message_bytes: int, workers: int) -> RunningServer:
+    """Create and start a server for `app` on `listen` ("host:port"; port 0 picks one)."""
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        interceptors=[ErrorInterceptor()],
+        options=options,
+    )
+    node_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(app), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    services = (NODE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(services, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    server.start()
+    for name in ("", NODE_SERVICE):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, port, health_servicer)
+
+
+def serve(config: Config) -> None:
+    """Run the node until SIGTERM or SIGINT, then drain in-flight calls."""
+    app = NodeApp.open(config)
+    created = app.ensure_own_audiences()
+    if created:
+        log.info("audience keys created", audiences=created)
+    running = build_server(
+        app,
+        config.server.listen,
+        max_message_bytes=config.server.max_message_bytes,
+        workers=config.server.workers,
+    )
+    host = config.server.listen.rsplit(":", 1)[0]
+    log.info("node serving", node_id=config.node.id, address=f"{host}:{running.port}")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("shutting down", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    running.stop(config.server.grace_seconds)
+    app.close()
+    log.info("node stopped", node_id=config.node.id)
