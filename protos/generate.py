@@ -12,8 +12,8 @@ Never edit them by hand.
 from __future__ import annotations
 
 import argparse
-import os
 import filecmp
+import os
 import shutil
 import sys
 import tempfile

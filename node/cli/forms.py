@@ -56,7 +56,8 @@ def from_json_file(path: str, message: type[M]) -> M:
     try:
         return json_format.ParseDict(data, message())
     except json_format.ParseError as e:
-        raise CliError(f"--file: {path} is not a {message.DESCRIPTOR.name}: {e}") from e
+        first_line = str(e).splitlines()[0] if str(e) else "unparseable"
+        raise CliError(f"--file: {path} is not a {message.DESCRIPTOR.name}: {first_line}") from e
 
 
 def _quantity(text: str, flag: str) -> rec.Quantity:

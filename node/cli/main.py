@@ -289,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    if handler is not cmd_serve:
+        configure_logging("auto", "warning")
     try:
         return handler(args)
     except CliError as e:

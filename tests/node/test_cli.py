@@ -1,0 +1,208 @@
+"""The `gcn` command line against a real node on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format
+
+from gcn.v1 import records_pb2 as rec
+from node import samples
+from node.app import NodeApp
+from node.cli.main import main
+from node.clock import ManualClock
+from node.server import RunningServer, build_server
+
+pytestmark = pytest.mark.usefixtures("db_url")
+
+
+@pytest.fixture
+def address(app: NodeApp) -> Iterator[str]:
+    running: RunningServer = build_server(app, "127.0.0.1:0", max_message_bytes=4 << 20, workers=4)
+    yield f"127.0.0.1:{running.port}"
+    running.stop(None)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_seizure_by_flags_then_show_as_json(
+    address: str, capsys: pytest.CaptureFixture[str], clock: ManualClock
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "seizure",
+        "add",
+        "--node",
+        address,
+        "--json",
+        "--date",
+        "2026-11-20",
+        "--country",
+        "ke",
+        "--port",
+        "KEMBA",
+        "--direction",
+        "export",
+        "--detection",
+        "nii-scan",
+        "--commodity",
+        "wildlife",
+        "--description",
+        "raw ivory",
+        "--hs",
+        "0507.10",
+        "--species",
+        "Loxodonta africana",
+        "--cites",
+        "i",
+        "--quantity",
+        "450 kg",
+        "--value",
+        "1200 usd",
+        "--container",
+        "CSQU3054383",
+        "--imo",
+        "IMO 9074729",
+        "--person",
+        "John Doe:broker:KE",
+        "--company",
+        "Sesame Traders Ltd:shipper:KE",
+        "--operation",
+        "demeter",
+        "--tlp",
+        "amber",
+    )
+    assert code == 0
+    record_id = json.loads(out)["record_id"]
+    code, out, _ = run(capsys, "records", "show", record_id, "--node", address, "--json")
+    assert code == 0
+    shown = json.loads(out)["seizure"]
+    assert shown["place"] == {"country": "KE", "port_locode": "KEMBA"}
+    assert shown["goods"][0]["hs_code"] == "050710"
+    assert shown["conveyance"]["vessel_imo"] == "9074729"
+    assert {p["name"] for p in shown["parties"]} == {"John Doe", "Sesame Traders Ltd"}
+
+
+def test_seizure_from_a_json_file_and_list_by_container(
+    address: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, clock: ManualClock
+) -> None:
+    seizure = samples.hcfc_seizure(clock().date() - timedelta(days=1))
+    path = tmp_path / "s.json"
+    path.write_text(json_format.MessageToJson(seizure))
+    code, out, _ = run(capsys, "seizure", "add", "--node", address, "--file", str(path))
+    assert code == 0 and "CO2-equivalent 24,616.0 t" in out
+    code, out, _ = run(capsys, "records", "list", "--node", address, "--container", "MSKU7012349", "--json")
+    assert code == 0
+    records = json.loads(out)["records"]
+    assert len(records) == 1 and records[0]["seizure"]["operation_code"] == "CASSINI"
+
+
+def test_alert_by_flags_and_retract(
+    address: str, capsys: pytest.CaptureFixture[str], clock: ManualClock
+) -> None:
+    until = (clock().date() + timedelta(days=30)).isoformat()
+    code, out, _ = run(
+        capsys,
+        "alert",
+        "add",
+        "--node",
+        address,
+        "--json",
+        "--title",
+        "Suspect vessel",
+        "--vessel",
+        "9074729",
+        "--route",
+        "KE>MY>VN",
+        "--commodity",
+        "wildlife",
+        "--priority",
+        "high",
+        "--valid-until",
+        until,
+        "--indicator",
+        "new shipper",
+    )
+    assert code == 0
+    record_id = json.loads(out)["record_id"]
+    code, out, _ = run(capsys, "retract", record_id, "--reason", "vessel cleared", "--node", address)
+    assert code == 0 and "recorded retraction" in out
+    code, out, _ = run(capsys, "records", "list", "--node", address, "--json")
+    assert json.loads(out).get("records", []) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "message"),
+    [
+        pytest.param(["--file", "{bad"], 2, "is not valid JSON (line 1", id="malformed-json"),
+        pytest.param(["--file", '{"incidentDate": 5}'], 2, "is not a Seizure", id="json-wrong-type"),
+        pytest.param(["--file", '{"nope": 1}'], 2, "is not a Seizure", id="json-unknown-field"),
+        pytest.param(["--commodity", "gold"], 2, "--commodity: 'gold' is not one of", id="unknown-commodity"),
+        pytest.param(
+            ["--quantity", "ten kg"], 2, "--quantity: 'ten' is not a number", id="quantity-not-number"
+        ),
+        pytest.param(["--quantity", "10 bags"], 2, "unit 'bags'", id="quantity-unknown-unit"),
+        pytest.param(
+            [
+                "--date",
+                "2026-11-20",
+                "--country",
+                "KE",
+                "--direction",
+                "export",
+                "--detection",
+                "random",
+                "--commodity",
+                "timber",
+                "--description",
+                "logs",
+                "--quantity",
+                "3 m3",
+                "--container",
+                "CSQU3054384",
+            ],
+            2,
+            "conveyance.container_numbers[0]",
+            id="server-side-validation",
+        ),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_nonzero_exit(
+    address: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    args: list[str],
+    exit_code: int,
+    message: str,
+) -> None:
+    if args[0] == "--file":
+        path = tmp_path / "bad.json"
+        path.write_text(args[1])
+        args = ["--file", str(path)]
+    code, _, err = run(capsys, "seizure", "add", "--node", address, *args)
+    assert code == exit_code
+    assert err.startswith("gcn: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_an_unreachable_node_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "records", "list", "--node", "127.0.0.1:1")
+    assert code == 1 and err.startswith("gcn: node unavailable")
+
+
+def test_init_refuses_to_overwrite_a_node(app: NodeApp, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "init", "--dir", str(app.config.base_dir), "--id", "KE", "--country", "KE")
+    assert code == 2 and "already exists" in err
+
+
+def test_seizure_json_round_trips_through_the_protobuf_json_mapping(clock: ManualClock) -> None:
+    seizure = samples.ivory_seizure(clock().date())
+    assert json_format.Parse(json_format.MessageToJson(seizure), rec.Seizure()) == seizure
