@@ -207,3 +207,27 @@ def random_seizure(rng: random.Random, today: date) -> rec.Seizure:
     )
     s.goods[0].quantity.value = round(rng.uniform(1, 5000), 1)
     return s
+
+
+def write_json(directory: str, today: date) -> list[str]:
+    """Write the sample seizures and alerts as JSON files (for the demo and the CLI)."""
+    from pathlib import Path
+
+    from google.protobuf import json_format
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind, records in (("seizure", sample_seizures(today)), ("alert", sample_alerts(today))):
+        for i, record in enumerate(records, 1):
+            path = out / f"{kind}-{i}.json"
+            path.write_text(json_format.MessageToJson(record) + "\n")
+            written.append(str(path))
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    for name in write_json(sys.argv[1] if len(sys.argv) > 1 else "samples", date.today()):
+        print(name)
