@@ -97,6 +97,14 @@ def seal(
     return VerifiedEnvelope(env, header, envelope_hash(env), key)
 
 
+def _valid_timestamp(header: pb.EnvelopeHeader) -> bool:
+    try:
+        header.created_at.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
 def parse_header(envelope: pb.Envelope) -> pb.EnvelopeHeader:
     """Parse and check the cleartext header; raises `MalformedEnvelopeError`."""
     header = pb.EnvelopeHeader()
@@ -122,6 +130,8 @@ def parse_header(envelope: pb.Envelope) -> pb.EnvelopeHeader:
         problems.append("epoch 0 is for key messages only")
     if not header.HasField("created_at"):
         problems.append("created_at is missing")
+    elif not _valid_timestamp(header):
+        problems.append("created_at is not a valid timestamp")
     if header.kind != pb.RECORD_KIND_KEY and len(envelope.ciphertext) < NONCE_BYTES + 16:
         problems.append("ciphertext is shorter than a nonce and a tag")
     if len(envelope.signature) != 64:

@@ -165,8 +165,12 @@ class KeyDirectory:
             raise KeyStoreError(f"no keys in {self.path} (run `gcn init`)") from e
         except ValueError as e:
             raise KeyStoreError(f"{self.path / MANIFEST_FILE} is not valid JSON: {e}") from e
-        current = manifest["signing"]["current"]
-        signing_private = self._load_private(self.path / SIGNING_DIR / f"{current['key_id']}.pem")
+        try:
+            current = manifest["signing"]["current"]
+            key_id, not_before = current["key_id"], current["not_before"]
+        except (KeyError, TypeError) as e:
+            raise KeyStoreError(f"{self.path / MANIFEST_FILE} has no current signing key") from e
+        signing_private = self._load_private(self.path / SIGNING_DIR / f"{key_id}.pem")
         encryption_private = self._load_private(self.path / ENCRYPTION_FILE)
         if not isinstance(signing_private, Ed25519PrivateKey):
             raise KeyStoreError("the current signing key is not an Ed25519 key")
@@ -175,10 +179,10 @@ class KeyDirectory:
         signing = SigningKey(
             key_id_for(raw_public(signing_private.public_key())),
             signing_private,
-            datetime.fromisoformat(current["not_before"]),
+            datetime.fromisoformat(not_before),
         )
-        if signing.key_id != current["key_id"]:
-            raise KeyStoreError(f"signing key file does not match key id {current['key_id']}")
+        if signing.key_id != key_id:
+            raise KeyStoreError(f"signing key file does not match key id {key_id}")
         encryption = EncryptionKey(
             key_id_for(raw_public(encryption_private.public_key())), encryption_private
         )
