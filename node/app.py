@@ -13,6 +13,7 @@ from crypto.keys import KeyDirectory, NodeKeys
 from crypto.signing import KeyRing, PublicSigningKey
 from federation.audiences import node_audience
 from federation.policy import NationalPolicy
+from federation.trust import LocalTrust, Trust
 from gcn.v1 import node_pb2 as npb
 from node.audience_keys import AudienceKeys
 from node.clock import Clock, system_clock
@@ -21,6 +22,7 @@ from node.db import Database
 from node.log import EnvelopeLog
 from node.logging import get_logger
 from node.reading import RecordReader
+from node.receive import Receiver
 from node.records import RecordService
 
 log = get_logger(__name__)
@@ -54,6 +56,8 @@ class NodeApp:
     records: RecordService
     reader: RecordReader
     keyring: KeyRing
+    receiver: Receiver
+    trust: Trust
 
     @classmethod
     def open(cls, config: Config, clock: Clock = system_clock) -> NodeApp:
@@ -62,8 +66,10 @@ class NodeApp:
         db.migrate()
         envelope_log = EnvelopeLog(config.node.id, keys.signing)
         audience_keys = AudienceKeys(config.node.id, keys.encryption)
+        keyring = own_keyring(config.node.id, keys)
+        trust = LocalTrust(config.node.id, config.node.role, config.node.country, keyring)
         with db.begin() as s:
-            learned = audience_keys.load(s, envelope_log)
+            learned = audience_keys.load(s, envelope_log, trust.holder_of)
         policy = NationalPolicy(config.node.id, config.node.country)
         log.info(
             "node opened",
@@ -80,7 +86,9 @@ class NodeApp:
             audience_keys,
             RecordService(db, envelope_log, audience_keys, policy, clock),
             RecordReader(db, audience_keys),
-            own_keyring(config.node.id, keys),
+            keyring,
+            Receiver(config.node.id, db, envelope_log, audience_keys, trust),
+            trust,
         )
 
     def ensure_own_audiences(self, clock: Clock = system_clock) -> list[str]:

@@ -10,9 +10,10 @@ appends the key message to its stream in the caller's transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from google.protobuf.message import DecodeError
 from sqlalchemy.orm import Session
 
 from crypto import audience as aud
@@ -42,10 +43,15 @@ class AudienceKeys:
         epoch = max(epochs)
         return epoch, self._keys[(audience, epoch)]
 
-    def learn(self, header: epb.EnvelopeHeader, body: bytes) -> bool:
-        """Take the key from a verified key message if it has a wrap for us."""
+    def learn(self, header: epb.EnvelopeHeader, body: bytes) -> tuple[str, int] | None:
+        """Take the key from a verified key message if it has a wrap for us.
+        The caller checks that the message's origin holds the audience."""
         msg = epb.KeyMessage()
-        msg.ParseFromString(body)
+        try:
+            msg.ParseFromString(body)
+        except DecodeError:
+            log.warning("key message does not parse", record_id=header.record_id, origin=header.origin)
+            return None
         if msg.audience != header.audience:
             log.warning(
                 "key message audience mismatch",
@@ -53,7 +59,7 @@ class AudienceKeys:
                 origin=header.origin,
                 audience=header.audience,
             )
-            return False
+            return None
         try:
             key = aud.unwrap_for(msg, self.node_id, self._encryption)
         except CryptoError as e:
@@ -65,16 +71,20 @@ class AudienceKeys:
                 epoch=msg.epoch,
                 reason=str(e),
             )
-            return False
+            return None
         self._keys[(msg.audience, msg.epoch)] = key
-        return True
+        return msg.audience, msg.epoch
 
-    def load(self, session: Session, envelope_log: EnvelopeLog) -> int:
-        """Unwrap every key message in the log addressed to this node."""
+    def load(
+        self, session: Session, envelope_log: EnvelopeLog, holder_of: Callable[[str], str | None]
+    ) -> int:
+        """Unwrap every key message in the log addressed to this node by the
+        holder of its audience."""
         learned = 0
         for row in envelope_log.key_envelopes(session):
             header = env_crypto.parse_header(as_envelope(row))
-            learned += self.learn(header, row.ciphertext)
+            if holder_of(header.audience) == header.origin and self.learn(header, row.ciphertext):
+                learned += 1
         return learned
 
     def remember(self, audience: str, epoch: int, key: bytes) -> None:

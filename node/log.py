@@ -122,6 +122,7 @@ class EnvelopeLog:
                 "header": v.envelope.header,
                 "ciphertext": v.envelope.ciphertext,
                 "signature": v.envelope.signature,
+                "prev_hash": v.header.prev_hash,
             }
             for v in envelopes
         ]

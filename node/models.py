@@ -79,8 +79,26 @@ class EnvelopeRow(Base):
     header: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32), default=b"")
 
     __table_args__ = (Index("ix_envelopes_stream", "origin", "audience", "seq"),)
+
+
+class AlarmRow(Base):
+    """Evidence of misbehaviour: equivocation (two envelopes for one stream
+    position) or a broken chain. Both envelopes stay in the log."""
+
+    __tablename__ = "alarms"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    origin: Mapped[str] = mapped_column(String(64), index=True)
+    audience: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    first_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    second_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    detail: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class StreamRow(Base):
@@ -133,3 +151,18 @@ class RecordTermRow(Base):
     value: Mapped[str] = mapped_column(String(256))
 
     __table_args__ = (Index("ix_record_terms_field_value", "field", "value"),)
+
+
+class UserRow(Base):
+    """An officer, analyst or admin of this node. Only the SHA-256 of the
+    bearer token is stored (see `node.users`); the token itself never is."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    token_issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

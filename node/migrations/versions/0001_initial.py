@@ -35,12 +35,28 @@ def upgrade() -> None:
     sa.Column('header', sa.LargeBinary(), nullable=False),
     sa.Column('ciphertext', sa.LargeBinary(), nullable=False),
     sa.Column('signature', sa.LargeBinary(length=64), nullable=False),
+    sa.Column('prev_hash', sa.LargeBinary(length=32), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_envelopes')),
     sa.UniqueConstraint('hash', name=op.f('uq_envelopes_hash'))
     )
     with op.batch_alter_table('envelopes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_envelopes_record_id'), ['record_id'], unique=False)
         batch_op.create_index('ix_envelopes_stream', ['origin', 'audience', 'seq'], unique=False)
+
+    op.create_table('alarms',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('origin', sa.String(length=64), nullable=False),
+    sa.Column('audience', sa.String(length=128), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('first_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('second_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('detail', sa.String(length=512), nullable=False),
+    sa.Column('created_at', node.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alarms'))
+    )
+    with op.batch_alter_table('alarms', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alarms_origin'), ['origin'], unique=False)
 
     op.create_table('streams',
     sa.Column('origin', sa.String(length=64), nullable=False),
@@ -104,6 +120,7 @@ def downgrade() -> None:
 
     op.drop_table('records')
     op.drop_table('streams')
+    op.drop_table('alarms')
     with op.batch_alter_table('envelopes', schema=None) as batch_op:
         batch_op.drop_index('ix_envelopes_stream')
         batch_op.drop_index(batch_op.f('ix_envelopes_record_id'))

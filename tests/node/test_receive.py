@@ -1,0 +1,205 @@
+"""Applying envelopes from a peer: verification before storage, idempotence,
+gaps, equivocation, keys that arrive late, and key messages from impostors.
+
+The federation is faked through the `Trust` protocol (the directory comes
+later); storage, crypto and indexing are real, on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from crypto.audience import MemberKey
+from crypto.signing import KeyRing, PublicSigningKey
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
+from node import samples
+from node.app import NodeApp
+from node.clock import ManualClock
+from node.errors import PermissionDeniedError
+from node.log import as_envelope
+from node.models import AlarmRow, EnvelopeRow, RecordRow, StreamRow
+from node.receive import RefusedEnvelopeError
+from tests.conftest import make_node
+
+Pair = tuple[NodeApp, NodeApp]
+
+
+@dataclass
+class FakeTrust:
+    """Two nodes' keys, and who holds which audience."""
+
+    ring: KeyRing
+    holders: dict[str, str]
+    relays: set[tuple[str, str]] = field(default_factory=set)
+
+    def keyring(self) -> KeyRing:
+        return self.ring
+
+    def holder_of(self, audience: str) -> str | None:
+        return self.holders.get(audience)
+
+    def may_relay(self, caller: str, origin: str) -> bool:
+        return (caller, origin) in self.relays
+
+
+def _ring(*apps: NodeApp) -> KeyRing:
+    keys = []
+    for a in apps:
+        k = a.keys.signing
+        keys.append(PublicSigningKey(a.config.node.id, k.key_id, k.public_raw, k.not_before))
+    return KeyRing(keys)
+
+
+@pytest.fixture
+def pair(tmp_path: Path, clock: ManualClock, db_url: str) -> Iterator[Pair]:
+    """KE (origin, holds national:KE) and HUB (receiver), HUB a member of national:KE epoch 2."""
+    ke = make_node(tmp_path / "ke", clock, f"sqlite:///{tmp_path / 'ke.sqlite'}")
+    hub = make_node(tmp_path / "hub", clock, db_url, node_id="RINEX-ESA", country="", role="regional")
+    trust = FakeTrust(_ring(ke, hub), {"national:KE": "KE", "node:KE": "KE"}, {("RINEX-ESA", "KE")})
+    for app in (ke, hub):
+        app.receiver.trust = trust
+    members = {
+        app.config.node.id: MemberKey(app.keys.encryption.key_id, app.keys.encryption.public_raw)
+        for app in (ke, hub)
+    }
+    with ke.envelope_log.writing_own(), ke.db.begin() as s:
+        epoch, key = ke.audience_keys.create_epoch(s, ke.envelope_log, "national:KE", members, clock())
+    ke.audience_keys.remember("national:KE", epoch, key)
+    yield ke, hub
+    ke.close()
+    hub.close()
+
+
+def _stream(app: NodeApp, audience: str = "national:KE") -> list[epb.Envelope]:
+    with app.db.begin() as s:
+        rows = s.scalars(
+            select(EnvelopeRow).where(EnvelopeRow.audience == audience).order_by(EnvelopeRow.seq)
+        )
+        return [as_envelope(r) for r in rows]
+
+
+def _count(app: NodeApp, model: type = EnvelopeRow) -> int:
+    with app.db.begin() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _head(app: NodeApp, origin: str, audience: str) -> int:
+    with app.db.begin() as s:
+        row = s.get(StreamRow, (origin, audience))
+        return row.head_seq if row else 0
+
+
+def test_a_member_stores_verifies_and_reads_the_stream(pair: Pair, clock: ManualClock) -> None:
+    ke, hub = pair
+    recorded = ke.records.record_seizure(samples.ivory_seizure(clock().date()))
+    result = hub.receiver.apply(_stream(ke), "KE", clock())
+    assert result.stored == 3 and result.indexed == 1  # two key messages (epochs 1, 2) and the seizure
+    assert hub.reader.get(recorded.record_id).seizure.place.port_locode == "KEMBA"
+    assert _head(hub, "KE", "national:KE") == 3
+
+
+def test_applying_the_same_envelopes_again_is_a_no_op(pair: Pair, clock: ManualClock) -> None:
+    ke, hub = pair
+    ke.records.record_seizure(samples.ivory_seizure(clock().date()))
+    hub.receiver.apply(_stream(ke), "KE", clock())
+    before = _count(hub)
+    again = hub.receiver.apply(_stream(ke), "KE", clock())
+    assert (again.stored, again.duplicates) == (0, 3)
+    assert _count(hub) == before
+
+
+def test_a_gap_holds_the_head_until_it_fills(pair: Pair, clock: ManualClock) -> None:
+    ke, hub = pair
+    for s in samples.sample_seizures(clock().date()):
+        ke.records.record_seizure(s)
+    stream = _stream(ke)  # seq 1..5
+    hub.receiver.apply(stream[:2] + stream[3:], "KE", clock())
+    assert _head(hub, "KE", "national:KE") == 2
+    hub.receiver.apply([stream[2]], "KE", clock())
+    assert _head(hub, "KE", "national:KE") == 5
+    assert len(hub.reader.list(npb.ListRecordsRequest()).records) == 3
+
+
+def test_records_whose_key_arrives_later_are_indexed_when_it_does(pair: Pair, clock: ManualClock) -> None:
+    ke, hub = pair
+    recorded = ke.records.record_seizure(samples.hcfc_seizure(clock().date()))
+    stream = _stream(ke)
+    hub.receiver.apply([stream[2]], "KE", clock())
+    assert hub.reader.list(npb.ListRecordsRequest()).records == []  # kept as ciphertext
+    result = hub.receiver.apply(stream[:2], "KE", clock())
+    assert result.indexed == 1
+    assert hub.reader.get(recorded.record_id).seizure.goods[0].ods_substance == "HCFC-22"
+
+
+def test_equivocation_keeps_both_envelopes_and_raises_an_alarm(
+    pair: Pair, clock: ManualClock, tmp_path: Path
+) -> None:
+    ke, hub = pair
+    ke.records.record_seizure(samples.ivory_seizure(clock().date()))
+    honest = _stream(ke)
+    hub.receiver.apply(honest, "KE", clock())
+    # KE restored from an old backup writes seq 3 again, differently.
+    with ke.db.begin() as s:
+        prev = s.scalars(
+            select(EnvelopeRow.hash).where(EnvelopeRow.seq == 2, EnvelopeRow.audience == "national:KE")
+        ).one()
+        s.execute(delete(RecordRow))
+        s.execute(delete(EnvelopeRow).where(EnvelopeRow.seq == 3, EnvelopeRow.audience == "national:KE"))
+        head = s.get(StreamRow, ("KE", "national:KE"))
+        assert head is not None
+        head.head_seq, head.head_hash = 2, prev
+    forked = ke.records.record_seizure(samples.hcfc_seizure(clock().date()))
+    assert forked.envelopes[0].seq == 3
+    result = hub.receiver.apply(_stream(ke)[2:], "KE", clock())
+    assert result.stored == 1 and result.alarms == 1
+    assert _count(hub, AlarmRow) == 1
+    with hub.db.begin() as s:
+        assert s.scalar(select(func.count()).where(EnvelopeRow.origin == "KE", EnvelopeRow.seq == 3)) == 2
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        pytest.param("header", id="flipped-bit-in-header"),
+        pytest.param("ciphertext", id="flipped-bit-in-ciphertext"),
+        pytest.param("signature", id="flipped-bit-in-signature"),
+    ],
+)
+def test_a_tampered_envelope_refuses_the_whole_batch(pair: Pair, clock: ManualClock, part: str) -> None:
+    ke, hub = pair
+    ke.records.record_seizure(samples.ivory_seizure(clock().date()))
+    stream = _stream(ke)
+    bad = epb.Envelope()
+    bad.CopyFrom(stream[2])
+    data = bytearray(getattr(bad, part))
+    data[len(data) // 2] ^= 0x01
+    setattr(bad, part, bytes(data))
+    with pytest.raises(RefusedEnvelopeError, match="envelope 2 refused"):
+        hub.receiver.apply([*stream[:2], bad], "KE", clock())
+    assert _head(hub, "KE", "national:KE") == 0
+    with hub.db.begin() as s:
+        assert s.scalar(select(func.count()).where(EnvelopeRow.origin == "KE")) == 0
+
+
+def test_a_caller_may_not_hand_over_another_origins_envelopes(pair: Pair, clock: ManualClock) -> None:
+    ke, hub = pair
+    ke.records.record_seizure(samples.ivory_seizure(clock().date()))
+    with pytest.raises(PermissionDeniedError, match="TZ may not relay envelopes of KE"):
+        hub.receiver.apply(_stream(ke), "TZ", clock())
+
+
+def test_a_key_message_from_a_node_that_does_not_hold_the_audience_is_ignored(
+    pair: Pair, clock: ManualClock
+) -> None:
+    ke, hub = pair
+    hub.receiver.trust.holders["national:KE"] = "TZ"  # type: ignore[attr-defined]
+    recorded = ke.records.record_seizure(samples.ivory_seizure(clock().date()))
+    result = hub.receiver.apply(_stream(ke), "KE", clock())
+    assert result.stored == 3 and result.indexed == 0
+    with pytest.raises(Exception, match="no record"):
+        hub.reader.get(recorded.record_id)
