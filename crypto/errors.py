@@ -29,3 +29,11 @@ class DecryptionError(CryptoError):
 
 class KeyUnavailableError(CryptoError):
     """This node lacks the audience epoch key an envelope was sealed under."""
+
+
+class CertificateError(CryptoError):
+    """A TLS certificate or CSR is malformed, not issued by this federation, or not valid now."""
+
+
+class DirectoryError(CryptoError):
+    """A signed directory breaks a rule of acceptance: which rule, which version, which keys."""

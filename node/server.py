@@ -1,5 +1,8 @@
 """The gRPC server: `build_server` (tests call it with port 0 and get the real
-port) and `serve` (the `gcn serve` process, with graceful shutdown)."""
+port) and `serve` (the `gcn serve` process, with graceful shutdown).
+
+Every NodeService call is authenticated with a bearer token and checked against
+`node.permissions`; health and reflection are open."""
 
 from __future__ import annotations
 
@@ -16,9 +19,11 @@ from grpc_reflection.v1alpha import reflection
 from gcn.v1 import node_pb2, node_pb2_grpc
 from node.app import NodeApp
 from node.config import Config
-from node.interceptors import ErrorInterceptor
+from node.interceptors import Authenticator, ErrorInterceptor
 from node.logging import get_logger
+from node.permissions import NODE_PERMISSIONS, check_covers
 from node.servicers import NodeServicer
+from node.users import UserStore
 
 log = get_logger(__name__)
 NODE_SERVICE = node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name
@@ -35,8 +40,19 @@ class RunningServer:
         self.server.stop(grace).wait()
 
 
-def build_server(app: NodeApp, listen: str, *, max_message_bytes: int, workers: int) -> RunningServer:
-    """Create and start a server for `app` on `listen` ("host:port"; port 0 picks one)."""
+def build_server(
+    app: NodeApp,
+    listen: str,
+    *,
+    max_message_bytes: int,
+    workers: int,
+    authenticator: Authenticator | None = None,
+) -> RunningServer:
+    """Create and start a server for `app` on `listen` ("host:port"; port 0 picks one).
+    Callers are authenticated by `authenticator`, by default the users in `app.db`."""
+    check_covers(NODE_PERMISSIONS)
+    if authenticator is None:
+        authenticator = UserStore(app.db)
     options = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
@@ -44,7 +60,7 @@ def build_server(app: NodeApp, listen: str, *, max_message_bytes: int, workers: 
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
-        interceptors=[ErrorInterceptor()],
+        interceptors=[ErrorInterceptor(authenticator)],
         options=options,
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(app), server)
@@ -72,6 +88,7 @@ def serve(config: Config) -> None:
         config.server.listen,
         max_message_bytes=config.server.max_message_bytes,
         workers=config.server.workers,
+        authenticator=UserStore(app.db),
     )
     host = config.server.listen.rsplit(":", 1)[0]
     log.info("node serving", node_id=config.node.id, address=f"{host}:{running.port}")
