@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, on one machine: set up, start a node on the embedded SQLite
-# default, record realistic sample seizures and alerts through the CLI, list
-# them, show one, and stop the node.
+# default, issue an officer's token, record realistic sample seizures and alerts
+# through the CLI, list them, show one, and stop the node.
 #   deploy/demo.sh            # run it (state in var/demo, kept between runs)
 #   deploy/demo.sh --fresh    # start from an empty node
 set -euo pipefail
@@ -17,6 +17,15 @@ if [ ! -f "$DEMO/ke/gcn.toml" ]; then
   gcn init --dir "$DEMO/ke" --id KE --name "Kenya Revenue Authority - Customs" \
     --role national --country KE --region ESA --listen "127.0.0.1:$PORT"
 fi
+
+# The node's admin issues an officer's token (printed once; on a re-run the
+# demo officer gets a fresh one, which revokes the previous).
+if gcn users list --config "$DEMO/ke/gcn.toml" --json | grep -q '"name": "demo"'; then
+  GCN_TOKEN=$(gcn users rotate demo --config "$DEMO/ke/gcn.toml")
+else
+  GCN_TOKEN=$(gcn users add demo --role officer --config "$DEMO/ke/gcn.toml")
+fi
+export GCN_TOKEN
 
 GCN_LOGGING_FORMAT=json gcn serve --config "$DEMO/ke/gcn.toml" 2>"$DEMO/ke/node.log" &
 NODE_PID=$!
@@ -42,4 +51,6 @@ echo "== search: vessel IMO 9074729"
 gcn records list --imo 9074729
 echo "== the node"
 gcn node info
+echo "== its users (tokens are never shown again)"
+gcn users list --config "$DEMO/ke/gcn.toml"
 echo "(node log: $DEMO/ke/node.log)"

@@ -4,6 +4,7 @@ directory is fetched or stored.
 
 `LocalTrust` is the trust of a node that has no directory yet: it knows only
 its own keys, holds only its own audiences, and accepts nothing from others.
+`DirectoryTrust` is built from a verified directory.
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from crypto.directory import signing_keyring
 from crypto.signing import KeyRing
 from federation.audiences import AudienceError, parse_audience
+from federation.routing import Topology
+from gcn.v1 import directory_pb2 as dir_pb
+
+NodeStatus = int
 
 
 class Trust(Protocol):
@@ -26,6 +32,18 @@ class Trust(Protocol):
 
     def may_relay(self, caller: str, origin: str) -> bool:
         """May `caller` hand us envelopes of `origin`?"""
+        ...
+
+    def is_active(self, node_id: str) -> bool:
+        """Is `node_id` a member of the federation in good standing?"""
+        ...
+
+    def topology(self) -> Topology | None:
+        """The federation graph and audience members (None: no directory)."""
+        ...
+
+    def members_of(self, audience: str) -> list[str]:
+        """The nodes that may read `audience`."""
         ...
 
 
@@ -52,3 +70,74 @@ class LocalTrust:
 
     def may_relay(self, caller: str, origin: str) -> bool:
         return caller == origin == self.node_id
+
+    def is_active(self, node_id: str) -> bool:
+        return node_id == self.node_id
+
+    def topology(self) -> Topology | None:
+        return None
+
+    def members_of(self, audience: str) -> list[str]:
+        return [self.node_id] if self.holder_of(audience) == self.node_id else []
+
+
+@dataclass(frozen=True)
+class DirectoryTrust:
+    """Trust derived from a verified directory (plus the node's own keys, which
+    may be newer than the directory right after a rotation)."""
+
+    node_id: str
+    directory: dir_pb.Directory
+    ring: KeyRing
+    topo: Topology
+    holders: dict[str, str]
+    roles: dict[str, tuple[str, str, NodeStatus]]  # node id -> (role, country, status)
+
+    @classmethod
+    def build(cls, node_id: str, directory: dir_pb.Directory, own_keys: KeyRing) -> DirectoryTrust:
+        ring = signing_keyring(directory)
+        merged = KeyRing(
+            [*(k for n in directory.nodes for k in ring.keys_of(n.id)), *own_keys.keys_of(node_id)]
+        )
+        upstreams = {
+            n.id: list(n.upstreams) for n in directory.nodes if n.status == dir_pb.NODE_STATUS_ACTIVE
+        }
+        members = {a.name: list(a.members) for a in directory.audiences}
+        return cls(
+            node_id,
+            directory,
+            merged,
+            Topology.build(upstreams, members),
+            {a.name: a.holder for a in directory.audiences},
+            {n.id: (n.role, n.country, n.status) for n in directory.nodes},
+        )
+
+    def keyring(self) -> KeyRing:
+        return self.ring
+
+    def holder_of(self, audience: str) -> str | None:
+        if audience.startswith("node:"):
+            return audience.removeprefix("node:")
+        return self.holders.get(audience)
+
+    def is_active(self, node_id: str) -> bool:
+        entry = self.roles.get(node_id)
+        return entry is not None and entry[2] == dir_pb.NODE_STATUS_ACTIVE
+
+    def may_relay(self, caller: str, origin: str) -> bool:
+        """Hubs relay anything; a national node relays its own ports."""
+        if not self.is_active(caller):
+            return False
+        role, country, _ = self.roles[caller]
+        if caller == origin or role in ("regional", "global"):
+            return True
+        origin_entry = self.roles.get(origin)
+        return role == "national" and origin_entry is not None and origin_entry[:2] == ("port", country)
+
+    def topology(self) -> Topology:
+        return self.topo
+
+    def members_of(self, audience: str) -> list[str]:
+        if audience.startswith("node:"):
+            return [audience.removeprefix("node:")]
+        return sorted(self.topo.members.get(audience, frozenset()))

@@ -9,21 +9,24 @@ from dataclasses import dataclass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crypto.audience import MemberKey
+from crypto.directory import directory_key
 from crypto.keys import KeyDirectory, NodeKeys
 from crypto.signing import KeyRing, PublicSigningKey
 from federation.audiences import node_audience
 from federation.policy import NationalPolicy
-from federation.trust import LocalTrust, Trust
+from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import node_pb2 as npb
 from node.audience_keys import AudienceKeys
 from node.clock import Clock, system_clock
 from node.config import Config
 from node.db import Database
+from node.federation_state import FederationState, TrustFiles, refresh_epochs
 from node.log import EnvelopeLog
 from node.logging import get_logger
 from node.reading import RecordReader
 from node.receive import Receiver
 from node.records import RecordService
+from node.sync_source import SyncSource
 
 log = get_logger(__name__)
 VERSION = "0.1.0"
@@ -57,7 +60,9 @@ class NodeApp:
     reader: RecordReader
     keyring: KeyRing
     receiver: Receiver
-    trust: Trust
+    trust: FederationState
+    sync_source: SyncSource
+    clock: Clock
 
     @classmethod
     def open(cls, config: Config, clock: Clock = system_clock) -> NodeApp:
@@ -67,7 +72,14 @@ class NodeApp:
         envelope_log = EnvelopeLog(config.node.id, keys.signing)
         audience_keys = AudienceKeys(config.node.id, keys.encryption)
         keyring = own_keyring(config.node.id, keys)
-        trust = LocalTrust(config.node.id, config.node.role, config.node.country, keyring)
+        trust = FederationState(
+            config.node.id,
+            config.node.role,
+            config.node.country,
+            keyring,
+            TrustFiles(config.trust_dir),
+            clock(),
+        )
         with db.begin() as s:
             learned = audience_keys.load(s, envelope_log, trust.holder_of)
         policy = NationalPolicy(config.node.id, config.node.country)
@@ -85,10 +97,12 @@ class NodeApp:
             envelope_log,
             audience_keys,
             RecordService(db, envelope_log, audience_keys, policy, clock),
-            RecordReader(db, audience_keys),
+            RecordReader(db, audience_keys, trust.is_active),
             keyring,
             Receiver(config.node.id, db, envelope_log, audience_keys, trust),
             trust,
+            SyncSource(config.node.id, db, trust.topology),
+            clock,
         )
 
     def ensure_own_audiences(self, clock: Clock = system_clock) -> list[str]:
@@ -100,9 +114,36 @@ class NodeApp:
                 continue
             with self.envelope_log.writing_own(), self.db.begin() as s:
                 epoch, key = self.audience_keys.create_epoch(s, self.envelope_log, audience, me, clock())
-            self.audience_keys.remember(audience, epoch, key)
+            self.audience_keys.remember(audience, epoch, key, me)
             created.append(audience)
         return created
+
+    def accept_directory(self, signed: dir_pb.SignedDirectory) -> dir_pb.Directory:
+        """Adopt a newer verified directory, then do the key holder's duties."""
+        directory = self.trust.accept(signed, self.clock())
+        self.refresh_epochs()
+        return directory
+
+    def refresh_epochs(self) -> list[str]:
+        return refresh_epochs(self.trust, self.audience_keys, self.db, self.envelope_log, self.clock())
+
+    def rotate_signing_key(self) -> NodeKeys:
+        """A new current signing key; the old one is retired now but stays in the
+        key ring (and, once the root publishes it, in the directory) so the
+        node's older envelopes keep verifying everywhere."""
+        self.keys = KeyDirectory(self.config.keys_dir).rotate_signing(self.clock())
+        self.envelope_log.signer = self.keys.signing
+        self.keyring = own_keyring(self.config.node.id, self.keys)
+        self.trust.rebuild(self.keyring)
+        log.info("signing key rotated", node_id=self.config.node.id, key_id=self.keys.signing.key_id)
+        return self.keys
+
+    def signing_keys_for_directory(self) -> list[dir_pb.DirectoryKey]:
+        """This node's signing keys, current and retired, as the root lists them."""
+        k = self.keys
+        out = [directory_key(r.key_id, r.public_raw, r.not_before, r.not_after) for r in k.retired]
+        out.append(directory_key(k.signing.key_id, k.signing.public_raw, k.signing.not_before))
+        return out
 
     def node_info(self) -> npb.NodeInfo:
         n, k = self.config.node, self.keys

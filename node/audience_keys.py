@@ -32,6 +32,7 @@ class AudienceKeys:
         self.node_id = node_id
         self._encryption = encryption
         self._keys: dict[tuple[str, int], bytes] = {}
+        self._members: dict[tuple[str, int], frozenset[tuple[str, str]]] = {}
 
     def get(self, audience: str, epoch: int) -> bytes | None:
         return self._keys.get((audience, epoch))
@@ -73,6 +74,7 @@ class AudienceKeys:
             )
             return None
         self._keys[(msg.audience, msg.epoch)] = key
+        self._members[(msg.audience, msg.epoch)] = _wrapped_for(msg)
         return msg.audience, msg.epoch
 
     def load(
@@ -87,9 +89,15 @@ class AudienceKeys:
                 learned += 1
         return learned
 
-    def remember(self, audience: str, epoch: int, key: bytes) -> None:
+    def remember(self, audience: str, epoch: int, key: bytes, members: Mapping[str, aud.MemberKey]) -> None:
         """Add a key this node made, once its key message has committed."""
         self._keys[(audience, epoch)] = key
+        self._members[(audience, epoch)] = frozenset((n, m.key_id) for n, m in members.items())
+
+    def current_members(self, audience: str) -> frozenset[tuple[str, str]] | None:
+        """(member, encryption key id) pairs the current epoch was wrapped for."""
+        current = self.current(audience)
+        return None if current is None else self._members.get((audience, current[0]))
 
     def create_epoch(
         self,
@@ -119,3 +127,7 @@ class AudienceKeys:
         )
         envelope_log.append_own(session, [item], now)
         return epoch, key
+
+
+def _wrapped_for(msg: epb.KeyMessage) -> frozenset[tuple[str, str]]:
+    return frozenset((w.member, w.encryption_key_id) for w in msg.wraps)

@@ -51,6 +51,20 @@ class DatabaseSection:
 
 
 @dataclass(frozen=True)
+class FederationSection:
+    listen: str = ""  # the mutual-TLS listener for other nodes; empty: not federated
+    endpoint: str = ""  # the address other nodes use to reach it (default: listen)
+    upstreams: str = ""  # comma-separated node ids this node replicates with, e.g. "RINEX-ESA,WCO-GLOBAL"
+    sync_interval_seconds: float = 30.0  # periodic pull/push, besides the push right after a commit
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 600.0
+
+    @property
+    def upstream_ids(self) -> list[str]:
+        return [u.strip() for u in self.upstreams.split(",") if u.strip()]
+
+
+@dataclass(frozen=True)
 class LoggingSection:
     format: str = "auto"
     level: str = "info"
@@ -61,6 +75,7 @@ class Config:
     node: NodeSection
     server: ServerSection = field(default_factory=ServerSection)
     database: DatabaseSection = field(default_factory=DatabaseSection)
+    federation: FederationSection = field(default_factory=FederationSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -82,6 +97,14 @@ class Config:
         return url
 
     @property
+    def trust_dir(self) -> Path:
+        return self.data_dir / "trust"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
     def national_audience(self) -> str:
         return f"national:{self.node.country}"
 
@@ -90,6 +113,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "node": NodeSection,
     "server": ServerSection,
     "database": DatabaseSection,
+    "federation": FederationSection,
     "logging": LoggingSection,
 }
 

@@ -65,6 +65,7 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str:
         raise UnauthenticatedError(MALFORMED)
     return token
 
+
 _STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),

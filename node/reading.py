@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -132,9 +133,10 @@ def _query(f: ListFilter) -> Select[RecordRow]:
 
 
 class RecordReader:
-    def __init__(self, db: Database, keys: AudienceKeys) -> None:
+    def __init__(self, db: Database, keys: AudienceKeys, is_active: Callable[[str], bool]) -> None:
         self.db = db
         self.keys = keys
+        self.is_active = is_active
 
     def get(self, record_id: str) -> npb.StoredRecord:
         rid = validation.check_record_id(record_id)
@@ -179,6 +181,7 @@ class RecordReader:
             envelope=envelope,
         )
         out.created_at.CopyFrom(header.created_at)
+        out.origin_revoked = not self.is_active(row.origin)
         key = self.keys.get(header.audience, header.epoch)
         if key is not None:
             body = rec.RecordBody.FromString(env_crypto.open_body(envelope, header, key))

@@ -34,7 +34,7 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
 from node.audience_keys import AudienceKeys
 from node.db import Database
-from node.errors import NodeError, PermissionDeniedError
+from node.errors import NodeError, PermissionDeniedError, ValidationError
 from node.index import Opened, index_records
 from node.log import EnvelopeLog, as_envelope
 from node.logging import get_logger
@@ -46,10 +46,23 @@ log = get_logger(__name__)
 class RefusedEnvelopeError(NodeError):
     """An envelope of the batch failed verification; nothing was stored."""
 
-    def __init__(self, index: int, reason: str, *, forged: bool = False) -> None:
-        super().__init__(f"envelope {index} refused: {reason}")
+    index: int
+
+
+class MalformedEnvelopeRefusedError(RefusedEnvelopeError, ValidationError):
+    """Maps to INVALID_ARGUMENT."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        ValidationError.__init__(self, f"envelopes[{index}]", f"refused: {reason}")
         self.index = index
-        self.forged = forged
+
+
+class ForgedEnvelopeRefusedError(RefusedEnvelopeError, PermissionDeniedError):
+    """A signature that does not verify: maps to PERMISSION_DENIED."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        PermissionDeniedError.__init__(self, f"envelope {index} refused: {reason}")
+        self.index = index
 
 
 @dataclass
@@ -71,6 +84,11 @@ class Receiver:
         self.keys = keys
         self.trust = trust
 
+    def local_vector(self) -> dict[tuple[str, str], int]:
+        """Per stream, the highest contiguous seq held here."""
+        with self.db.begin() as s:
+            return {(r.origin, r.audience): r.head_seq for r in s.scalars(select(StreamRow))}
+
     def verify_batch(
         self, envelopes: Sequence[epb.Envelope], caller: str
     ) -> list[env_crypto.VerifiedEnvelope]:
@@ -81,9 +99,9 @@ class Receiver:
                 v = env_crypto.verify(envelope, ring)
                 parse_audience(v.header.audience)
             except (MalformedEnvelopeError, AudienceError) as e:
-                raise RefusedEnvelopeError(i, str(e)) from e
+                raise MalformedEnvelopeRefusedError(i, str(e)) from e
             except CryptoError as e:
-                raise RefusedEnvelopeError(i, str(e), forged=True) from e
+                raise ForgedEnvelopeRefusedError(i, str(e)) from e
             if v.header.origin != caller and not self.trust.may_relay(caller, v.header.origin):
                 raise PermissionDeniedError(
                     f"envelope {i} refused: {caller} may not relay envelopes of {v.header.origin}"

@@ -83,12 +83,18 @@ def serve(config: Config) -> None:
     created = app.ensure_own_audiences()
     if created:
         log.info("audience keys created", audiences=created)
+    users = UserStore(app.db)
+    if not users.list():
+        log.warning(
+            "no users yet: every NodeService call will be refused",
+            hint="gcn users add NAME --role officer --config CONFIG",
+        )
     running = build_server(
         app,
         config.server.listen,
         max_message_bytes=config.server.max_message_bytes,
         workers=config.server.workers,
-        authenticator=UserStore(app.db),
+        authenticator=users,
     )
     host = config.server.listen.rsplit(":", 1)[0]
     log.info("node serving", node_id=config.node.id, address=f"{host}:{running.port}")

@@ -11,6 +11,7 @@ from node.clock import Clock, system_clock
 from node.config import (
     Config,
     DatabaseSection,
+    FederationSection,
     NodeSection,
     ServerSection,
     check_config,
@@ -33,6 +34,7 @@ def init_node(
     listen: str = "127.0.0.1:7401",
     database_url: str = "sqlite:///gcn.sqlite",
     clock: Clock = system_clock,
+    federation: FederationSection | None = None,
 ) -> Config:
     """Create a node in `directory`; refuses to touch an existing one."""
     config_path = directory / CONFIG_FILE
@@ -45,6 +47,7 @@ def init_node(
             ),
             server=ServerSection(listen=listen),
             database=DatabaseSection(url=database_url),
+            federation=federation or FederationSection(),
             base_dir=directory.resolve(),
         )
     )

@@ -161,6 +161,7 @@ class UserStore:
         two hashes differ. (A timing leak in the index lookup would only tell
         an attacker about hashes of tokens they already hold.)"""
         digest = token_hash(token)
+        del token  # from here on, not even a traceback's locals can show it
         with self.db.begin() as s:
             row = s.scalars(select(UserRow).where(UserRow.token_hash == digest)).first()
             if row is None or not hmac.compare_digest(row.token_hash, digest):

@@ -1,4 +1,5 @@
-"""Shared fixtures: a clock the tests move, and a node on each database backend.
+"""Shared fixtures: a clock the tests move, a node on each database backend,
+and bearer tokens for users of each role on that node.
 
 Storage-touching tests take the `db_url` fixture, parametrized over SQLite (a
 file in the test's tmp dir) and PostgreSQL (a fresh schema per test in the
@@ -22,6 +23,7 @@ from node.app import NodeApp
 from node.clock import ManualClock
 from node.logging import configure_logging
 from node.setup import init_node
+from node.users import Role, UserStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 POSTGRES_URL = os.environ.get("GCN_TEST_POSTGRES_URL", "")
@@ -96,3 +98,23 @@ def app(tmp_path: Path, clock: ManualClock, db_url: str) -> Iterator[NodeApp]:
     node = make_node(tmp_path / "ke", clock, db_url)
     yield node
     node.close()
+
+
+@pytest.fixture
+def users(app: NodeApp, clock: ManualClock) -> UserStore:
+    return UserStore(app.db, clock)
+
+
+@pytest.fixture
+def officer_token(users: UserStore, clock: ManualClock) -> str:
+    return users.add("officer", Role.OFFICER, clock())
+
+
+@pytest.fixture
+def analyst_token(users: UserStore, clock: ManualClock) -> str:
+    return users.add("analyst", Role.ANALYST, clock())
+
+
+@pytest.fixture
+def admin_token(users: UserStore, clock: ManualClock) -> str:
+    return users.add("admin", Role.ADMIN, clock())

@@ -1,9 +1,11 @@
-"""The CLI's connection to a node: one channel, calls with a deadline, gRPC
-errors turned into one clear line."""
+"""The CLI's connection to a node: one channel that carries the officer's
+bearer token on every call, calls with a deadline, gRPC errors turned into one
+clear line."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -14,8 +16,58 @@ class CliError(Exception):
     """Printed as one line; the process exits non-zero."""
 
 
-def connect(address: str) -> node_pb2_grpc.NodeServiceStub:
-    channel = grpc.insecure_channel(address)
+NO_TOKEN = (
+    "unauthenticated: no token: pass --token or set GCN_TOKEN "
+    "(the node's admin creates one with `gcn users add NAME --role officer`)"
+)
+
+
+class _Details(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class _CallDetails(_Details, grpc.ClientCallDetails):  # type: ignore[misc]
+    pass
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every unary call."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def __repr__(self) -> str:
+        return "_BearerToken(***)"
+
+    def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
+    ) -> Any:
+        with_token = _CallDetails(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), self._metadata],
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+        return continuation(with_token, request)
+
+
+def with_token(channel: grpc.Channel, token: str) -> grpc.Channel:
+    """`channel` with the bearer token on every unary call (health and
+    reflection do not need it, but carrying it does no harm)."""
+    return grpc.intercept_channel(channel, _BearerToken(token))
+
+
+def connect(address: str, token: str | None) -> node_pb2_grpc.NodeServiceStub:
+    if not token:
+        raise CliError(NO_TOKEN)
+    channel = with_token(grpc.insecure_channel(address), token)
     return node_pb2_grpc.NodeServiceStub(channel)
 
 

@@ -1,28 +1,39 @@
 """`gcn`: set up and run a node; record, list and show records.
 
 Commands that talk to a node take `--node HOST:PORT` (or GCN_NODE, or the
-`[server] listen` of `--config`, default ./gcn.toml). Errors are one line on
-stderr and a non-zero exit: 2 for bad input, 1 for everything else.
+`[server] listen` of `--config`, default ./gcn.toml) and the officer's token
+`--token` (or GCN_TOKEN). `gcn users …` is the node admin's local command: it
+opens the node's database from `--config` and issues, lists, rotates and
+revokes those tokens. Errors are one line on stderr and a non-zero exit: 2 for
+bad input (and a missing or refused token), 1 for everything else.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from rich.table import Table
 
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from node.cli import forms, render
 from node.cli.client import CliError, call, connect
+from node.clock import system_clock
 from node.config import load_config
+from node.db import Database
 from node.errors import NodeError
 from node.logging import configure_logging
 from node.setup import CONFIG_FILE, init_node
+from node.users import Role, UserStore
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -40,6 +51,11 @@ def _node_address(a: argparse.Namespace) -> str:
     if path.exists():
         return load_config(path).server.listen
     return "127.0.0.1:7401"
+
+
+def _stub(a: argparse.Namespace) -> Any:
+    """A NodeService stub for the node of `a`, carrying `--token` (or GCN_TOKEN)."""
+    return connect(_node_address(a), a.token or os.environ.get("GCN_TOKEN"))
 
 
 # -- handlers --------------------------------------------------------------------------------
@@ -82,18 +98,18 @@ def _record(a: argparse.Namespace, reply: npb.RecordReply) -> int:
 
 def cmd_seizure_add(a: argparse.Namespace) -> int:
     seizure = forms.from_json_file(a.file, rec.Seizure) if a.file else forms.seizure_from_flags(a)
-    stub = connect(_node_address(a))
+    stub = _stub(a)
     return _record(a, call(stub.RecordSeizure, npb.RecordSeizureRequest(seizure=seizure)))
 
 
 def cmd_alert_add(a: argparse.Namespace) -> int:
     alert = forms.from_json_file(a.file, rec.Alert) if a.file else forms.alert_from_flags(a)
-    stub = connect(_node_address(a))
+    stub = _stub(a)
     return _record(a, call(stub.RecordAlert, npb.RecordAlertRequest(alert=alert)))
 
 
 def cmd_retract(a: argparse.Namespace) -> int:
-    stub = connect(_node_address(a))
+    stub = _stub(a)
     return _record(a, call(stub.Retract, npb.RetractRequest(record_id=a.record_id, reason=a.reason)))
 
 
@@ -103,7 +119,7 @@ def cmd_correct(a: argparse.Namespace) -> int:
         req.seizure.CopyFrom(forms.from_json_file(a.file, rec.Seizure))
     else:
         req.alert.CopyFrom(forms.from_json_file(a.file, rec.Alert))
-    return _record(a, call(connect(_node_address(a)).Correct, req))
+    return _record(a, call(_stub(a).Correct, req))
 
 
 def cmd_records_list(a: argparse.Namespace) -> int:
@@ -124,7 +140,7 @@ def cmd_records_list(a: argparse.Namespace) -> int:
         req.kind = forms.enum_value(epb.RecordKind, "RECORD_KIND_", a.kind, "--kind")  # type: ignore[assignment]
     if a.commodity:
         req.commodity = forms.enum_value(rec.Commodity, "COMMODITY_", a.commodity, "--commodity")  # type: ignore[assignment]
-    resp = call(connect(_node_address(a)).ListRecords, req)
+    resp = call(_stub(a).ListRecords, req)
     if a.json:
         render.print_json(resp)
         return 0
@@ -135,7 +151,7 @@ def cmd_records_list(a: argparse.Namespace) -> int:
 
 
 def cmd_records_show(a: argparse.Namespace) -> int:
-    r = call(connect(_node_address(a)).GetRecord, npb.GetRecordRequest(record_id=a.record_id))
+    r = call(_stub(a).GetRecord, npb.GetRecordRequest(record_id=a.record_id))
     if a.json:
         render.print_json(r)
     else:
@@ -144,8 +160,90 @@ def cmd_records_show(a: argparse.Namespace) -> int:
 
 
 def cmd_node_info(a: argparse.Namespace) -> int:
-    info = call(connect(_node_address(a)).GetNodeInfo, npb.GetNodeInfoRequest())
+    info = call(_stub(a).GetNodeInfo, npb.GetNodeInfoRequest())
     render.print_json(info)
+    return 0
+
+
+@contextmanager
+def _users(a: argparse.Namespace) -> Iterator[UserStore]:
+    """The users of the node of `--config`, straight from its database."""
+    config = load_config(_config_path(a))
+    db = Database(config.database_url, sqlite_synchronous=config.database.sqlite_synchronous)
+    try:
+        db.migrate()
+        yield UserStore(db)
+    finally:
+        db.dispose()
+
+
+def _issued(name: str, role: str, token: str, event: str) -> int:
+    # The token alone on stdout (so `export GCN_TOKEN=$(gcn users add …)` works);
+    # the warning on stderr.
+    print(token)
+    print(
+        f"gcn: user {name} ({role}) {event}; the token above is shown only this once and "
+        "the node keeps only its hash: store it now (e.g. as GCN_TOKEN)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_users_add(a: argparse.Namespace) -> int:
+    role = Role.parse(a.role)
+    with _users(a) as users:
+        token = users.add(a.name, role, system_clock())
+    return _issued(a.name, role.value, token, "added")
+
+
+def cmd_users_rotate(a: argparse.Namespace) -> int:
+    with _users(a) as users:
+        token = users.rotate(a.name, system_clock())
+        role = users.get(a.name).role
+    return _issued(a.name, role.value, token, "has a new token (the old one no longer works)")
+
+
+def cmd_users_remove(a: argparse.Namespace) -> int:
+    with _users(a) as users:
+        users.remove(a.name)
+    render.console.print(f"user {a.name} removed; its token no longer works")
+    return 0
+
+
+def cmd_users_list(a: argparse.Namespace) -> int:
+    with _users(a) as users:
+        listed = users.list()
+
+    if a.json:
+
+        def at(t: datetime | None) -> str | None:
+            return t.isoformat(timespec="seconds") if t is not None else None
+
+        rows = [
+            {
+                "name": u.name,
+                "role": u.role.value,
+                "created_at": at(u.created_at),
+                "token_issued_at": at(u.token_issued_at),
+                "last_used_at": at(u.last_used_at),
+            }
+            for u in listed
+        ]
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+
+    def short(t: datetime | None) -> str:
+        return t.strftime("%Y-%m-%d %H:%M") if t is not None else "never"
+
+    table = Table(title=f"{len(listed)} user{'' if len(listed) == 1 else 's'} (times UTC)")
+    for column in ("name", "role", "created", "token issued", "last used"):
+        table.add_column(column, no_wrap=True)
+    for u in listed:
+        table.add_row(
+            u.name, u.role.value, short(u.created_at), short(u.token_issued_at), short(u.last_used_at)
+        )
+    render.console.print(table)
     return 0
 
 
@@ -155,6 +253,10 @@ def cmd_node_info(a: argparse.Namespace) -> int:
 def _client_args(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
     p.add_argument("--node", help="node address HOST:PORT (default: GCN_NODE, or --config's listen)")
     p.add_argument("--config", help=f"node config file (default: GCN_CONFIG or ./{CONFIG_FILE})")
+    p.add_argument(
+        "--token",
+        help="your bearer token (default: GCN_TOKEN; prefer the variable, a flag shows in `ps`)",
+    )
     if json_flag:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
@@ -247,6 +349,30 @@ def _record_commands(sub: Any) -> None:
     p.set_defaults(handler=cmd_correct)
 
 
+def _user_commands(sub: Any) -> None:
+    users = sub.add_parser(
+        "users", help="the node's users and their tokens (local: opens the node's database)"
+    ).add_subparsers(dest="action", required=True)
+    config_help = f"node config file (default: GCN_CONFIG or ./{CONFIG_FILE})"
+    p = users.add_parser("add", help="add a user and print its token, once")
+    p.add_argument("name", help="user name: 2-64 of a-z 0-9 . _ -")
+    p.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p.add_argument("--config", help=config_help)
+    p.set_defaults(handler=cmd_users_add)
+    p = users.add_parser("list", help="list users (never their tokens)")
+    p.add_argument("--config", help=config_help)
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(handler=cmd_users_list)
+    p = users.add_parser("remove", help="remove a user; its token stops working")
+    p.add_argument("name")
+    p.add_argument("--config", help=config_help)
+    p.set_defaults(handler=cmd_users_remove)
+    p = users.add_parser("rotate", help="give a user a new token; the old one stops working")
+    p.add_argument("name")
+    p.add_argument("--config", help=config_help)
+    p.set_defaults(handler=cmd_users_rotate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gcn", description="Green Customs intelligence network node")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_alert_add)
 
     _record_commands(sub)
+    _user_commands(sub)
     node = sub.add_parser("node", help="node information").add_subparsers(dest="action", required=True)
     p = node.add_parser("info", help="the node's id, role and public keys")
     _client_args(p, json_flag=False)

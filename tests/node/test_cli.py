@@ -21,7 +21,9 @@ pytestmark = pytest.mark.usefixtures("db_url")
 
 
 @pytest.fixture
-def address(app: NodeApp) -> Iterator[str]:
+def address(app: NodeApp, officer_token: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The node's address; commands find an officer's token in GCN_TOKEN."""
+    monkeypatch.setenv("GCN_TOKEN", officer_token)
     running: RunningServer = build_server(app, "127.0.0.1:0", max_message_bytes=4 << 20, workers=4)
     yield f"127.0.0.1:{running.port}"
     running.stop(None)
@@ -194,8 +196,86 @@ def test_bad_input_is_one_clear_line_and_a_nonzero_exit(
 
 
 def test_an_unreachable_node_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "records", "list", "--node", "127.0.0.1:1")
+    code, _, err = run(capsys, "records", "list", "--node", "127.0.0.1:1", "--token", "gcn_x")
     assert code == 1 and err.startswith("gcn: node unavailable")
+
+
+def test_a_missing_token_is_one_line_and_exit_2(
+    address: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GCN_TOKEN")
+    code, _, err = run(capsys, "records", "list", "--node", address)
+    assert code == 2
+    assert err.startswith("gcn: unauthenticated: ") and err.count("\n") == 1, err
+    assert "--token" in err and "GCN_TOKEN" in err
+
+
+def test_users_add_prints_the_token_once_and_it_works_until_removed(
+    app: NodeApp, address: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GCN_TOKEN")
+    config = str(app.config.base_dir / "gcn.toml")
+    code, out, err = run(capsys, "users", "add", "ana", "--role", "analyst", "--config", config)
+    assert code == 0 and "shown only this once" in err
+    token = out.strip()
+    assert token.startswith("gcn_") and "\n" not in token and token not in err
+
+    code, out, _ = run(capsys, "records", "list", "--node", address, "--token", token, "--json")
+    assert code == 0
+    # An analyst reads but may not record: one line, the role and what it needs.
+    code, _, err = run(
+        capsys,
+        "retract",
+        "3f0c1b9e-0000-4000-8000-000000000000",
+        "--reason",
+        "x",
+        "--node",
+        address,
+        "--token",
+        token,
+    )
+    assert code == 2
+    # (The in-process node logs its refusal as a warning on the same stderr.)
+    assert err.splitlines()[-1] == "gcn: permission denied: role analyst may not call Retract (needs officer)"
+
+    code, out, _ = run(capsys, "users", "list", "--config", config, "--json")
+    listed = {u["name"]: u for u in json.loads(out)}
+    assert listed["ana"]["role"] == "analyst" and listed["ana"]["last_used_at"]
+    assert token not in out
+
+    code, out, err = run(capsys, "users", "rotate", "ana", "--config", config)
+    new = out.strip()
+    assert code == 0 and new.startswith("gcn_") and new != token
+    code, _, err = run(capsys, "records", "list", "--node", address, "--token", token)
+    assert code == 2 and err == "gcn: unauthenticated: unknown or revoked token\n"
+    assert run(capsys, "records", "list", "--node", address, "--token", new)[0] == 0
+
+    code, out, _ = run(capsys, "users", "remove", "ana", "--config", config)
+    assert code == 0 and "removed" in out
+    code, _, err = run(capsys, "records", "list", "--node", address, "--token", new)
+    assert code == 2 and "unknown or revoked token" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["add", "Bad Name", "--role", "officer"], "gcn: name: must be", id="bad-name"),
+        pytest.param(["add", "officer", "--role", "officer"], "already exists", id="duplicate"),
+        pytest.param(["remove", "nobody"], "no user nobody", id="remove-unknown"),
+        pytest.param(["rotate", "nobody"], "no user nobody", id="rotate-unknown"),
+    ],
+)
+def test_users_commands_refuse_bad_input_in_one_line(
+    app: NodeApp,
+    officer_token: str,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    config = str(app.config.base_dir / "gcn.toml")
+    code, out, err = run(capsys, "users", *argv, "--config", config)
+    assert code == 2 and out == ""
+    assert err.startswith("gcn: ") and err.count("\n") == 1 and message in err, err
 
 
 def test_init_refuses_to_overwrite_a_node(app: NodeApp, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,9 +20,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from node import samples
+from node.cli.client import with_token
 from node.clock import system_clock
 from node.config import load_config
+from node.db import Database
 from node.setup import init_node
+from node.users import Role, UserStore
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +33,9 @@ pytestmark = pytest.mark.slow
 class NodeProcess:
     """`gcn serve` in a child process, its address read from its JSON log."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, token: str) -> None:
         self.config_path = config_path
+        self.token = token
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
 
@@ -62,6 +66,7 @@ class NodeProcess:
             pass
 
     def _wait_healthy(self) -> None:
+        # Health is open: no token on this channel.
         with grpc.insecure_channel(self.address) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -77,12 +82,12 @@ class NodeProcess:
         return self.proc.wait(timeout=30)
 
     def stub(self) -> node_pb2_grpc.NodeServiceStub:
-        return node_pb2_grpc.NodeServiceStub(grpc.insecure_channel(self.address))
+        return node_pb2_grpc.NodeServiceStub(with_token(grpc.insecure_channel(self.address), self.token))
 
 
 @pytest.fixture
 def node_process(tmp_path: Path, db_url: str) -> Iterator[NodeProcess]:
-    init_node(
+    config = init_node(
         tmp_path / "ke",
         node_id="KE",
         name="Kenya",
@@ -91,7 +96,12 @@ def node_process(tmp_path: Path, db_url: str) -> Iterator[NodeProcess]:
         listen="127.0.0.1:0",
         database_url=db_url,
     )
-    proc = NodeProcess(tmp_path / "ke" / "gcn.toml")
+    db = Database(config.database_url)
+    try:
+        token = UserStore(db).add("officer", Role.OFFICER, system_clock())
+    finally:
+        db.dispose()
+    proc = NodeProcess(tmp_path / "ke" / "gcn.toml", token)
     yield proc
     if proc.proc is not None and proc.proc.poll() is None:
         proc.kill()

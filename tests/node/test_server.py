@@ -1,5 +1,6 @@
 """The node over real gRPC on loopback: health, reflection, round trips, and a
-table of bad inputs that each get a clear error while nothing is stored."""
+table of bad inputs that each get a clear error while nothing is stored. Calls
+carry an officer's bearer token (authentication itself: test_auth.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from gcn.v1 import node_pb2_grpc
 from gcn.v1 import records_pb2 as rec
 from node import samples
 from node.app import NodeApp
+from node.cli.client import with_token
 from node.clock import ManualClock
 from node.models import EnvelopeRow
 from node.server import RunningServer, build_server
@@ -28,9 +30,9 @@ MAX_MESSAGE = 256 * 1024
 
 
 @pytest.fixture
-def served(app: NodeApp) -> Iterator[tuple[RunningServer, grpc.Channel]]:
+def served(app: NodeApp, officer_token: str) -> Iterator[tuple[RunningServer, grpc.Channel]]:
     running = build_server(app, "127.0.0.1:0", max_message_bytes=MAX_MESSAGE, workers=4)
-    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    channel = with_token(grpc.insecure_channel(f"127.0.0.1:{running.port}"), officer_token)
     yield running, channel
     channel.close()
     running.stop(None)

@@ -240,6 +240,7 @@ class StoredRecord(_message.Message):
     RETRACTION_FIELD_NUMBER: _builtins.int
     CORRECTION_FIELD_NUMBER: _builtins.int
     ENVELOPE_FIELD_NUMBER: _builtins.int
+    ORIGIN_REVOKED_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     kind: _envelope_pb2.RecordKind.ValueType
     origin: _builtins.str
@@ -248,6 +249,10 @@ class StoredRecord(_message.Message):
     status: Global___RecordStatus.ValueType
     superseded_by: _builtins.str
     """the correction's or retraction's record id"""
+    origin_revoked: _builtins.bool
+    """The origin has since been revoked: the record was signed while it was a
+    member in good standing, and is kept, but should be read with that in mind.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -278,10 +283,11 @@ class StoredRecord(_message.Message):
         retraction: _records_pb2.Retraction | None = ...,
         correction: _records_pb2.Correction | None = ...,
         envelope: _envelope_pb2.Envelope | None = ...,
+        origin_revoked: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "body", b"body", "correction", b"correction", "created_at", b"created_at", "envelope", b"envelope", "retraction", b"retraction", "seizure", b"seizure"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "audience", b"audience", "body", b"body", "correction", b"correction", "created_at", b"created_at", "envelope", b"envelope", "kind", b"kind", "origin", b"origin", "record_id", b"record_id", "retraction", b"retraction", "seizure", b"seizure", "status", b"status", "superseded_by", b"superseded_by", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "audience", b"audience", "body", b"body", "correction", b"correction", "created_at", b"created_at", "envelope", b"envelope", "kind", b"kind", "origin", b"origin", "origin_revoked", b"origin_revoked", "record_id", b"record_id", "retraction", b"retraction", "seizure", b"seizure", "status", b"status", "superseded_by", b"superseded_by", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["seizure", "alert", "retraction", "correction"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015

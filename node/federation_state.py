@@ -1,0 +1,199 @@
+"""The node's place in the federation: the root keys it pinned, the directory
+it holds, the trust derived from it, and the duties of a key holder.
+
+On disk, under `<data_dir>/trust/`: `root-keys.json` (the pinned root public
+keys, written once at set-up) and `directory.pb` (the newest verified signed
+directory). A directory is accepted only through `crypto.directory.TrustedDirectory`
+(newer, unexpired, signed by the trusted root), then written atomically.
+
+`FederationState` is itself a `Trust`: the receiver and the sync source ask it,
+and it answers from the current directory, or from the node's own keys alone
+while it has none.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from crypto.audience import MemberKey
+from crypto.directory import TrustedDirectory, encryption_keys, find_node
+from crypto.errors import DirectoryError
+from crypto.signing import KeyRing
+from federation.routing import Topology
+from federation.trust import DirectoryTrust, LocalTrust, Trust
+from gcn.v1 import directory_pb2 as dir_pb
+from node.audience_keys import AudienceKeys
+from node.db import Database
+from node.log import EnvelopeLog
+from node.logging import get_logger
+
+log = get_logger(__name__)
+ROOT_KEYS_FILE = "root-keys.json"
+DIRECTORY_FILE = "directory.pb"
+
+
+class TrustFiles:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def pin(self, root_keys: list[dir_pb.DirectoryKey]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = "[" + ",\n".join(json_format.MessageToJson(k, indent=None) for k in root_keys) + "]\n"
+        _atomic_write(self.path / ROOT_KEYS_FILE, data.encode())
+
+    def pinned(self) -> list[dir_pb.DirectoryKey]:
+        import json
+
+        try:
+            raw = json.loads((self.path / ROOT_KEYS_FILE).read_text())
+        except FileNotFoundError:
+            return []
+        return [json_format.ParseDict(k, dir_pb.DirectoryKey()) for k in raw]
+
+    def held(self) -> dir_pb.SignedDirectory | None:
+        try:
+            return dir_pb.SignedDirectory.FromString((self.path / DIRECTORY_FILE).read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def store(self, signed: dir_pb.SignedDirectory) -> None:
+        _atomic_write(self.path / DIRECTORY_FILE, signed.SerializeToString())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class FederationState:
+    def __init__(
+        self, node_id: str, role: str, country: str, own_keys: KeyRing, files: TrustFiles, now: datetime
+    ) -> None:
+        self.node_id = node_id
+        self.own_keys = own_keys
+        self.files = files
+        self._lock = threading.Lock()
+        self._local = LocalTrust(node_id, role, country, own_keys)
+        self._trusted: TrustedDirectory | None = None
+        self._current: Trust = self._local
+        pinned = files.pinned()
+        if pinned:
+            self._trusted = TrustedDirectory(pinned, files.held(), now)
+            directory = self._trusted.current
+            if directory is not None:
+                self._current = DirectoryTrust.build(node_id, directory, own_keys)
+
+    # -- Trust, by delegation ---------------------------------------------------------------
+
+    def keyring(self) -> KeyRing:
+        return self._current.keyring()
+
+    def holder_of(self, audience: str) -> str | None:
+        return self._current.holder_of(audience)
+
+    def may_relay(self, caller: str, origin: str) -> bool:
+        return self._current.may_relay(caller, origin)
+
+    def is_active(self, node_id: str) -> bool:
+        return self._current.is_active(node_id)
+
+    def topology(self) -> Topology | None:
+        return self._current.topology()
+
+    def members_of(self, audience: str) -> list[str]:
+        return self._current.members_of(audience)
+
+    # -- the directory ------------------------------------------------------------------------
+
+    @property
+    def joined(self) -> bool:
+        return self._trusted is not None
+
+    def directory(self) -> dir_pb.Directory | None:
+        return self._current.directory if isinstance(self._current, DirectoryTrust) else None
+
+    def signed_directory(self) -> dir_pb.SignedDirectory | None:
+        return None if self._trusted is None else self._trusted.current_signed
+
+    def version(self) -> int:
+        d = self.directory()
+        return int(d.version) if d is not None else 0
+
+    def accept(self, signed: dir_pb.SignedDirectory, now: datetime) -> dir_pb.Directory:
+        """Verify and adopt a newer directory; raises DirectoryError otherwise."""
+        if self._trusted is None:
+            raise DirectoryError("this node has pinned no federation root key (gcn init --root-key)")
+        with self._lock:
+            directory = self._trusted.update(signed, now)
+            self.files.store(signed)
+            self._current = DirectoryTrust.build(self.node_id, directory, self.own_keys)
+        me = find_node(directory, self.node_id)
+        log.info(
+            "directory accepted",
+            version=directory.version,
+            nodes=len(directory.nodes),
+            audiences=len(directory.audiences),
+            listed=me is not None,
+        )
+        return directory
+
+    def rebuild(self, own_keys: KeyRing) -> None:
+        """After this node rotated its signing key: trust its new key at once."""
+        self.own_keys = own_keys
+        d = self.directory()
+        if d is not None:
+            self._current = DirectoryTrust.build(self.node_id, d, own_keys)
+
+    def held_audiences(self) -> list[str]:
+        d = self.directory()
+        if d is None:
+            return []
+        return sorted(a.name for a in d.audiences if a.holder == self.node_id)
+
+    def member_keys(self, audience: str) -> dict[str, MemberKey]:
+        d = self.directory()
+        if d is None:
+            return {}
+        keys = encryption_keys(d)
+        return {m: keys[m] for m in self.members_of(audience) if m in keys}
+
+
+def refresh_epochs(
+    state: FederationState, keys: AudienceKeys, db: Database, envelope_log: EnvelopeLog, now: datetime
+) -> list[str]:
+    """Key-holder duty: every audience this node holds gets a new epoch when its
+    members (or their encryption keys) differ from those of the current epoch.
+    A removed member cannot read what is sealed after this."""
+    started = []
+    for audience in state.held_audiences():
+        members = state.member_keys(audience)
+        wanted = frozenset((n, m.key_id) for n, m in members.items())
+        if keys.current_members(audience) == wanted:
+            continue
+        started.append(_new_epoch(keys, db, envelope_log, audience, members, now))
+    return started
+
+
+def _new_epoch(
+    keys: AudienceKeys,
+    db: Database,
+    envelope_log: EnvelopeLog,
+    audience: str,
+    members: Mapping[str, MemberKey],
+    now: datetime,
+) -> str:
+    with envelope_log.writing_own(), db.begin() as s:
+        epoch, key = keys.create_epoch(s, envelope_log, audience, members, now)
+    keys.remember(audience, epoch, key, members)
+    log.info("audience epoch started", audience=audience, epoch=epoch, members=len(members))
+    return f"{audience}#{epoch}"

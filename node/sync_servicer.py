@@ -1,0 +1,68 @@
+"""SyncService: thin servicer over the sync source and the receiver. The caller
+is the node named in its TLS client certificate (checked by the TLS handshake
+against the federation CA), and must be active in the directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation import vectors
+from gcn.v1 import directory_pb2 as dir_pb
+from gcn.v1 import sync_pb2, sync_pb2_grpc
+from node.clock import Clock
+from node.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError
+from node.federation_state import FederationState
+from node.receive import Receiver
+from node.sync_source import SyncSource
+
+
+def caller_id(context: Any) -> str:
+    """The node id in the peer's verified client certificate (its CN)."""
+    auth = context.auth_context() or {}
+    names = auth.get("x509_common_name") or []
+    if not names:
+        raise UnauthenticatedError("no client certificate: node-to-node calls need mutual TLS")
+    return bytes(names[0]).decode()
+
+
+class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
+    def __init__(self, state: FederationState, source: SyncSource, receiver: Receiver, clock: Clock) -> None:
+        self.state = state
+        self.source = source
+        self.receiver = receiver
+        self.clock = clock
+
+    def _caller(self, context: Any) -> str:
+        caller = caller_id(context)
+        if not self.state.is_active(caller):
+            raise PermissionDeniedError(f"node {caller} is not an active member of this federation")
+        return caller
+
+    def GetDirectory(self, request: sync_pb2.GetDirectoryRequest, context: Any) -> dir_pb.SignedDirectory:
+        caller_id(context)  # any federation certificate may fetch the directory (a new node has none yet)
+        signed = self.state.signed_directory()
+        if signed is None:
+            raise NotFoundError("this node holds no directory")
+        return signed
+
+    def GetVector(self, request: sync_pb2.GetVectorRequest, context: Any) -> sync_pb2.VersionVector:
+        caller = self._caller(context)
+        heads = self.source.vector(caller, request.origin)
+        return vectors.to_proto((h.origin, h.audience, h.seq, h.hash) for h in heads)
+
+    def Pull(self, request: sync_pb2.PullRequest, context: Any) -> sync_pb2.PullResponse:
+        caller = self._caller(context)
+        batch = self.source.batch_for(
+            caller,
+            vectors.from_proto(request.have),
+            max_envelopes=request.max_envelopes,
+            max_bytes=request.max_bytes,
+            origin=request.origin,
+        )
+        return sync_pb2.PullResponse(envelopes=batch.envelopes, more=batch.more)
+
+    def Push(self, request: sync_pb2.PushRequest, context: Any) -> sync_pb2.PushResponse:
+        caller = self._caller(context)
+        result = self.receiver.apply(list(request.envelopes), caller, self.clock())
+        heads = vectors.to_proto((o, a, q, h) for (o, a), (q, h) in sorted(result.heads.items()))
+        return sync_pb2.PushResponse(stored=result.stored, duplicates=result.duplicates, heads=heads)
