@@ -13,3 +13,7 @@ class JoinError(FederationError):
 
 class RootError(FederationError):
     """The federation root refuses an operation, or its on-disk state is unusable."""
+
+
+class PolicyError(FederationError):
+    """A sharing policy file is malformed or would send more than a record's TLP allows."""

@@ -61,7 +61,8 @@ class RoundResult:
     bytes_sent: int = 0
     bytes_received: int = 0
     calls: int = 0
-    peer_behind: int = 0
+    peer_behind: int = 0  # envelopes the peer lacked when the round began
+    their_vector: vectors.Vector | None = None  # the peer's vector after the push
     errors: list[str] = field(default_factory=list)
 
 
@@ -71,6 +72,7 @@ def push(
     """Send the peer every envelope it lacks and is entitled to, batch by batch."""
     theirs = vectors.from_proto(stub.GetVector(sync_pb2.GetVectorRequest(), timeout=timeout))
     result.calls += 1
+    result.their_vector = theirs
     for _ in range(MAX_BATCHES_PER_ROUND):
         batch = source.batch_for(peer, theirs, max_envelopes=max_envelopes)
         if not batch.envelopes:
@@ -106,11 +108,13 @@ def pull(
     result: RoundResult,
     timeout: float,
     max_envelopes: int = 0,
+    origin: str = "",
 ) -> None:
     """Ask the peer for what we lack, apply each batch (committed) before the next."""
     for _ in range(MAX_BATCHES_PER_ROUND):
         have = vectors.to_proto((o, a, q, b"") for (o, a), q in sorted(sink.local_vector().items()))
-        reply = stub.Pull(sync_pb2.PullRequest(have=have, max_envelopes=max_envelopes), timeout=timeout)
+        request = sync_pb2.PullRequest(have=have, max_envelopes=max_envelopes, origin=origin)
+        reply = stub.Pull(request, timeout=timeout)
         result.calls += 1
         result.bytes_received += reply.ByteSize()
         stored = 0

@@ -51,6 +51,11 @@ def peer_channel(tls: TlsMaterial, peer_id: str, endpoint: str) -> grpc.Channel:
         ("grpc.ssl_target_name_override", server_name(peer_id)),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        # Reconnection pacing is the sync scheduler's job (persisted, with jitter);
+        # keep gRPC's own channel backoff short so it never hides a peer that is back.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2000),
     ]
     return grpc.secure_channel(endpoint, tls.channel_credentials(), options=options)
 

@@ -30,8 +30,8 @@ class Trust(Protocol):
         """The node that may issue epoch keys for `audience` (None: unknown audience)."""
         ...
 
-    def may_relay(self, caller: str, origin: str) -> bool:
-        """May `caller` hand us envelopes of `origin`?"""
+    def may_relay(self, caller: str, origin: str, audience: str) -> bool:
+        """May `caller` hand us `origin`'s envelopes of `audience`?"""
         ...
 
     def is_active(self, node_id: str) -> bool:
@@ -68,7 +68,7 @@ class LocalTrust:
             return self.node_id
         return None
 
-    def may_relay(self, caller: str, origin: str) -> bool:
+    def may_relay(self, caller: str, origin: str, audience: str) -> bool:
         return caller == origin == self.node_id
 
     def is_active(self, node_id: str) -> bool:
@@ -124,15 +124,12 @@ class DirectoryTrust:
         entry = self.roles.get(node_id)
         return entry is not None and entry[2] == dir_pb.NODE_STATUS_ACTIVE
 
-    def may_relay(self, caller: str, origin: str) -> bool:
-        """Hubs relay anything; a national node relays its own ports."""
+    def may_relay(self, caller: str, origin: str, audience: str) -> bool:
+        """An active node relays its own envelopes, and those of audiences it may
+        hold: as a member, or as a node on a shortest path between members."""
         if not self.is_active(caller):
             return False
-        role, country, _ = self.roles[caller]
-        if caller == origin or role in ("regional", "global"):
-            return True
-        origin_entry = self.roles.get(origin)
-        return role == "national" and origin_entry is not None and origin_entry[:2] == ("port", country)
+        return caller == origin or self.topo.may_hold(caller, audience)
 
     def topology(self) -> Topology:
         return self.topo

@@ -101,8 +101,8 @@ class FederationState:
     def holder_of(self, audience: str) -> str | None:
         return self._current.holder_of(audience)
 
-    def may_relay(self, caller: str, origin: str) -> bool:
-        return self._current.may_relay(caller, origin)
+    def may_relay(self, caller: str, origin: str, audience: str) -> bool:
+        return self._current.may_relay(caller, origin, audience)
 
     def is_active(self, node_id: str) -> bool:
         return self._current.is_active(node_id)

@@ -60,6 +60,11 @@ class LocalNode:
             self.channels[peer.node_id] = peer_channel(self.tls, peer.node_id, peer.endpoint)
         return self.channels[peer.node_id]
 
+    def drop_channel(self, peer_id: str) -> None:
+        channel = self.channels.pop(peer_id, None)
+        if channel is not None:
+            channel.close()
+
     def close(self) -> None:
         self.stop()
         for ch in self.channels.values():

@@ -29,7 +29,11 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: Any = None
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Plain tracebacks: a rich traceback would print every frame's local
+        # variables, which can hold record content or key material.
+        else structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -19,12 +19,14 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.engine import Dialect
@@ -166,3 +168,27 @@ class UserRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     token_issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PeerRow(Base):
+    """Replication progress and backoff with one peer, persisted so a restart
+    resumes where it was (what the peer holds is asked again by vector)."""
+
+    __tablename__ = "peers"
+
+    peer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(256))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    backoff_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str] = mapped_column(String(512), default="")
+    envelopes_sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    envelopes_received: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_received: Mapped[int] = mapped_column(BigInteger, default=0)
+    peer_behind: Mapped[int] = mapped_column(BigInteger, default=0)  # envelopes it lacked at the last round
+    us_behind: Mapped[int] = mapped_column(BigInteger, default=0)  # envelopes we lacked at the last round
+    # The peer's version vector as it last stated it (JSON: [[origin, audience, seq], ...]).
+    their_vector: Mapped[str] = mapped_column(Text, default="[]")

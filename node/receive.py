@@ -19,7 +19,7 @@ Invariants:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -83,6 +83,7 @@ class Receiver:
         self.log = envelope_log
         self.keys = keys
         self.trust = trust
+        self.on_commit: list[Callable[[], None]] = []  # relay onwards at once
 
     def local_vector(self) -> dict[tuple[str, str], int]:
         """Per stream, the highest contiguous seq held here."""
@@ -102,9 +103,10 @@ class Receiver:
                 raise MalformedEnvelopeRefusedError(i, str(e)) from e
             except CryptoError as e:
                 raise ForgedEnvelopeRefusedError(i, str(e)) from e
-            if v.header.origin != caller and not self.trust.may_relay(caller, v.header.origin):
+            h = v.header
+            if h.origin != caller and not self.trust.may_relay(caller, h.origin, h.audience):
                 raise PermissionDeniedError(
-                    f"envelope {i} refused: {caller} may not relay envelopes of {v.header.origin}"
+                    f"envelope {i} refused: {caller} may not relay envelopes of {h.origin} to {h.audience}"
                 )
             verified.append(v)
         return verified
@@ -119,6 +121,9 @@ class Receiver:
         result = ApplyResult()
         with self.db.begin() as s:
             self._store(s, verified, now, result)
+        if result.stored:
+            for listener in self.on_commit:
+                listener()
         if result.stored or result.alarms:
             log.info(
                 "envelopes applied",

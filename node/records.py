@@ -8,7 +8,7 @@ an acknowledged record survives a crash of the process right after the reply.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,6 +68,7 @@ class RecordService:
         self.keys = keys
         self.policy = policy
         self.clock = clock
+        self.on_commit: list[Callable[[], None]] = []  # e.g. the sync scheduler's poke
 
     # -- the officer's operations ---------------------------------------------------------
 
@@ -210,6 +211,8 @@ class RecordService:
                     seq=h.seq,
                     kind=_kind_name(h.kind),
                 )
+        for listener in self.on_commit:
+            listener()
         return [Recorded(p.record_id, p.kind, now, refs.get(p.record_id, []), co2e) for p in pending]
 
     @staticmethod

@@ -16,13 +16,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from federation.transport import TlsMaterial
 from gcn.v1 import node_pb2, node_pb2_grpc
 from node.app import NodeApp
 from node.config import Config
+from node.federation_server import RunningFederationServer, build_federation_server
 from node.interceptors import Authenticator, ErrorInterceptor
 from node.logging import get_logger
 from node.permissions import NODE_PERMISSIONS, check_covers
+from node.replication import Replication
 from node.servicers import NodeServicer
+from node.sync_servicer import SyncServicer
 from node.users import UserStore
 
 log = get_logger(__name__)
@@ -83,6 +87,7 @@ def serve(config: Config) -> None:
     created = app.ensure_own_audiences()
     if created:
         log.info("audience keys created", audiences=created)
+    federation = start_federation(app)
     users = UserStore(app.db)
     if not users.list():
         log.warning(
@@ -108,5 +113,48 @@ def serve(config: Config) -> None:
     signal.signal(signal.SIGINT, on_signal)
     stop.wait()
     running.stop(config.server.grace_seconds)
+    if federation is not None:
+        federation.stop(config.server.grace_seconds)
     app.close()
     log.info("node stopped", node_id=config.node.id)
+
+
+@dataclass
+class RunningFederation:
+    server: RunningFederationServer
+    replication: Replication
+
+    def stop(self, grace: float | None) -> None:
+        self.replication.stop()
+        self.server.stop(grace)
+
+
+def start_federation(app: NodeApp) -> RunningFederation | None:
+    """The mutual-TLS listener and replication, when the node has joined a
+    federation (a certificate installed and a directory held). Before the node
+    records anything, it checks its own streams' heads with its upstreams."""
+    config = app.config
+    if not config.federation.listen:
+        return None
+    if not (config.tls_dir / "cert.pem").exists() or app.trust.directory() is None:
+        log.warning(
+            "federation listener not started: no certificate or no directory yet",
+            hint="gcn federation install / gcn directory import",
+        )
+        return None
+    tls = TlsMaterial.load(config.tls_dir)
+    replication = Replication(app, tls)
+    restored = replication.restore_own_streams()
+    started = app.refresh_epochs()
+    servicer = SyncServicer(app.trust, app.sync_source, app.receiver, app.clock)
+    server = build_federation_server(servicer, config.federation.listen, tls)
+    replication.start()
+    log.info(
+        "federation serving",
+        node_id=config.node.id,
+        port=server.port,
+        restored=restored,
+        epochs_started=started,
+        directory_version=app.trust.version(),
+    )
+    return RunningFederation(server, replication)

@@ -22,15 +22,18 @@ from typing import Any
 
 from rich.table import Table
 
+from crypto.errors import CryptoError
+from federation.errors import FederationError
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
-from node.cli import forms, render
+from node.cli import federation_cmds, forms, render, root_cmds
 from node.cli.client import CliError, call, connect
 from node.clock import system_clock
-from node.config import load_config
+from node.config import FederationSection, load_config
 from node.db import Database
 from node.errors import NodeError
+from node.joining import prepare_join, read_root_keys
 from node.logging import configure_logging
 from node.setup import CONFIG_FILE, init_node
 from node.users import Role, UserStore
@@ -62,6 +65,10 @@ def _stub(a: argparse.Namespace) -> Any:
 
 
 def cmd_init(a: argparse.Namespace) -> int:
+    # Check the federation flags before creating anything, so a mistake leaves no half-made node.
+    root_keys = read_root_keys(Path(a.root_keys)) if a.root_keys else None
+    if root_keys is not None and not a.federation_listen:
+        raise CliError("--root-keys needs --federation-listen HOST:PORT (this node's mutual-TLS listener)")
     config = init_node(
         Path(a.dir),
         node_id=a.id,
@@ -71,12 +78,30 @@ def cmd_init(a: argparse.Namespace) -> int:
         region=a.region or "",
         listen=a.listen,
         database_url=a.database_url,
+        federation=FederationSection(
+            listen=a.federation_listen or "",
+            endpoint=a.federation_endpoint or "",
+            upstreams=",".join(u.strip().upper() for u in a.upstream or []),
+        ),
     )
     render.console.print(
         f"node {config.node.id} ({config.node.role}) created in {config.base_dir}; "
         f"start it with: gcn serve --config {config.base_dir / CONFIG_FILE}"
     )
+    if root_keys is not None:
+        prepare_join(config, root_keys, system_clock())
+        root_cmds.say(
+            f"root keys pinned; join request written to {config.base_dir / 'join-request.json'}: "
+            "send it to the federation root (gcn root admit join-request.json)"
+        )
     return 0
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
+    return value
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
@@ -386,6 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="RINEX region, e.g. ESA")
     p.add_argument("--listen", default="127.0.0.1:7401")
     p.add_argument("--database-url", default="sqlite:///gcn.sqlite")
+    p.add_argument("--root-keys", help="the federation's root-keys.json: pin it and write join-request.json")
+    p.add_argument("--federation-listen", type=_host_port, help="HOST:PORT of the mutual-TLS listener")
+    p.add_argument(
+        "--federation-endpoint", type=_host_port, help="HOST:PORT peers use to reach it (default: listen)"
+    )
+    p.add_argument("--upstream", action="append", help="node id this node replicates with (repeatable)")
     p.set_defaults(handler=cmd_init)
 
     p = sub.add_parser("serve", help="run the node until SIGTERM/SIGINT")
@@ -410,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = node.add_parser("info", help="the node's id, role and public keys")
     _client_args(p, json_flag=False)
     p.set_defaults(handler=cmd_node_info)
+    root_cmds.register(sub)
+    federation_cmds.register(sub)
     return parser
 
 
@@ -423,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(f"gcn: {e}", file=sys.stderr)
         return 2 if not str(e).startswith(("node unavailable", "node did not", "internal")) else 1
-    except NodeError as e:
+    except (NodeError, FederationError, CryptoError) as e:
         print(f"gcn: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

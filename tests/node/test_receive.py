@@ -44,7 +44,7 @@ class FakeTrust:
     def holder_of(self, audience: str) -> str | None:
         return self.holders.get(audience)
 
-    def may_relay(self, caller: str, origin: str) -> bool:
+    def may_relay(self, caller: str, origin: str, audience: str) -> bool:
         return (caller, origin) in self.relays
 
     def is_active(self, node_id: str) -> bool:

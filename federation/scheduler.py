@@ -1,0 +1,236 @@
+"""Store-and-forward: one job per peer.
+
+`PeerSync` is the per-peer state machine, free of threads and wall clocks:
+`run(now)` does one round (push what the peer lacks, pull what we lack from an
+upstream) and records the outcome — progress counters on success; on failure
+the consecutive failure count and an exponential backoff with jitter, capped.
+Its state lives in the database (a `PeerStateStore`), so a restarted node
+resumes with the same backoff and counters; what the peer holds is always
+re-learned from its vector, so nothing is sent twice to storage.
+
+`SyncScheduler` runs those state machines on APScheduler: one job per peer,
+rescheduled after each run at the peer's next attempt; `poke()` (called after
+every commit) brings forward the peers that are not backing off, so new
+envelopes go out at once. Tests drive `PeerSync` with a manual clock.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import grpc
+
+from federation.backoff import backoff_delay
+from federation.peers import Peer
+from federation.sync import RoundResult, Sink, Source, pull, push
+
+EXPECTED_OUTAGES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+@dataclass
+class PeerState:
+    peer_id: str
+    endpoint: str
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    failures: int = 0
+    backoff_seconds: float = 0.0
+    last_error: str = ""
+    envelopes_sent: int = 0
+    envelopes_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    peer_behind: int = 0
+    us_behind: int = 0
+    their_vector: str = "[]"
+
+
+class PeerStateStore(Protocol):
+    def load(self, peer_id: str, endpoint: str) -> PeerState: ...
+
+    def save(self, state: PeerState) -> None: ...
+
+
+class Logger(Protocol):
+    def debug(self, event: str, **kw: Any) -> Any: ...
+
+    def info(self, event: str, **kw: Any) -> Any: ...
+
+    def warning(self, event: str, **kw: Any) -> Any: ...
+
+
+@dataclass
+class SyncSettings:
+    interval: float = 30.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 600.0
+    timeout: float = 30.0
+    max_envelopes: int = 0
+
+
+@dataclass
+class PeerSync:
+    peer: Peer
+    stub: Callable[[], Any]  # -> a SyncService stub (its channel reconnects by itself)
+    source: Source
+    sink: Sink
+    store: PeerStateStore
+    settings: SyncSettings
+    log: Logger
+    rng: random.Random = field(default_factory=random.Random)
+    # Called after a failed round: drop the channel, so the next attempt connects
+    # afresh instead of waiting out gRPC's own reconnect backoff (ours governs).
+    reset: Callable[[], None] = lambda: None
+
+    def state(self) -> PeerState:
+        return self.store.load(self.peer.node_id, self.peer.endpoint)
+
+    def due(self, now: datetime) -> bool:
+        at = self.state().next_attempt_at
+        return at is None or at <= now
+
+    def run(self, now: datetime) -> PeerState:
+        """One round now; the outcome is persisted and returned."""
+        state = self.state()
+        state.last_attempt_at = now
+        result = RoundResult()
+        try:
+            stub = self.stub()
+            push(
+                stub,
+                self.peer.node_id,
+                self.source,
+                result,
+                self.settings.timeout,
+                self.settings.max_envelopes,
+            )
+            if self.peer.upstream:
+                pull(
+                    stub,
+                    self.peer.node_id,
+                    self.sink,
+                    now,
+                    result,
+                    self.settings.timeout,
+                    self.settings.max_envelopes,
+                )
+        except grpc.RpcError as e:
+            self._failed(state, now, e, result)
+            self.reset()
+        else:
+            self._succeeded(state, now, result)
+        self.store.save(state)
+        return state
+
+    def _count(self, state: PeerState, result: RoundResult) -> None:
+        state.envelopes_sent += result.pushed
+        state.envelopes_received += result.pulled
+        state.bytes_sent += result.bytes_sent
+        state.bytes_received += result.bytes_received
+
+    def _succeeded(self, state: PeerState, now: datetime, result: RoundResult) -> None:
+        self._count(state, result)
+        if state.failures:
+            self.log.info("peer reachable again", peer=self.peer.node_id, after_failures=state.failures)
+        state.failures, state.backoff_seconds, state.last_error = 0, 0.0, ""
+        state.last_success_at = now
+        state.next_attempt_at = now + timedelta(seconds=self.settings.interval)
+        state.peer_behind = state.us_behind = 0
+        if result.their_vector is not None:
+            state.their_vector = json.dumps(sorted([o, a, q] for (o, a), q in result.their_vector.items()))
+        if result.pushed or result.pulled:
+            self.log.info(
+                "sync round",
+                peer=self.peer.node_id,
+                pushed=result.pushed,
+                pulled=result.pulled,
+                bytes_sent=result.bytes_sent,
+                bytes_received=result.bytes_received,
+            )
+
+    def _failed(self, state: PeerState, now: datetime, error: grpc.RpcError, result: RoundResult) -> None:
+        self._count(state, result)
+        code = error.code()
+        state.failures += 1
+        state.backoff_seconds = backoff_delay(
+            state.failures, self.settings.backoff_initial, self.settings.backoff_max, self.rng
+        )
+        state.next_attempt_at = now + timedelta(seconds=state.backoff_seconds)
+        state.last_error = f"{code.name}: {error.details() or ''}"[:512]
+        level = self.log.debug if code in EXPECTED_OUTAGES else self.log.warning
+        level(
+            "peer sync failed",
+            peer=self.peer.node_id,
+            code=code.name,
+            failures=state.failures,
+            backoff_seconds=round(state.backoff_seconds, 3),
+            error=error.details(),
+        )
+
+
+class SyncScheduler:
+    """APScheduler jobs over `PeerSync`s."""
+
+    def __init__(self, peers: list[PeerSync], clock: Callable[[], datetime]) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.peers = {p.peer.node_id: p for p in peers}
+        self.clock = clock
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        for peer_id, ps in self.peers.items():
+            at = ps.state().next_attempt_at or self.clock()
+            self._scheduler.add_job(
+                self._run,
+                "date",
+                run_date=max(at, self.clock()),
+                id=peer_id,
+                args=[peer_id],
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        self._scheduler.start()
+
+    def _run(self, peer_id: str) -> None:
+        ps = self.peers[peer_id]
+        state = ps.run(self.clock())
+        nxt = state.next_attempt_at or self.clock()
+        with self._lock:
+            if self._scheduler.running:
+                self._scheduler.add_job(
+                    self._run,
+                    "date",
+                    run_date=nxt,
+                    id=peer_id,
+                    args=[peer_id],
+                    replace_existing=True,
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=None,
+                )
+
+    def poke(self) -> None:
+        """New envelopes committed: sync at once with every peer not backing off."""
+        now = self.clock()
+        with self._lock:
+            if not self._scheduler.running:
+                return
+            for peer_id, ps in self.peers.items():
+                job = self._scheduler.get_job(peer_id)
+                if job is not None and ps.state().failures == 0:
+                    job.modify(next_run_time=now)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._scheduler.running:
+                self._scheduler.shutdown(wait=True)

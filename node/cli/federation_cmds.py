@@ -1,0 +1,327 @@
+"""A node's side of the federation: `gcn federation …`, `gcn directory …`, `gcn keys …`.
+
+Local file operations on the node of `--config` (default GCN_CONFIG or
+./gcn.toml), except `gcn directory fetch`, which asks a peer over mutual TLS.
+The flow (see `node.joining`): `gcn init --root-keys …` writes the join
+request → the root admits it → `gcn federation install` → `gcn directory
+import` (or `fetch`). A node that runs `gcn serve` must be restarted after
+`gcn keys rotate` (it would go on signing with the retired key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from rich.table import Table
+
+from crypto.certs import certificate_not_after, needs_renewal
+from crypto.directory import find_node, from_timestamp, parse_directory
+from federation.transport import TlsMaterial, peer_channel, sync_stub
+from gcn.v1 import directory_pb2 as dir_pb
+from gcn.v1 import sync_pb2
+from node.app import NodeApp
+from node.cli import render
+from node.cli.client import CliError, call
+from node.cli.root_cmds import nodes_table, say
+from node.clock import system_clock
+from node.config import Config, load_config
+from node.federation_state import TrustFiles
+from node.joining import JOIN_REQUEST_FILE, install_certificate, prepare_join, read_root_keys
+from node.setup import CONFIG_FILE
+
+SIGNING_KEYS_FILE = "signing-keys.json"
+NO_ROOT = (
+    "this node has pinned no federation root keys: join first with "
+    "`gcn federation join --root-keys root-keys.json` (or create it with `gcn init --root-keys …`)"
+)
+
+
+def _config(a: argparse.Namespace) -> Config:
+    return load_config(Path(a.config or os.environ.get("GCN_CONFIG") or CONFIG_FILE))
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read the {what} {path}: {e.strerror or e}") from e
+
+
+def _at(ts: Any) -> str:
+    return f"{from_timestamp(ts):%Y-%m-%d %H:%M} UTC"
+
+
+# -- gcn federation ------------------------------------------------------------------------
+
+
+def cmd_federation_install(a: argparse.Namespace) -> int:
+    config = _config(a)
+    cert, ca = _read(Path(a.cert), "certificate"), _read(Path(a.ca), "CA certificate")
+    held = TrustFiles(config.trust_dir).held()
+    if held is not None and parse_directory(held).ca_certificate.strip() != ca.strip():
+        raise CliError(f"{a.ca} is not the federation CA named in the directory this node holds")
+    install_certificate(config, cert, ca, system_clock())
+    say(
+        f"certificate of {config.node.id} installed in {config.tls_dir} "
+        f"(valid until {certificate_not_after(cert):%Y-%m-%d})"
+    )
+    say(
+        f"the federation listener ({config.federation.listen or 'not configured'}) starts with `gcn serve`; "
+        "next: take the directory (gcn directory import FILE, or gcn directory fetch --from NODE_ID)"
+    )
+    return 0
+
+
+def cmd_federation_join(a: argparse.Namespace) -> int:
+    config = _config(a)
+    if TrustFiles(config.trust_dir).pinned():
+        raise CliError(
+            "this node already pinned the federation root keys; to renew its certificate run "
+            "`gcn federation renew`"
+        )
+    if not config.federation.listen:
+        raise CliError("set [federation] listen (and upstreams) in the node's config before joining")
+    prepare_join(config, read_root_keys(Path(a.root_keys)), system_clock())
+    _join_request_written(config)
+    return 0
+
+
+def _join_request_written(config: Config) -> None:
+    path = config.base_dir / JOIN_REQUEST_FILE
+    say(f"join request written to {path}: send it to the federation root (gcn root admit {path.name})")
+
+
+def cmd_federation_renew(a: argparse.Namespace) -> int:
+    config = _config(a)
+    cert_path = config.tls_dir / "cert.pem"
+    if not cert_path.exists():
+        raise CliError(f"no certificate in {config.tls_dir}: run `gcn federation install` first")
+    cert = _read(cert_path, "certificate")
+    now = system_clock()
+    until = certificate_not_after(cert)
+    if not (a.force or needs_renewal(cert, now)):
+        say(
+            f"the certificate is valid until {until:%Y-%m-%d}; renewal is due from 30 days before "
+            "(use --force to renew now)"
+        )
+        return 0
+    pinned = TrustFiles(config.trust_dir).pinned()
+    if not pinned:
+        raise CliError(NO_ROOT)
+    prepare_join(config, pinned, now)
+    say(f"the certificate expires {until:%Y-%m-%d}; a new join request re-admits the node with its keys")
+    _join_request_written(config)
+    say("then install the new certificate: gcn federation install --cert CERT.pem --ca ca.pem")
+    return 0
+
+
+# -- gcn directory ---------------------------------------------------------------------------
+
+
+def _accept(config: Config, signed: dir_pb.SignedDirectory) -> int:
+    """Verify and adopt `signed` (as the running node would), then report."""
+    files = TrustFiles(config.trust_dir)
+    if not files.pinned():
+        raise CliError(NO_ROOT)
+    held = files.held()
+    if held is not None and held.SerializeToString() == signed.SerializeToString():
+        say(f"this node already holds directory version {parse_directory(held).version}")
+        return 0
+    app = NodeApp.open(config)
+    try:
+        directory = app.accept_directory(signed)
+        holds = app.trust.held_audiences()
+    finally:
+        app.close()
+    me = config.node.id
+    say(
+        f"directory version {directory.version} of {directory.federation} accepted: "
+        f"{len(directory.nodes)} nodes, {len(directory.audiences)} audiences, "
+        f"valid until {_at(directory.expires_at)}"
+    )
+    member_of = [x.name for x in directory.audiences if me in x.members]
+    say(f"{me} holds the keys of: {', '.join(holds) or 'no audience'}")
+    say(f"{me} is a member of: {', '.join(member_of) or 'no audience'}")
+    _warn_about_self(config, directory)
+    return 0
+
+
+def _warn_about_self(config: Config, directory: dir_pb.Directory) -> None:
+    node = find_node(directory, config.node.id)
+    if node is None:
+        say(f"note: {config.node.id} is not listed in it (admitted after this version was published?)")
+    elif node.status == dir_pb.NODE_STATUS_REVOKED:
+        say(f"note: {config.node.id} is REVOKED in it since {_at(node.revoked_at)}")
+    ca_path = config.tls_dir / "ca.pem"
+    if ca_path.exists() and ca_path.read_bytes().strip() != directory.ca_certificate.strip():
+        say(f"warning: {ca_path} is not the federation CA this directory names")
+
+
+def _signed_from_bytes(data: bytes, source: str) -> dir_pb.SignedDirectory:
+    try:
+        return dir_pb.SignedDirectory.FromString(data)
+    except DecodeError as e:
+        raise CliError(f"{source} is not a signed directory: {e}") from e
+
+
+def cmd_directory_import(a: argparse.Namespace) -> int:
+    config = _config(a)
+    path = Path(a.file)
+    return _accept(config, _signed_from_bytes(_read(path, "directory file"), str(path)))
+
+
+def _held_directory(config: Config) -> dir_pb.Directory:
+    held = TrustFiles(config.trust_dir).held()
+    if held is None:
+        raise CliError(
+            "this node holds no directory yet: "
+            "gcn directory import FILE, or gcn directory fetch --from NODE_ID"
+        )
+    return parse_directory(held)
+
+
+def _directory_json(config: Config, d: dir_pb.Directory) -> dict[str, Any]:
+    me = config.node.id
+    return {
+        "federation": d.federation,
+        "version": int(d.version),
+        "issued_at": from_timestamp(d.issued_at).isoformat(),
+        "expires_at": from_timestamp(d.expires_at).isoformat(),
+        "root_keys": [k.key_id for k in d.root_keys],
+        "nodes": [render.as_dict(n) for n in d.nodes],
+        "audiences": [render.as_dict(x) for x in d.audiences],
+        "held_audiences": sorted(x.name for x in d.audiences if x.holder == me),
+    }
+
+
+def _audiences_table(config: Config, d: dir_pb.Directory) -> Table:
+    table = Table(title=f"{len(d.audiences)} audiences")
+    for column in ("audience", "holder", "members", config.node.id):
+        table.add_column(column, overflow="fold")
+    for x in d.audiences:
+        mine = "holder" if x.holder == config.node.id else "member" if config.node.id in x.members else ""
+        table.add_row(x.name, x.holder, ", ".join(x.members), mine)
+    return table
+
+
+def cmd_directory_show(a: argparse.Namespace) -> int:
+    config = _config(a)
+    d = _held_directory(config)
+    if a.json:
+        json.dump(_directory_json(config, d), sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return 0
+    say(
+        f"directory version {d.version} of {d.federation}: issued {_at(d.issued_at)}, "
+        f"expires {_at(d.expires_at)}; root keys {', '.join(k.key_id for k in d.root_keys)}"
+    )
+    render.console.print(nodes_table(list(d.nodes), f"{len(d.nodes)} nodes"))
+    render.console.print(_audiences_table(config, d))
+    return 0
+
+
+def _peer_endpoint(config: Config, peer: str) -> str:
+    held = TrustFiles(config.trust_dir).held()
+    node = find_node(parse_directory(held), peer) if held is not None else None
+    if node is None or not node.endpoints:
+        raise CliError(f"no known endpoint for {peer} (the directory here does not list it): pass --endpoint")
+    return str(node.endpoints[0])
+
+
+def _tls(config: Config) -> TlsMaterial:
+    try:
+        return TlsMaterial.load(config.tls_dir)
+    except OSError as e:
+        raise CliError(
+            f"no TLS certificate in {config.tls_dir} ({e.strerror}): run `gcn federation install` first"
+        ) from e
+
+
+def cmd_directory_fetch(a: argparse.Namespace) -> int:
+    config = _config(a)
+    peer = a.from_node.upper()
+    endpoint = a.endpoint or _peer_endpoint(config, peer)
+    tls = _tls(config)
+    held = TrustFiles(config.trust_dir).held()
+    have = parse_directory(held).version if held is not None else 0
+    with peer_channel(tls, peer, endpoint) as channel:
+        signed = call(sync_stub(channel).GetDirectory, sync_pb2.GetDirectoryRequest(have_version=have))
+    say(f"fetched the directory from {peer} at {endpoint}")
+    return _accept(config, signed)
+
+
+# -- gcn keys --------------------------------------------------------------------------------
+
+
+def cmd_keys_rotate(a: argparse.Namespace) -> int:
+    config = _config(a)
+    app = NodeApp.open(config)
+    try:
+        keys = app.rotate_signing_key()
+        listed = app.signing_keys_for_directory()
+    finally:
+        app.close()
+    path = config.base_dir / SIGNING_KEYS_FILE
+    data = [json_format.MessageToDict(k) for k in listed]
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    say(f"new signing key {keys.signing.key_id}; {len(keys.retired)} retired key(s) kept; list in {path}")
+    say(
+        f"send {SIGNING_KEYS_FILE} to the federation root (gcn root update-keys) — until the new "
+        "directory is published, peers refuse envelopes signed with the new key"
+    )
+    say("a running `gcn serve` of this node must be restarted to sign with the new key")
+    return 0
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help=f"node config file (default: GCN_CONFIG or ./{CONFIG_FILE})")
+
+
+def _add(actions: Any, name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
+    _config_arg(p)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _federation_commands(sub: Any) -> None:
+    fed = sub.add_parser("federation", help="this node's membership: certificate, join, renewal")
+    actions = fed.add_subparsers(dest="action", required=True)
+    p = _add(actions, "install", "install the certificate the root issued", cmd_federation_install)
+    p.add_argument("--cert", required=True, help="this node's certificate (from `gcn root admit`)")
+    p.add_argument("--ca", required=True, help="the federation CA certificate (ca.pem)")
+    p = _add(actions, "join", "pin the root keys and write a join request", cmd_federation_join)
+    p.add_argument("--root-keys", required=True, help="the root-keys.json the federation root handed out")
+    p = _add(actions, "renew", "write a join request to renew the TLS certificate", cmd_federation_renew)
+    p.add_argument("--force", action="store_true", help="renew even if not within 30 days of expiry")
+
+
+def _directory_commands(sub: Any) -> None:
+    directory = sub.add_parser("directory", help="the signed federation directory this node holds")
+    actions = directory.add_subparsers(dest="action", required=True)
+    p = _add(actions, "import", "verify and take a directory file", cmd_directory_import)
+    p.add_argument("file", help="a signed directory (from `gcn root publish`)")
+    p = _add(actions, "show", "show the directory this node holds", cmd_directory_show)
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p = _add(actions, "fetch", "fetch a newer directory from a peer (mutual TLS)", cmd_directory_fetch)
+    p.add_argument("--from", dest="from_node", required=True, metavar="NODE_ID", help="the peer's node id")
+    p.add_argument("--endpoint", help="HOST:PORT (default: its endpoint in the held directory)")
+
+
+def register(sub: Any) -> None:
+    """Add `gcn federation …`, `gcn directory …` and `gcn keys …` to the top-level sub-parsers."""
+    _federation_commands(sub)
+    _directory_commands(sub)
+    keys = sub.add_parser("keys", help="this node's signing keys")
+    actions = keys.add_subparsers(dest="action", required=True)
+    _add(actions, "rotate", "make a new signing key (the root must publish it)", cmd_keys_rotate)
