@@ -185,6 +185,7 @@ class SyncScheduler:
         self.clock = clock
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._lock = threading.Lock()
+        self._stopping = False
 
     def start(self) -> None:
         for peer_id, ps in self.peers.items():
@@ -206,7 +207,7 @@ class SyncScheduler:
         state = ps.run(self.clock())
         nxt = state.next_attempt_at or self.clock()
         with self._lock:
-            if self._scheduler.running:
+            if self._scheduler.running and not self._stopping:
                 self._scheduler.add_job(
                     self._run,
                     "date",
@@ -223,7 +224,7 @@ class SyncScheduler:
         """New envelopes committed: sync at once with every peer not backing off."""
         now = self.clock()
         with self._lock:
-            if not self._scheduler.running:
+            if not self._scheduler.running or self._stopping:
                 return
             for peer_id, ps in self.peers.items():
                 job = self._scheduler.get_job(peer_id)
@@ -231,6 +232,10 @@ class SyncScheduler:
                     job.modify(next_run_time=now)
 
     def shutdown(self) -> None:
+        """Stop scheduling, then wait for running rounds (outside the lock: a
+        finishing round takes it to reschedule itself, and must see `_stopping`)."""
         with self._lock:
-            if self._scheduler.running:
-                self._scheduler.shutdown(wait=True)
+            self._stopping = True
+            running = self._scheduler.running
+        if running:
+            self._scheduler.shutdown(wait=True)

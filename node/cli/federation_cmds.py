@@ -4,8 +4,9 @@ Local file operations on the node of `--config` (default GCN_CONFIG or
 ./gcn.toml), except `gcn directory fetch`, which asks a peer over mutual TLS.
 The flow (see `node.joining`): `gcn init --root-keys …` writes the join
 request → the root admits it → `gcn federation install` → `gcn directory
-import` (or `fetch`). A node that runs `gcn serve` must be restarted after
-`gcn keys rotate` (it would go on signing with the retired key).
+import` (or `fetch`). A running `gcn serve` reads its keys and directory at
+start: restart it after `gcn keys rotate` (it would go on signing with the
+retired key) and after it takes a directory.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ def _accept(config: Config, signed: dir_pb.SignedDirectory) -> int:
     say(f"{me} holds the keys of: {', '.join(holds) or 'no audience'}")
     say(f"{me} is a member of: {', '.join(member_of) or 'no audience'}")
     _warn_about_self(config, directory)
+    say("a running `gcn serve` of this node takes it (and any new audience epoch) when restarted")
     return 0
 
 

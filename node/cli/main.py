@@ -33,7 +33,7 @@ from node.clock import system_clock
 from node.config import FederationSection, load_config
 from node.db import Database
 from node.errors import NodeError
-from node.joining import prepare_join, read_root_keys
+from node.joining import JOIN_REQUEST_FILE, prepare_join, read_root_keys
 from node.logging import configure_logging
 from node.setup import CONFIG_FILE, init_node
 from node.users import Role, UserStore
@@ -91,8 +91,8 @@ def cmd_init(a: argparse.Namespace) -> int:
     if root_keys is not None:
         prepare_join(config, root_keys, system_clock())
         root_cmds.say(
-            f"root keys pinned; join request written to {config.base_dir / 'join-request.json'}: "
-            "send it to the federation root (gcn root admit join-request.json)"
+            f"root keys pinned; join request written to {config.base_dir / JOIN_REQUEST_FILE}: "
+            f"send it to the federation root (gcn root admit {JOIN_REQUEST_FILE})"
         )
     return 0
 

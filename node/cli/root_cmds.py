@@ -85,8 +85,8 @@ def cmd_root_admit(a: argparse.Namespace) -> int:
     request_path = Path(a.request)
     request = read_join_request(request_path)
     store = _store(a)
-    now = system_clock()
-    cert = store.admit(request, now)
+    readmitted = any(n.id == request.node_id for n in store.nodes())
+    cert = store.admit(request, system_clock())
     cert_path = Path(a.out) if a.out else request_path.parent / f"{request.node_id}.cert.pem"
     cert_path.write_bytes(cert)
     ca_path = store.path / CA_CERT_FILE
@@ -94,13 +94,16 @@ def cmd_root_admit(a: argparse.Namespace) -> int:
         ca_path = Path(a.ca_out)
         ca_path.write_bytes(store.ca_certificate())
     where = f", {request.country}" if request.country else ""
-    say(f"admitted {request.node_id} ({request.role}{where}) to federation {store.federation}")
+    if readmitted:
+        say(f"{request.node_id} is already admitted with these keys: its certificate is re-issued")
+    else:
+        say(f"admitted {request.node_id} ({request.role}{where}) to federation {store.federation}")
     say(f"certificate: {cert_path} (valid until {certificate_not_after(cert):%Y-%m-%d})")
     say(f"federation CA: {ca_path}")
     say(
         f"hand both to {request.node_id}: "
-        f"gcn federation install --cert {cert_path.name} --ca {ca_path.name}; "
-        "it is listed from the next `gcn root publish`"
+        f"gcn federation install --cert {cert_path.name} --ca {ca_path.name}"
+        + ("" if readmitted else "; it is listed from the next `gcn root publish`")
     )
     return 0
 

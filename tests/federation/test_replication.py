@@ -208,3 +208,29 @@ def test_an_envelope_held_twice_through_two_upstreams_is_stored_once(
             assert n == 1, name
     finally:
         f.close()
+
+
+def test_a_hand_carried_bundle_moves_a_ports_records_without_any_link(
+    chain: LocalFederation, clock: ManualClock, tmp_path: Path
+) -> None:
+    from node.bundle import export_bundle, import_bundle
+    from node.errors import PermissionDeniedError, ValidationError
+
+    port, national = chain.nodes["KE-MBA"].app, chain.nodes["KE"].app
+    for node in chain.nodes.values():
+        node.stop()  # no link at all
+    rng = random.Random(9)
+    port.records.import_seizures(samples.random_seizure(rng, clock().date()) for _ in range(25))
+    stick = tmp_path / "usb" / "ke-mba-to-ke.gcnb"
+    stick.parent.mkdir()
+    assert export_bundle(port, "KE", stick) >= 25
+    result = import_bundle(national, stick)
+    assert result.stored >= 25
+    assert _records_from(chain, "KE", "KE-MBA") == 25
+    assert import_bundle(national, stick).stored == 0  # a second import is a no-op
+    data = bytearray(stick.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    stick.write_bytes(bytes(data))
+    with pytest.raises((PermissionDeniedError, ValidationError)):
+        import_bundle(national, stick)
+    assert _records_from(chain, "KE", "KE-MBA") == 25

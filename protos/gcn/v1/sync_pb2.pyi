@@ -9,6 +9,7 @@ from collections import abc as _abc
 from gcn.v1 import envelope_pb2 as _envelope_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -217,3 +218,71 @@ class PushResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PushResponse: _TypeAlias = PushResponse  # noqa: Y015
+
+@_typing.final
+class Bundle(_message.Message):
+    """A hand-carried batch of envelopes (USB stick) for a node with no link at all."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPORTER_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    BASE_FIELD_NUMBER: _builtins.int
+    ENVELOPES_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    exporter: _builtins.str
+    """node id that wrote it"""
+    recipient: _builtins.str
+    """node id it is meant for"""
+    @_builtins.property
+    def base(self) -> Global___VersionVector:
+        """what the exporter believed the recipient held"""
+
+    @_builtins.property
+    def envelopes(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        exporter: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        base: Global___VersionVector | None = ...,
+        envelopes: _abc.Iterable[_envelope_pb2.Envelope] | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "created_at", b"created_at", "envelopes", b"envelopes", "exporter", b"exporter", "recipient", b"recipient"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Bundle: _TypeAlias = Bundle  # noqa: Y015
+
+@_typing.final
+class SignedBundle(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUNDLE_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    bundle: _builtins.bytes
+    """serialized Bundle"""
+    key_id: _builtins.str
+    """exporter's signing key"""
+    signature: _builtins.bytes
+    """Ed25519 over "gcn-bundle-v1\\0" || bundle"""
+    def __init__(
+        self,
+        *,
+        bundle: _builtins.bytes = ...,
+        key_id: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "key_id", b"key_id", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedBundle: _TypeAlias = SignedBundle  # noqa: Y015
