@@ -126,10 +126,13 @@ class DirectoryTrust:
 
     def may_relay(self, caller: str, origin: str, audience: str) -> bool:
         """An active node relays its own envelopes, and those of audiences it may
-        hold: as a member, or as a node on a shortest path between members."""
+        hold: as a member, or as a node on a shortest path between members. Hubs
+        relay whatever they hold (membership may have changed since they took it,
+        e.g. when the origin was revoked)."""
         if not self.is_active(caller):
             return False
-        return caller == origin or self.topo.may_hold(caller, audience)
+        role = self.roles[caller][0]
+        return caller == origin or role in ("regional", "global") or self.topo.may_hold(caller, audience)
 
     def topology(self) -> Topology:
         return self.topo

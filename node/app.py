@@ -13,7 +13,7 @@ from crypto.directory import directory_key
 from crypto.keys import KeyDirectory, NodeKeys
 from crypto.signing import KeyRing, PublicSigningKey
 from federation.audiences import node_audience
-from federation.policy import NationalPolicy
+from federation.policy import load_policy
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import node_pb2 as npb
 from node.audience_keys import AudienceKeys
@@ -82,7 +82,14 @@ class NodeApp:
         )
         with db.begin() as s:
             learned = audience_keys.load(s, envelope_log, trust.holder_of)
-        policy = NationalPolicy(config.node.id, config.node.country)
+        n = config.node
+        policy = load_policy(
+            config.sharing.path(config.base_dir),
+            node_id=n.id,
+            country=n.country,
+            region=n.region,
+            role=n.role,
+        )
         log.info(
             "node opened",
             node_id=config.node.id,

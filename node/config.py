@@ -65,6 +65,14 @@ class FederationSection:
 
 
 @dataclass(frozen=True)
+class SharingSection:
+    policy_file: str = ""  # the sharing policy (TOML); empty: the default shipped with gcn
+
+    def path(self, base: Path) -> Path | None:
+        return (base / self.policy_file).resolve() if self.policy_file else None
+
+
+@dataclass(frozen=True)
 class LoggingSection:
     format: str = "auto"
     level: str = "info"
@@ -76,6 +84,7 @@ class Config:
     server: ServerSection = field(default_factory=ServerSection)
     database: DatabaseSection = field(default_factory=DatabaseSection)
     federation: FederationSection = field(default_factory=FederationSection)
+    sharing: SharingSection = field(default_factory=SharingSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -114,6 +123,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSection,
     "database": DatabaseSection,
     "federation": FederationSection,
+    "sharing": SharingSection,
     "logging": LoggingSection,
 }
 

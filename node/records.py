@@ -15,7 +15,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from federation.audiences import node_audience
 from federation.policy import Policy, Share
+from federation.views import project
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
@@ -116,14 +118,14 @@ class RecordService:
         if isinstance(replacement, rec.Seizure):
             checked_s = validation.check_seizure(replacement, now.date())
             correction.seizure.CopyFrom(checked_s)
-            tlp, want_kind = checked_s.tlp, epb.RECORD_KIND_SEIZURE
+            want_kind = epb.RECORD_KIND_SEIZURE
         else:
             checked_a = validation.check_alert(replacement, now.date())
             correction.alert.CopyFrom(checked_a)
-            tlp, want_kind = checked_a.tlp, epb.RECORD_KIND_ALERT
+            want_kind = epb.RECORD_KIND_ALERT
         with self.db.begin() as s:
             old_shares = self._shares_of_own_active(s, target, want_kind)
-        new_shares = self.policy.shares(epb.RECORD_KIND_CORRECTION, tlp)
+        new_shares = self.policy.shares(epb.RECORD_KIND_CORRECTION, rec.RecordBody(correction=correction))
         items = [
             _Pending(
                 str(uuid.uuid4()),
@@ -150,7 +152,7 @@ class RecordService:
     def _new(
         self, kind: epb.RecordKind.ValueType, body: rec.RecordBody, tlp: rec.TLP.ValueType, now: datetime
     ) -> _Pending:
-        return _Pending(str(uuid.uuid4()), kind, body, self.policy.shares(kind, tlp))
+        return _Pending(str(uuid.uuid4()), kind, body, self.policy.shares(kind, body))
 
     def _import_batch(self, seizures: list[rec.Seizure]) -> int:
         now = self.clock()
@@ -170,7 +172,7 @@ class RecordService:
         bodies: list[rec.RecordBody] = []
         for p in pending:
             p.body.recorded_at.FromDatetime(now)
-            for share in p.shares:
+            for share in self._keyed(p):
                 body = self._project(p.body, share)
                 epoch, key = self._current_key(share.audience)
                 items.append(
@@ -217,9 +219,23 @@ class RecordService:
 
     @staticmethod
     def _project(body: rec.RecordBody, share: Share) -> rec.RecordBody:
-        if share.view != epb.VIEW_FULL:
-            raise MissingAudienceKeyError(f"view {epb.View.Name(share.view)} is not supported yet")
-        return body
+        return project(body, share.view)
+
+    def _keyed(self, p: _Pending) -> list[Share]:
+        """The record's shares whose audience key this node holds. A share whose
+        key has not arrived yet (e.g. before the node joined a federation, or
+        before its region's first key message) is left out and logged: an officer
+        can always record. If none is left, the record stays on the node."""
+        keyed = [sh for sh in p.shares if self.keys.current(sh.audience) is not None]
+        for sh in p.shares:
+            if sh not in keyed:
+                log.warning(
+                    "share skipped: no key for its audience yet",
+                    record_id=p.record_id,
+                    origin=self.log.node_id,
+                    audience=sh.audience,
+                )
+        return keyed or [Share(node_audience(self.log.node_id), epb.VIEW_FULL)]
 
     def _current_key(self, audience: str) -> tuple[int, bytes]:
         current = self.keys.current(audience)

@@ -18,6 +18,7 @@ from federation.scheduler import PeerSync, SyncSettings
 from federation.transport import sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
+from gcn.v1 import records_pb2 as rec
 from node import samples
 from node.clock import ManualClock
 from node.local_federation import LocalFederation
@@ -72,7 +73,8 @@ def _peer_sync(fed: LocalFederation, a: str, b: str, settings: SyncSettings | No
 def _records_from(fed: LocalFederation, node: str, origin: str) -> int:
     with fed.nodes[node].app.db.begin() as s:
         return int(
-            s.scalar(select(func.count()).select_from(RecordRow).where(RecordRow.origin == origin)) or 0
+            s.scalar(select(func.count(func.distinct(RecordRow.record_id))).where(RecordRow.origin == origin))
+            or 0
         )
 
 
@@ -234,3 +236,43 @@ def test_a_hand_carried_bundle_moves_a_ports_records_without_any_link(
     with pytest.raises((PermissionDeniedError, ValidationError)):
         import_bundle(national, stick)
     assert _records_from(chain, "KE", "KE-MBA") == 25
+
+
+def test_a_port_seizure_arrives_everywhere_in_exactly_the_view_its_policy_says(
+    chain: LocalFederation, clock: ManualClock
+) -> None:
+    """The shipped default policy: a TLP:GREEN seizure goes in full to its
+    administration, redacted to its region, statistical to the world."""
+    seizure = samples.ivory_seizure(clock().date())
+    seizure.tlp = rec.TLP_GREEN
+    record_id = chain.nodes["KE-MBA"].app.records.record_seizure(seizure).record_id
+    chain.sync_all(rounds=4)
+    full, red, stat = (
+        ("national:KE", epb.VIEW_FULL),
+        ("region:ESA", epb.VIEW_REDACTED),
+        ("global", epb.VIEW_STATISTICAL),
+    )
+    expected = {
+        "KE-MBA": {full, red, stat},
+        "KE": {full, red, stat},
+        "TZ": {red, stat},
+        "RINEX-ESA": {red, stat},
+        "WCO-GLOBAL": {stat},
+        "RINEX-SEA": {stat},
+        "VN": {stat},
+    }
+    for name, node in chain.nodes.items():
+        with node.app.db.begin() as s:
+            views = {
+                (r.audience, r.view)
+                for r in s.scalars(select(RecordRow).where(RecordRow.record_id == record_id))
+            }
+        assert views == expected[name], name
+    best = {name: node.app.reader.get(record_id) for name, node in chain.nodes.items()}
+    assert any(p.kind == rec.PARTY_KIND_PERSON for p in best["KE"].seizure.parties)
+    assert best["TZ"].view == epb.VIEW_REDACTED
+    assert not any(p.kind == rec.PARTY_KIND_PERSON for p in best["TZ"].seizure.parties)
+    assert best["TZ"].seizure.notes == "" and best["TZ"].seizure.conveyance.container_numbers
+    assert best["VN"].view == epb.VIEW_STATISTICAL
+    assert best["VN"].seizure.incident_date.endswith("-01")
+    assert not best["VN"].seizure.parties and not best["VN"].seizure.conveyance.container_numbers

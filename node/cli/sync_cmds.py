@@ -1,0 +1,147 @@
+"""`gcn sync status` and `gcn bundle export|import`: replication seen and done
+from the node's own files (they work while the node is stopped, or offline)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from federation import vectors
+from federation.peers import peers_of
+from node.app import NodeApp
+from node.bundle import export_bundle, import_bundle, last_known_vector
+from node.cli import render
+from node.cli.federation_cmds import _add, _config
+from node.peer_state import DbPeerStateStore
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at else "never"
+
+
+def status_rows(app: NodeApp) -> list[dict[str, Any]]:
+    """Per peer: progress, backoff, and how far behind each side is (from the
+    vector the peer last stated, against ours now)."""
+    directory = app.trust.directory()
+    peers = peers_of(directory, app.config.node.id, app.config.federation.upstream_ids) if directory else []
+    states = {s.peer_id: s for s in DbPeerStateStore(app.db).all()}
+    mine = app.receiver.local_vector()
+    rows = []
+    for peer in peers:
+        state = states.get(peer.node_id)
+        theirs = last_known_vector(app, peer.node_id)
+        entitled = {k: v for k, v in mine.items() if app.sync_source.entitled(peer.node_id, k[1])}
+        rows.append(
+            {
+                "peer": peer.node_id,
+                "endpoint": peer.endpoint,
+                "direction": "upstream" if peer.upstream else "downstream",
+                "last_success": _when(state.last_success_at if state else None),
+                "next_attempt": _when(state.next_attempt_at if state else None),
+                "failures": state.failures if state else 0,
+                "backoff_seconds": round(state.backoff_seconds, 1) if state else 0.0,
+                "peer_behind": vectors.behind(entitled, theirs),
+                "we_behind": vectors.behind(theirs, mine) if peer.upstream else 0,
+                "envelopes_sent": state.envelopes_sent if state else 0,
+                "envelopes_received": state.envelopes_received if state else 0,
+                "bytes_sent": state.bytes_sent if state else 0,
+                "bytes_received": state.bytes_received if state else 0,
+                "last_error": state.last_error if state else "",
+            }
+        )
+    return rows
+
+
+def cmd_sync_status(a: argparse.Namespace) -> int:
+    app = NodeApp.open(_config(a))
+    try:
+        rows = status_rows(app)
+    finally:
+        app.close()
+    if a.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    table = Table(title=f"sync status of {app.config.node.id}")
+    for col in (
+        "peer",
+        "direction",
+        "last success",
+        "next attempt",
+        "failures",
+        "backoff s",
+        "peer behind",
+        "we behind",
+        "sent",
+        "received",
+        "last error",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["peer"],
+            r["direction"],
+            r["last_success"],
+            r["next_attempt"],
+            str(r["failures"]),
+            str(r["backoff_seconds"]),
+            str(r["peer_behind"]),
+            str(r["we_behind"]),
+            f"{r['envelopes_sent']} ({r['bytes_sent']:,} B)",
+            f"{r['envelopes_received']} ({r['bytes_received']:,} B)",
+            r["last_error"],
+        )
+    render.console.print(table)
+    if not rows:
+        render.console.print("no peers: the node holds no directory, or lists no upstreams")
+    return 0
+
+
+def cmd_bundle_export(a: argparse.Namespace) -> int:
+    app = NodeApp.open(_config(a))
+    try:
+        n = export_bundle(app, a.to.upper(), Path(a.out))
+    finally:
+        app.close()
+    render.console.print(
+        f"wrote {n} envelopes for {a.to.upper()} to {a.out} (signed by {app.config.node.id})"
+    )
+    return 0
+
+
+def cmd_bundle_import(a: argparse.Namespace) -> int:
+    app = NodeApp.open(_config(a))
+    try:
+        result = import_bundle(app, Path(a.file))
+    finally:
+        app.close()
+    render.console.print(
+        f"imported {a.file}: {result.stored} new envelopes, {result.duplicates} already held, "
+        f"{result.indexed} readable"
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    sync = sub.add_parser("sync", help="replication with peers").add_subparsers(dest="action", required=True)
+    p = _add(sync, "status", "per peer: last success, next attempt, backoff, behind, bytes", cmd_sync_status)
+    p.add_argument("--json", action="store_true")
+    bundle = sub.add_parser("bundle", help="hand-carried envelopes for a node with no link").add_subparsers(
+        dest="action", required=True
+    )
+    p = _add(
+        bundle,
+        "export",
+        "write what a peer lacks (from its last known vector) to a signed file",
+        cmd_bundle_export,
+    )
+    p.add_argument("--to", required=True, help="the node id the bundle is for")
+    p.add_argument("--out", required=True, help="the bundle file to write")
+    p = _add(bundle, "import", "verify and apply a bundle", cmd_bundle_import)
+    p.add_argument("file")
