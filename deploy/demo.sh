@@ -71,7 +71,7 @@ echo "== starting ${#NODES[@]} nodes"
 for line in "${NODES[@]}"; do
   read -r id _ <<<"$line"
   GCN_LOGGING_FORMAT=json GCN_FEDERATION_SYNC_INTERVAL_SECONDS=2 \
-    gcn serve --config "$(cfg "$id")" 2>>"$DEMO/$id/node.log" &
+    gcn serve --config "$(cfg "$id")" 2>"$DEMO/$id/node.log" &
   echo $! >>"$DEMO/pids"
 done
 stop_all() { [ "$KEEP" = 1 ] || { kill -TERM $(cat "$DEMO/pids") 2>/dev/null; wait 2>/dev/null || true; }; }
@@ -110,13 +110,18 @@ for _ in $(seq 1 60); do
   if as WCO-GLOBAL records show "$RID" --json >/dev/null 2>&1; then break; fi
   sleep 0.5
 done
-for id in KE RINEX-ESA TZ WCO-GLOBAL VN; do
-  echo "-- $id:"
-  as "$id" records show "$RID" --json 2>/dev/null | python -c '
+cat >"$DEMO/show_view.py" <<'PY'
 import json, sys
-r = json.load(sys.stdin); s = r.get("seizure", {})
-print(f"   {r[\"audience\"]} view={r[\"view\"]}  persons={sum(1 for p in s.get(\"parties\", []) if p.get(\"kind\") == \"PARTY_KIND_PERSON\")}"
-      f"  containers={s.get(\"conveyance\", {}).get(\"container_numbers\", [])}  incident={s.get(\"incident_date\")}")' \
+r = json.load(sys.stdin)
+s = r.get("seizure", {})
+persons = sum(1 for p in s.get("parties", []) if p.get("kind") == "PARTY_KIND_PERSON")
+containers = s.get("conveyance", {}).get("container_numbers", [])
+print(f"   {r['audience']:<12} {r['view']:<17} persons={persons} containers={containers} "
+      f"incident={s.get('incident_date')} notes={'yes' if s.get('notes') else 'no'}")
+PY
+for id in KE RINEX-ESA TZ WCO-GLOBAL RINEX-SEA VN; do
+  echo "-- $id:"
+  as "$id" records show "$RID" --json 2>/dev/null | python "$DEMO/show_view.py" \
     || echo "   (not here: outside the audiences the origin chose)"
 done
 echo
