@@ -36,9 +36,10 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.internal import api_implementation
 from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, func, make_url, select, text
 
 import crypto.envelope
 from crypto.keys import SigningKey
@@ -52,6 +53,7 @@ from node.config import Config, load_config
 from node.index import Opened, index_records
 from node.log import OwnEnvelope
 from node.logging import configure_logging
+from node.models import EnvelopeRow
 from node.samples import random_seizure
 from node.server import build_server
 from node.setup import CONFIG_FILE, init_node
@@ -66,7 +68,7 @@ SERVER_WORKERS = 16
 CALL_TIMEOUT = 30.0  # seconds, one call
 START_TIMEOUT = 120.0  # seconds, a server or a client process getting ready
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 T = TypeVar("T")
 
 
@@ -135,6 +137,7 @@ class Sizes:
     header: float = 0.0
     ciphertext: float = 0.0
     signature: float = 0.0
+    envelopes_per_record: float = 0.0  # what the bulk ingest sealed (the limit seals 1)
 
     @property
     def envelope(self) -> float:
@@ -174,6 +177,42 @@ class Report:
     runs: list[Run]
     sizes: Sizes
     bench_rss_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Machine-wide busy and steal CPU seconds (/proc/stat), and this process's
+    own with its waited-for children (getrusage), at one moment."""
+
+    wall: float
+    busy: float
+    steal: float
+    ours: float
+
+    @classmethod
+    def now(cls) -> CpuSample:
+        busy = steal = 0.0
+        try:
+            ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+            hz = os.sysconf("SC_CLK_TCK")
+            user, nice, system, _idle, _iowait, irq, softirq, stolen = ticks
+            busy, steal = (user + nice + system + irq + softirq) / hz, stolen / hz
+        except (OSError, ValueError):
+            pass
+        ours = sum(
+            u.ru_utime + u.ru_stime
+            for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+        )
+        return cls(time.monotonic(), busy, steal, ours)
+
+    def since(self, start: CpuSample) -> dict[str, float]:
+        """Shares of the machine (cores x wall time) between `start` and this sample."""
+        capacity = (os.cpu_count() or 1) * (self.wall - start.wall)
+        others = (self.busy - start.busy) - (self.ours - start.ours)
+        return {
+            "others_cpu_share": round(max(0.0, others) / capacity, 3),
+            "steal_share": round((self.steal - start.steal) / capacity, 3),
+        }
 
 
 def peak_rss_bytes() -> int:
@@ -344,6 +383,8 @@ def measure_limit(
             _by_hand(app, part, Limit(len(part), batch), sealed)
         for part in chunks(seizures, batch):
             envelopes += _by_hand(app, part, limit, sealed)
+    if sealed[0] == 0.0:
+        console.print("[yellow]append_own did not call crypto.envelope.seal: seal time is in insert[/yellow]")
     return limit, envelopes
 
 
@@ -364,6 +405,15 @@ def measure_bulk(
     stored = app.records.import_seizures(seizures, batch_size=batch_size)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     return Run(f"bulk import_seizures ({batch_size}/txn)", stored, seconds, BULK_TARGET, cpu_s=cpu)
+
+
+def seizure_envelopes(app: NodeApp) -> int:
+    """How many seizure envelopes the node stored (the policy may seal several per record)."""
+    with app.db.begin() as s:
+        stmt = (
+            select(func.count()).select_from(EnvelopeRow).where(EnvelopeRow.kind == epb.RECORD_KIND_SEIZURE)
+        )
+        return int(s.scalar(stmt) or 0)
 
 
 # -- 3, 4. through gRPC ----------------------------------------------------------------------
@@ -423,12 +473,13 @@ def call_all(
     requests: Sequence[Message],
     ready: Callable[[], object] | None = None,
     method: str = "RecordSeizure",
+    stub: Callable[[grpc.Channel], Any] = node_pb2_grpc.NodeServiceStub,
 ) -> ClientRun:
-    """One client: its own channel, sequential calls of `method`."""
+    """One client: its own channel, sequential calls of `stub`'s `method`."""
     metadata = (("authorization", f"Bearer {node.token}"),)
     with grpc.insecure_channel(node.address) as channel:
         grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT)
-        rpc = getattr(node_pb2_grpc.NodeServiceStub(channel), method)
+        rpc = getattr(stub(channel), method)
         if ready is not None:
             ready()
         latencies: list[float] = []
@@ -539,13 +590,14 @@ def in_process(ws: Workspace, o: Options, today: date, sizes: Sizes) -> tuple[Li
     step(f"in-process bulk ingest: {o.records} records")
     with opened(ws.new_node("bulk")) as app:
         bulk = measure_bulk(app, warmup, seizures, o.batch_size)
+        sizes.envelopes_per_record = seizure_envelopes(app) / (len(warmup) + bulk.records)
     return limit, per_record, bulk
 
 
 def single_client(o: Options, today: date, sizes: Sizes) -> list[Drive]:
     requests = make_requests(o.seed + 1, o.rpc_records, today)
     sizes.request = statistics.fmean(r.ByteSize() for r in requests)
-    floor_calls = [npb.GetNodeInfoRequest()] * max(1, o.rpc_records // 4)
+    floor_calls = max(1, o.rpc_records // 4)
 
     def record(node: ServedNode) -> Run:
         step(f"gRPC, 1 client: {len(requests)} RecordSeizure calls")
@@ -553,11 +605,18 @@ def single_client(o: Options, today: date, sizes: Sizes) -> list[Drive]:
         sizes.reply = run.reply_bytes / max(1, run.records)
         return run
 
-    def floor(node: ServedNode) -> Run:
-        step(f"gRPC, 1 client: {len(floor_calls)} GetNodeInfo calls (per-call floor)")
-        return combine("gRPC floor: GetNodeInfo", [call_all(node, floor_calls, method="GetNodeInfo")], None)
+    def info(node: ServedNode) -> Run:
+        step(f"gRPC, 1 client: {floor_calls} GetNodeInfo calls (floor with authentication)")
+        calls = [npb.GetNodeInfoRequest()] * floor_calls
+        return combine("gRPC floor: GetNodeInfo", [call_all(node, calls, method="GetNodeInfo")], None)
 
-    return [record, floor]
+    def health(node: ServedNode) -> Run:
+        step(f"gRPC, 1 client: {floor_calls} Health/Check calls (floor of grpcio alone)")
+        calls = [health_pb2.HealthCheckRequest()] * floor_calls
+        run = call_all(node, calls, method="Check", stub=health_pb2_grpc.HealthStub)
+        return combine("gRPC floor: Health/Check", [run], None)
+
+    return [record, info, health]
 
 
 def through_grpc(ws: Workspace, o: Options, today: date, sizes: Sizes) -> list[Run]:
@@ -582,6 +641,7 @@ def through_grpc(ws: Workspace, o: Options, today: date, sizes: Sizes) -> list[R
 
 def run_all(o: Options) -> Report:
     machine = machine_facts(o)
+    cpu_start = CpuSample.now()
     today = datetime.now(UTC).date()
     sizes = Sizes()
     with tempfile.TemporaryDirectory(prefix="gcn-bench-") as tmp:
@@ -592,6 +652,7 @@ def run_all(o: Options) -> Report:
         finally:
             ws.close()
     machine["load_average_at_end"] = round(os.getloadavg()[0], 2)
+    machine.update(CpuSample.now().since(cpu_start))
     return Report(o, machine, limit, per_record, runs, sizes, peak_rss_bytes())
 
 
@@ -608,7 +669,7 @@ def _mib(n: float) -> str:
 
 _COMPONENTS = (
     ("validate", "validation.check_seizure", "validate_s"),
-    ("seal", "RecordBody serialize + seal (AES-256-GCM, Ed25519, SHA-256)", "seal_s"),
+    ("seal", "serialize + seal (AES-256-GCM, Ed25519, SHA-256)", "seal_s"),
     ("insert", "append_own + index_records + commit, less the seal", "insert_s"),
 )
 
@@ -638,11 +699,11 @@ def _verdict(run: Run) -> str:
 
 def throughput_table(r: Report) -> Table:
     t = Table(title="2-4. Throughput", title_justify="left")
-    t.add_column("scenario")
+    t.add_column("scenario", no_wrap=True)
     for col in ("records", "seconds", "records/s", "target", "result", "vs limit", "vs 1/txn"):
-        t.add_column(col, justify="right")
+        t.add_column(col, justify="right", no_wrap=True)
     for col in ("p50 ms", "p95 ms", "p99 ms", "errors"):
-        t.add_column(col, justify="right")
+        t.add_column(col, justify="right", no_wrap=True)
     lim, one = r.limit, r.per_record
     for label, x in ((f"limit, by hand ({lim.batch}/txn)", lim), ("limit, by hand (1/txn)", one)):
         ratios = (f"{x.rate / lim.rate:.2f}", f"{x.rate / one.rate:.2f}")
@@ -676,6 +737,9 @@ def bytes_table(r: Report) -> Table:
     t.add_row(
         "envelope = header + ciphertext + signature",
         f"{s.header:,.0f} + {s.ciphertext:,.0f} + {s.signature:,.0f} = {s.envelope:,.0f} B",
+    )
+    t.add_row(
+        "envelopes sealed per record by the bulk ingest (the limit: 1)", f"{s.envelopes_per_record:.2f}"
     )
     t.add_row("peak RSS, bench process (clients, in-process nodes)", _mib(r.bench_rss_bytes))
     server_rss = max((run.server_rss_bytes for run in r.runs), default=0)
@@ -713,8 +777,10 @@ def contention_note(r: Report) -> str:
     listed = ", ".join(f"{name} {share:.2f}" for name, share in shares)
     m = r.machine
     return (
-        f"CPU/wall of the in-process runs: {listed} (below ~0.9: waiting on the disk or on a busy core); "
-        f"load average {m['load_average_at_start']} at start, {m['load_average_at_end']} at end."
+        f"CPU/wall of the in-process runs: {listed} (below ~0.9: waiting on the disk or on a busy core).\n"
+        f"Other processes used {m['others_cpu_share']:.0%} of the machine during the run, the hypervisor "
+        f"stole {m['steal_share']:.0%}; load average {m['load_average_at_start']} at start, "
+        f"{m['load_average_at_end']} at end. Figures taken on a busy machine are low."
     )
 
 
@@ -769,7 +835,7 @@ def report_json(r: Report) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     p = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
     p.add_argument("--records", type=int, default=5000, help="records for the limit and bulk runs")
-    p.add_argument("--rpc-records", type=int, help="calls per gRPC run, over all clients (default records/2)")
+    p.add_argument("--rpc-records", type=int, help="calls per gRPC run, over all clients (default records/4)")
     p.add_argument("--clients", type=int, default=8, help="concurrent gRPC clients (default 8)")
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--database-url", help="PostgreSQL URL (one temporary schema per node); default SQLite")
@@ -782,7 +848,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     a = p.parse_args(argv)
     if min(a.records, a.clients, a.batch_size) < 1:
         p.error("--records, --clients and --batch-size must be at least 1")
-    rpc_records = a.rpc_records if a.rpc_records is not None else max(a.clients, a.records // 2)
+    rpc_records = a.rpc_records if a.rpc_records is not None else max(a.clients, a.records // 4)
     return Options(
         a.records,
         rpc_records,
