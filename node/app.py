@@ -177,6 +177,7 @@ class NodeApp:
         return info
 
     def close(self) -> None:
+        self.records.close()
         self.db.dispose()
 
 

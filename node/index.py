@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
-from node.models import RecordRow, RecordTermRow
+from node.models import RECORD_TERMS, RECORDS, RecordRow
 
 # Term fields (the `field` column of record_terms).
 CONTAINER, IMO, FLIGHT, HS, SPECIES, COMPANY, PERSON = (
@@ -151,11 +151,12 @@ class Opened:
     created_at: datetime
 
 
-def index_records(session: Session, opened: list[Opened]) -> None:
-    """Index readable record envelopes (not key messages) in one go."""
+def index_records(session: Session, opened: list[Opened], *, fresh: bool = False) -> None:
+    """Index readable record envelopes (not key messages) in one go. `fresh`:
+    records this node just created, which no retraction can target yet."""
     if not opened:
         return
-    earlier = _earlier_superseders(session, opened)
+    earlier = {} if fresh else _earlier_superseders(session, opened)
     record_rows: list[dict[str, object]] = []
     term_rows: list[dict[str, object]] = []
     for o in opened:
@@ -178,9 +179,10 @@ def index_records(session: Session, opened: list[Opened]) -> None:
             }
         )
         term_rows.extend({"envelope_id": o.envelope_id, "field": f, "value": v} for f, v in terms_of(body))
-    session.execute(insert(RecordRow), record_rows)
+    conn = session.connection()
+    conn.execute(insert(RECORDS), record_rows)
     if term_rows:
-        session.execute(insert(RecordTermRow), term_rows)
+        conn.execute(insert(RECORD_TERMS), term_rows)
     for o in opened:
         target = _target(o.body)
         if target:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from crypto import envelope as env_crypto
 from crypto.keys import SigningKey
 from gcn.v1 import envelope_pb2 as epb
-from node.models import EnvelopeRow, StreamRow
+from node.models import ENVELOPES, STREAMS, EnvelopeRow, StreamRow
 
 
 @dataclass(frozen=True)
@@ -74,33 +74,52 @@ class EnvelopeLog:
     def append_own(self, session: Session, items: list[OwnEnvelope], now: datetime) -> list[Appended]:
         """Seal each item as the next envelope of this node's stream to its
         audience, in order, and store them all. Call inside `writing_own()` and
-        a transaction; nothing is visible to others before the commit."""
-        heads: dict[str, StreamRow] = {}
+        a transaction; nothing is visible to others before the commit.
+
+        This is the hot path of recording: it uses SQLAlchemy Core (one select
+        of the heads, one insert of the envelopes, one write per head)."""
+        conn = session.connection()
+        heads = self._heads(conn, {item.audience for item in items})
+        fresh = {a for a in {item.audience for item in items} if a not in heads}
         sealed: list[env_crypto.VerifiedEnvelope] = []
         for item in items:
-            head = heads.get(item.audience) or self.head(session, self.node_id, item.audience, lock=True)
-            if head is None:
-                head = StreamRow(
-                    origin=self.node_id, audience=item.audience, head_seq=0, head_hash=b"", updated_at=now
-                )
-                session.add(head)
-            heads[item.audience] = head
+            seq, prev = heads.get(item.audience, (0, b""))
             header = epb.EnvelopeHeader(
                 record_id=item.record_id,
                 origin=self.node_id,
                 audience=item.audience,
-                seq=head.head_seq + 1,
-                prev_hash=head.head_hash,
+                seq=seq + 1,
+                prev_hash=prev,
                 epoch=item.epoch,
                 kind=item.kind,
                 created_at=_timestamp(now),
                 view=item.view,
             )
             verified = env_crypto.seal(header, item.body, self.signer, item.audience_key)
-            head.head_seq, head.head_hash, head.updated_at = header.seq, verified.hash, now
+            heads[item.audience] = (header.seq, verified.hash)
             sealed.append(verified)
         ids = self.store_many(session, sealed, now)
+        streams = STREAMS
+        for audience, (seq, head_hash) in heads.items():
+            values = {"head_seq": seq, "head_hash": head_hash, "updated_at": now}
+            if audience in fresh:
+                conn.execute(insert(streams).values(origin=self.node_id, audience=audience, **values))
+            else:
+                conn.execute(
+                    update(streams)
+                    .where(streams.c.origin == self.node_id, streams.c.audience == audience)
+                    .values(**values)
+                )
         return [Appended(i, v) for i, v in zip(ids, sealed, strict=True)]
+
+    def _heads(self, conn: Connection, audiences: set[str]) -> dict[str, tuple[int, bytes]]:
+        streams = STREAMS
+        stmt = (
+            select(streams.c.audience, streams.c.head_seq, streams.c.head_hash)
+            .where(streams.c.origin == self.node_id, streams.c.audience.in_(sorted(audiences)))
+            .with_for_update()
+        )
+        return {a: (q, h) for a, q, h in conn.execute(stmt)}
 
     def store_many(
         self, session: Session, envelopes: list[env_crypto.VerifiedEnvelope], now: datetime
@@ -126,8 +145,9 @@ class EnvelopeLog:
             }
             for v in envelopes
         ]
-        stmt = insert(EnvelopeRow).returning(EnvelopeRow.id, sort_by_parameter_order=True)
-        return list(session.scalars(stmt, rows))
+        table = ENVELOPES
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(session.connection().execute(stmt, rows).scalars())
 
     def get(self, session: Session, envelope_id: int) -> EnvelopeRow | None:
         return session.get(EnvelopeRow, envelope_id)

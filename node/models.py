@@ -192,3 +192,10 @@ class PeerRow(Base):
     us_behind: Mapped[int] = mapped_column(BigInteger, default=0)  # envelopes we lacked at the last round
     # The peer's version vector as it last stated it (JSON: [[origin, audience, seq], ...]).
     their_vector: Mapped[str] = mapped_column(Text, default="[]")
+
+
+# Core handles on the tables, for the hot paths that bypass the ORM unit of work.
+ENVELOPES = Base.metadata.tables["envelopes"]
+STREAMS = Base.metadata.tables["streams"]
+RECORDS = Base.metadata.tables["records"]
+RECORD_TERMS = Base.metadata.tables["record_terms"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -26,6 +26,7 @@ from node.audience_keys import AudienceKeys
 from node.clock import Clock
 from node.db import Database
 from node.errors import ConflictError, NodeError, NotFoundError
+from node.group_commit import GroupCommitter
 from node.index import Opened, index_records
 from node.log import EnvelopeLog, OwnEnvelope
 from node.logging import get_logger
@@ -55,6 +56,7 @@ class _Pending:
     kind: epb.RecordKind.ValueType
     body: rec.RecordBody
     shares: list[Share]
+    co2e: float = 0.0
 
 
 def _co2e(seizure: rec.Seizure) -> float:
@@ -71,6 +73,7 @@ class RecordService:
         self.policy = policy
         self.clock = clock
         self.on_commit: list[Callable[[], None]] = []  # e.g. the sync scheduler's poke
+        self._group: GroupCommitter[_Pending, Recorded] | None = None
 
     # -- the officer's operations ---------------------------------------------------------
 
@@ -78,13 +81,29 @@ class RecordService:
         now = self.clock()
         checked = validation.check_seizure(seizure, now.date())
         pending = self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=checked), checked.tlp, now)
-        return self._commit([pending], now, co2e=_co2e(checked))[0]
+        return self._submit(replace(pending, co2e=_co2e(checked)), now)
 
     def record_alert(self, alert: rec.Alert) -> Recorded:
         now = self.clock()
         checked = validation.check_alert(alert, now.date())
         pending = self._new(epb.RECORD_KIND_ALERT, rec.RecordBody(alert=checked), checked.tlp, now)
-        return self._commit([pending], now)[0]
+        return self._submit(pending, now)
+
+    def enable_group_commit(self, max_batch: int = 256) -> None:
+        """From now on, new records from concurrent callers share transactions
+        (see `node.group_commit`); a served node turns this on."""
+        if self._group is None:
+            self._group = GroupCommitter(lambda units: self._commit(list(units), self.clock()), max_batch)
+
+    def close(self) -> None:
+        if self._group is not None:
+            self._group.close()
+            self._group = None
+
+    def _submit(self, pending: _Pending, now: datetime) -> Recorded:
+        if self._group is not None:
+            return _logged(self.log.node_id, self._group.submit(pending))
+        return _logged(self.log.node_id, self._commit([pending], now)[0])
 
     def import_seizures(self, seizures: Iterable[rec.Seizure], batch_size: int = 1000) -> int:
         """Bulk ingest (e.g. a CEN history import): each batch is validated whole,
@@ -106,7 +125,7 @@ class RecordService:
         with self.db.begin() as s:
             shares = self._shares_of_own_active(s, target)
         pending = _Pending(str(uuid.uuid4()), epb.RECORD_KIND_RETRACTION, body, shares)
-        return self._commit([pending], now, check_active=target)[0]
+        return _logged(self.log.node_id, self._commit([pending], now, check_active=target)[0])
 
     def correct(self, record_id: str, reason: str, replacement: rec.Seizure | rec.Alert) -> Recorded:
         """Supersede an own record by a full new version. The correction goes where
@@ -145,7 +164,7 @@ class RecordService:
                     dropped,
                 )
             )
-        return self._commit(items, now, check_active=target)[0]
+        return _logged(self.log.node_id, self._commit(items, now, check_active=target)[0])
 
     # -- the unit of work -----------------------------------------------------------------
 
@@ -163,10 +182,11 @@ class RecordService:
                 self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=checked), checked.tlp, now)
             )
         self._commit(pending, now)
+        log.info("records imported", origin=self.log.node_id, records=len(pending))
         return len(pending)
 
     def _commit(
-        self, pending: list[_Pending], now: datetime, *, co2e: float = 0.0, check_active: str | None = None
+        self, pending: list[_Pending], now: datetime, *, check_active: str | None = None
     ) -> list[Recorded]:
         items: list[OwnEnvelope] = []
         bodies: list[rec.RecordBody] = []
@@ -191,6 +211,7 @@ class RecordService:
                     Opened(a.envelope_id, a.verified.header, b, now)
                     for a, b in zip(appended, bodies, strict=True)
                 ],
+                fresh=True,
             )
         refs: dict[str, list[npb.EnvelopeRef]] = {}
         for a in appended:
@@ -198,24 +219,9 @@ class RecordService:
             refs.setdefault(h.record_id, []).append(
                 npb.EnvelopeRef(audience=h.audience, view=h.view, seq=h.seq, envelope_hash=a.verified.hash)
             )
-        if len(pending) > 2:
-            log.info(
-                "records imported", origin=self.log.node_id, records=len(pending), envelopes=len(appended)
-            )
-        else:
-            for a in appended:
-                h = a.verified.header
-                log.info(
-                    "record stored",
-                    record_id=h.record_id,
-                    origin=h.origin,
-                    audience=h.audience,
-                    seq=h.seq,
-                    kind=_kind_name(h.kind),
-                )
         for listener in self.on_commit:
             listener()
-        return [Recorded(p.record_id, p.kind, now, refs.get(p.record_id, []), co2e) for p in pending]
+        return [Recorded(p.record_id, p.kind, now, refs.get(p.record_id, []), p.co2e) for p in pending]
 
     @staticmethod
     def _project(body: rec.RecordBody, share: Share) -> rec.RecordBody:
@@ -292,3 +298,17 @@ def _original_kind(s: Session, row: RecordRow) -> int:
 
 def _kind_name(kind: int) -> str:
     return epb.RecordKind.Name(epb.RecordKind.ValueType(kind)).removeprefix("RECORD_KIND_").lower()
+
+
+def _logged(origin: str, r: Recorded) -> Recorded:
+    """Log a stored record in the caller's context (request id, user), after the commit."""
+    for e in r.envelopes:
+        log.info(
+            "record stored",
+            record_id=r.record_id,
+            origin=origin,
+            audience=e.audience,
+            seq=e.seq,
+            kind=_kind_name(r.kind),
+        )
+    return r

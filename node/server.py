@@ -55,6 +55,7 @@ def build_server(
     """Create and start a server for `app` on `listen` ("host:port"; port 0 picks one).
     Callers are authenticated by `authenticator`, by default the users in `app.db`."""
     check_covers(NODE_PERMISSIONS)
+    app.records.enable_group_commit()
     if authenticator is None:
         authenticator = UserStore(app.db)
     options = [
