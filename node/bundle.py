@@ -25,7 +25,7 @@ MAX_BUNDLE_ENVELOPES = 1_000_000
 
 
 def last_known_vector(app: NodeApp, peer: str) -> vectors.Vector:
-    with app.db.begin() as s:
+    with app.db.read() as s:
         row = s.get(PeerRow, peer)
         raw = json.loads(row.their_vector) if row is not None else []
     return {(o, a): int(q) for o, a, q in raw}

@@ -37,9 +37,12 @@ def _sqlite_pragmas(synchronous: str) -> Any:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # BEGIN IMMEDIATE takes the write lock up front: two writers never both
-    # read a stream head and then fail to upgrade (SQLITE_BUSY mid-transaction).
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writing transaction takes the write lock up front (BEGIN IMMEDIATE): two
+    # writers never both read a stream head and then fail to upgrade
+    # (SQLITE_BUSY mid-transaction). A reading one (`Database.read`) takes no
+    # lock, so reads never queue behind the writer (WAL gives them a snapshot).
+    read_only = conn.get_execution_options().get("gcn_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -55,11 +58,20 @@ class Database:
         else:
             self.engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(gcn_read_only=True), expire_on_commit=False
+        )
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (a snapshot; on SQLite it takes no write lock)."""
+        with self._readers.begin() as session:
             yield session
 
     def session(self) -> Session:

@@ -18,7 +18,7 @@ class DbPeerStateStore:
         self.db = db
 
     def load(self, peer_id: str, endpoint: str) -> PeerState:
-        with self.db.begin() as s:
+        with self.db.read() as s:
             row = s.get(PeerRow, peer_id)
             if row is None:
                 return PeerState(peer_id, endpoint)
@@ -36,5 +36,5 @@ class DbPeerStateStore:
                 setattr(row, f, getattr(state, f))
 
     def all(self) -> list[PeerState]:
-        with self.db.begin() as s:
+        with self.db.read() as s:
             return [PeerState(**{f: getattr(r, f) for f in _FIELDS}) for r in s.scalars(select(PeerRow))]

@@ -140,7 +140,7 @@ class RecordReader:
 
     def get(self, record_id: str) -> npb.StoredRecord:
         rid = validation.check_record_id(record_id)
-        with self.db.begin() as s:
+        with self.db.read() as s:
             rows = list(
                 s.scalars(
                     select(RecordRow)
@@ -158,7 +158,7 @@ class RecordReader:
         if cursor is not None:
             q = q.where(RecordRow.envelope_id < cursor)
         q = q.order_by(RecordRow.envelope_id.desc()).limit(size + 1)
-        with self.db.begin() as s:
+        with self.db.read() as s:
             rows = list(s.scalars(q))
             out = npb.ListRecordsResponse(records=[self._stored(s, r) for r in rows[:size]])
         if len(rows) > size:

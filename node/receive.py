@@ -87,7 +87,7 @@ class Receiver:
 
     def local_vector(self) -> dict[tuple[str, str], int]:
         """Per stream, the highest contiguous seq held here."""
-        with self.db.begin() as s:
+        with self.db.read() as s:
             return {(r.origin, r.audience): r.head_seq for r in s.scalars(select(StreamRow))}
 
     def verify_batch(

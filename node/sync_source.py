@@ -51,7 +51,7 @@ class SyncSource:
         stmt = select(StreamRow).order_by(StreamRow.origin, StreamRow.audience)
         if origin:
             stmt = stmt.where(StreamRow.origin == origin)
-        with self.db.begin() as s:
+        with self.db.read() as s:
             return [Head(r.origin, r.audience, r.head_seq, r.head_hash) for r in s.scalars(stmt)]
 
     def entitled(self, peer: str, audience: str) -> bool:
@@ -90,7 +90,7 @@ class SyncSource:
         )
         out: list[epb.Envelope] = []
         size = 0
-        with self.db.begin() as s:
+        with self.db.read() as s:
             for row in s.scalars(stmt):
                 n = len(row.header) + len(row.ciphertext) + len(row.signature)
                 if len(out) == limit or (out and size + n > budget):

@@ -19,10 +19,13 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from node.clock import Clock, system_clock
@@ -34,6 +37,11 @@ TOKEN_PREFIX = "gcn_"
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 # `last_used_at` is written at most this often per user, not on every call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Authenticated tokens are remembered this long (by hash, per database), so a
+# call costs no database read. Removing or rotating a user in this process
+# takes effect at once; from another process (`gcn users remove` while the node
+# runs), within this time.
+AUTH_CACHE_SECONDS = 10.0
 UNKNOWN_TOKEN = "unknown or revoked token"
 
 
@@ -99,9 +107,20 @@ class UserStore:
     """Users and their tokens in the node's database. `clock` is read when a
     token is used (for `last_used_at`); the other operations take `now`."""
 
+    # digest -> (user, last_used_at, cached at), per database URL, shared by every
+    # UserStore of the process so that one store's remove/rotate reaches the others.
+    _cache: ClassVar[dict[str, dict[str, tuple[User, datetime | None, float]]]] = {}
+    _cache_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, db: Database, clock: Clock = system_clock) -> None:
         self.db = db
         self.clock = clock
+        with self._cache_lock:
+            self._mine = self._cache.setdefault(db.url, {})
+
+    def _forget(self) -> None:
+        with self._cache_lock:
+            self._mine.clear()
 
     def add(self, name: str, role: Role | str, now: datetime) -> str:
         """Create a user; returns its token, which is not stored and cannot be shown again."""
@@ -127,7 +146,7 @@ class UserStore:
         return token
 
     def list(self) -> list[User]:
-        with self.db.begin() as s:
+        with self.db.read() as s:
             return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.name))]
 
     def get(self, name: str) -> User:
@@ -142,6 +161,7 @@ class UserStore:
         with self.db.begin() as s:
             if s.execute(delete(UserRow).where(UserRow.name == name)).rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFoundError(f"no user {name}")
+        self._forget()
 
     def rotate(self, name: str, now: datetime) -> str:
         """Give a user a new token; the old one stops working at once."""
@@ -152,6 +172,7 @@ class UserStore:
                 raise NotFoundError(f"no user {name}")
             row.token_hash = token_hash(token)
             row.token_issued_at = now
+        self._forget()
         return token
 
     def authenticate(self, token: str) -> User:
@@ -162,11 +183,24 @@ class UserStore:
         an attacker about hashes of tokens they already hold.)"""
         digest = token_hash(token)
         del token  # from here on, not even a traceback's locals can show it
-        with self.db.begin() as s:
+        cached = self._mine.get(digest)
+        if cached is not None and time.monotonic() - cached[2] < AUTH_CACHE_SECONDS:
+            user, last_used = cached[0], cached[1]
+        else:
+            user, last_used = self._lookup(digest)
+        now = self.clock()
+        if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
+            # At most once a minute: the only write on the authentication path.
+            with self.db.begin() as s:
+                s.execute(update(UserRow).where(UserRow.token_hash == digest).values(last_used_at=now))
+            last_used = now
+        with self._cache_lock:
+            self._mine[digest] = (user, last_used, time.monotonic())
+        return user
+
+    def _lookup(self, digest: str) -> tuple[User, datetime | None]:
+        with self.db.read() as s:
             row = s.scalars(select(UserRow).where(UserRow.token_hash == digest)).first()
             if row is None or not hmac.compare_digest(row.token_hash, digest):
                 raise UnauthenticatedError(UNKNOWN_TOKEN)
-            now = self.clock()
-            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-                row.last_used_at = now
-            return _user(row)
+            return _user(row), row.last_used_at
