@@ -127,6 +127,8 @@ done
 echo
 echo "== search at the ESA hub: vessel IMO 9074729"
 as RINEX-ESA records list --imo 9074729 || true
+echo "== the global hub's CEN statistics (from statistical views only)"
+gcn stats --config "$(cfg WCO-GLOBAL)" | head -8
 echo "== sync status of the port"
 gcn sync status --config "$(cfg KE-MBA)"
 echo "(logs: $DEMO/<node>/node.log)"

@@ -1,0 +1,78 @@
+"""`gcn stats`: CEN-style statistics of the seizures this node can read (a hub's
+regional or global picture; any node's own picture)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from rich.table import Table
+
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
+from gcn.v1 import records_pb2 as rec
+from node.app import NodeApp
+from node.cli import render
+from node.cli.federation_cmds import _add, _config
+from rinex.aggregate import Cell, aggregate
+
+
+def _seizures(app: NodeApp) -> Iterator[rec.Seizure]:
+    """Every active seizure readable here, once (its best view), corrections as their new version."""
+    seen: set[str] = set()
+    token = ""
+    while True:
+        page = app.reader.list(npb.ListRecordsRequest(page_size=500, page_token=token))
+        for r in page.records:
+            if r.record_id in seen:
+                continue
+            seen.add(r.record_id)
+            if r.kind == epb.RECORD_KIND_SEIZURE and r.HasField("seizure"):
+                yield r.seizure
+            elif r.kind == epb.RECORD_KIND_CORRECTION and r.correction.HasField("seizure"):
+                yield r.correction.seizure
+        token = page.next_page_token
+        if not token:
+            return
+
+
+def _table(title: str, cells: dict[str, Cell]) -> Table:
+    table = Table(title=title)
+    for col in ("", "seizures", "items", "kg", "other", "CO2e t"):
+        table.add_column(col, justify="right" if col else "left")
+    for key in sorted(cells):
+        c = cells[key]
+        other = ", ".join(f"{v:g} {u}" for u, v in sorted(c.other_units.items()))
+        table.add_row(
+            key, str(c.seizures), str(c.items), f"{c.kilograms:,.1f}", other, f"{c.co2e_tonnes:,.1f}"
+        )
+    return table
+
+
+def cmd_stats(a: argparse.Namespace) -> int:
+    app = NodeApp.open(_config(a))
+    try:
+        stats = aggregate(_seizures(app))
+    finally:
+        app.close()
+    if a.json:
+        out: dict[str, Any] = {"seizures": stats.seizures}
+        for name in ("by_commodity", "by_country", "by_month"):
+            out[name] = {k: asdict(v) for k, v in getattr(stats, name).items()}
+        json.dump(out, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return 0
+    render.console.print(f"{stats.seizures} seizures readable on {app.config.node.id}")
+    render.console.print(_table("by commodity", stats.by_commodity))
+    render.console.print(_table("by country of the incident", stats.by_country))
+    render.console.print(_table("by month", stats.by_month))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = _add(sub, "stats", "CEN-style statistics of the seizures this node can read", cmd_stats)
+    p.add_argument("--json", action="store_true")
