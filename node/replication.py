@@ -86,12 +86,14 @@ class Replication:
             channel.close()
 
     def restore_own_streams(self, timeout: float = 5.0) -> int:
-        """Ask each upstream for the heads of this node's own streams and pull back
+        """Ask each peer for the heads of this node's own streams and pull back
         whatever it holds beyond ours (a node restored from an old disk), so no
         sequence number is ever reused. Returns how many envelopes came back."""
         me = self.app.config.node.id
         restored = 0
-        for peer in (p for p in self.peers() if p.upstream):
+        # Every peer, not only upstreams: a national stream is held by the node's
+        # ports (its members), not by its hub.
+        for peer in self.peers():
             stub = self._stub(peer)
             try:
                 theirs = vectors.from_proto(
@@ -103,11 +105,9 @@ class Replication:
                 result = RoundResult()
                 pull(stub, peer.node_id, _OwnOnly(self.app, me), self.app.clock(), result, timeout, origin=me)
                 restored += result.pulled
-                log.warning("own history restored from upstream", peer=peer.node_id, envelopes=result.pulled)
+                log.warning("own history restored from peer", peer=peer.node_id, envelopes=result.pulled)
             except grpc.RpcError as e:
-                log.warning(
-                    "could not check own streams with upstream", peer=peer.node_id, code=e.code().name
-                )
+                log.warning("could not check own streams with peer", peer=peer.node_id, code=e.code().name)
         return restored
 
 

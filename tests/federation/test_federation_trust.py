@@ -173,8 +173,15 @@ def test_a_bad_envelope_is_refused_with_its_reason_and_nothing_is_stored(
     assert err.value.code() == code
     assert phrase in (err.value.details() or "")
     assert _count(fed, "WCO-GLOBAL") == before
-    # The hub keeps serving: the genuine stream goes through.
+    # The hub keeps serving: the genuine stream goes through ...
     assert _push(fed, "KE", "WCO-GLOBAL", stream).stored == len(stream)
+    # ... and the tampered envelope goes no further: the hub never held it, so
+    # VN (the member it was meant for) gets the genuine one only.
+    fed.sync("VN", "WCO-GLOBAL")
+    bad_hash = env_crypto.envelope_hash(bad)
+    for node in ("WCO-GLOBAL", "VN"):
+        with fed.nodes[node].app.db.begin() as s:
+            assert s.scalar(select(func.count()).where(EnvelopeRow.hash == bad_hash)) == 0
 
 
 def test_a_replayed_envelope_is_a_harmless_no_op(fed: LocalFederation, clock: ManualClock) -> None:

@@ -276,3 +276,41 @@ def test_a_port_seizure_arrives_everywhere_in_exactly_the_view_its_policy_says(
     assert best["VN"].view == epb.VIEW_STATISTICAL
     assert best["VN"].seizure.incident_date.endswith("-01")
     assert not best["VN"].seizure.parties and not best["VN"].seizure.conveyance.container_numbers
+
+
+def test_a_node_restored_from_an_old_disk_takes_back_its_history_and_never_reuses_a_seq(
+    chain: LocalFederation, clock: ManualClock, tmp_path: Path
+) -> None:
+    import shutil
+
+    from node.app import NodeApp
+    from node.replication import Replication
+
+    ke = chain.nodes["KE"]
+    ke.app.records.record_seizure(samples.ivory_seizure(clock().date()))
+    chain.sync("KE", "RINEX-ESA")
+    backup = tmp_path / "ke-backup.sqlite"
+    ke.app.db.dispose()
+    shutil.copy(ke.directory / "gcn.sqlite", backup)  # the backup is taken here ...
+    reopened = NodeApp.open(ke.app.config, clock)
+    later = [reopened.records.record_seizure(samples.hcfc_seizure(clock().date())) for _ in range(3)]
+    reopened.close()
+    ke.app = NodeApp.open(ke.app.config, clock)
+    chain.sync("KE", "RINEX-ESA")  # ... the hub holds the regional and global envelopes recorded after it,
+    chain.sync("KE-MBA", "KE")  # and the port (a member of national:KE) the national ones
+    ke.close()
+    shutil.copy(backup, ke.directory / "gcn.sqlite")  # the disk dies; the old backup comes back
+    for suffix in ("-wal", "-shm"):
+        (ke.directory / f"gcn.sqlite{suffix}").unlink(missing_ok=True)
+    restored = NodeApp.open(ke.app.config, clock)
+    try:
+        replication = Replication(restored, ke.tls)
+        assert replication.restore_own_streams() > 0
+        for r in later:
+            assert restored.reader.get(r.record_id).seizure.goods[0].ods_substance == "HCFC-22"
+        after = restored.records.record_seizure(samples.rosewood_seizure(clock().date()))
+        same_stream = [e for r in later for e in r.envelopes if e.audience == after.envelopes[0].audience]
+        assert after.envelopes[0].seq == max(e.seq for e in same_stream) + 1
+        replication.stop()
+    finally:
+        restored.close()
