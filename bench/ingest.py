@@ -497,6 +497,43 @@ def call_all(
         return ClientRun(start, time.perf_counter(), latencies, errors, reply_bytes)
 
 
+PIPELINE_DEPTH = 16
+
+
+def call_pipelined(node: ServedNode, requests: Sequence[Message], depth: int = PIPELINE_DEPTH) -> ClientRun:
+    """One client, one channel, up to `depth` RecordSeizure calls in flight (as an
+    importing tool would send them): the node commits them together."""
+    metadata = (("authorization", f"Bearer {node.token}"),)
+    latencies: list[float] = []
+    counts = {"errors": 0, "reply_bytes": 0}
+    lock = threading.Lock()
+    slots = threading.Semaphore(depth)
+
+    def finished(future: Any, sent: float) -> None:
+        with lock:
+            try:
+                reply = future.result()
+                latencies.append(time.perf_counter() - sent)
+                counts["reply_bytes"] += reply.ByteSize()
+            except grpc.RpcError:
+                counts["errors"] += 1
+        slots.release()
+
+    with grpc.insecure_channel(node.address) as channel:
+        grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT)
+        rpc = node_pb2_grpc.NodeServiceStub(channel).RecordSeizure
+        start = time.perf_counter()
+        for request in requests:
+            slots.acquire()
+            sent = time.perf_counter()
+            future = rpc.future(request, timeout=CALL_TIMEOUT, metadata=metadata)
+            future.add_done_callback(functools.partial(finished, sent=sent))
+        for _ in range(depth):
+            slots.acquire()
+        end = time.perf_counter()
+    return ClientRun(start, end, latencies, counts["errors"], counts["reply_bytes"])
+
+
 def combine(name: str, runs: Sequence[ClientRun], target: float | None = RPC_TARGET) -> Run:
     start, end = min(r.start for r in runs), max(r.end for r in runs)
     latencies = [x for r in runs for x in r.latencies_s]
@@ -605,6 +642,10 @@ def single_client(o: Options, today: date, sizes: Sizes) -> list[Drive]:
         sizes.reply = run.reply_bytes / max(1, run.records)
         return run
 
+    def pipelined(node: ServedNode) -> Run:
+        step(f"gRPC, 1 client, {PIPELINE_DEPTH} calls in flight: {len(requests)} RecordSeizure calls")
+        return combine(f"gRPC 1 client, {PIPELINE_DEPTH} in flight", [call_pipelined(node, requests)])
+
     def info(node: ServedNode) -> Run:
         step(f"gRPC, 1 client: {floor_calls} GetNodeInfo calls (floor with authentication)")
         calls = [npb.GetNodeInfoRequest()] * floor_calls
@@ -616,7 +657,7 @@ def single_client(o: Options, today: date, sizes: Sizes) -> list[Drive]:
         run = call_all(node, calls, method="Check", stub=health_pb2_grpc.HealthStub)
         return combine("gRPC floor: Health/Check", [run], None)
 
-    return [record, info, health]
+    return [record, pipelined, info, health]
 
 
 def through_grpc(ws: Workspace, o: Options, today: date, sizes: Sizes) -> list[Run]:
