@@ -23,7 +23,8 @@ from gcn.v1 import directory_pb2 as dir_pb
 from node.app import NodeApp
 from node.clock import Clock
 from node.config import FederationSection, load_config
-from node.federation_server import RunningFederationServer, build_federation_server
+from node.federation_server import build_federation_server
+from node.grpc_server import RunningServer
 from node.joining import install_certificate, prepare_join
 from node.setup import CONFIG_FILE, init_node
 from node.sync_servicer import SyncServicer
@@ -42,7 +43,7 @@ class LocalNode:
     app: NodeApp
     endpoint: str
     tls: TlsMaterial
-    server: RunningFederationServer | None = None
+    server: RunningServer | None = None
     channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     def start(self) -> None:

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import signal
 import threading
-from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
 from federation.transport import TlsMaterial
 from gcn.v1 import node_pb2, node_pb2_grpc
 from node.app import NodeApp
 from node.config import Config
-from node.federation_server import RunningFederationServer, build_federation_server
+from node.federation_server import build_federation_server
+from node.grpc_server import RunningServer, new_server, start
 from node.interceptors import Authenticator, ErrorInterceptor
 from node.logging import get_logger
 from node.permissions import NODE_PERMISSIONS, check_covers
@@ -31,17 +30,6 @@ from node.users import UserStore
 
 log = get_logger(__name__)
 NODE_SERVICE = node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name
-
-
-@dataclass
-class RunningServer:
-    server: grpc.Server
-    port: int
-    health: health.HealthServicer
-
-    def stop(self, grace: float | None = None) -> None:
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
 
 
 def build_server(
@@ -58,28 +46,19 @@ def build_server(
     app.records.enable_group_commit()
     if authenticator is None:
         authenticator = UserStore(app.db)
-    options = [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.so_reuseport", 0),
-    ]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+    server = new_server(
+        max_message_bytes=max_message_bytes,
+        workers=workers,
+        thread_prefix="rpc",
         interceptors=[ErrorInterceptor(authenticator)],
-        options=options,
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(app), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     services = (NODE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(services, server)
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
-    server.start()
-    for name in ("", NODE_SERVICE):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health_servicer)
+    try:
+        return start(server, server.add_insecure_port(listen), [NODE_SERVICE])
+    except OSError as e:
+        raise OSError(f"cannot listen on {listen}") from e
 
 
 def serve(config: Config) -> None:
@@ -122,7 +101,7 @@ def serve(config: Config) -> None:
 
 @dataclass
 class RunningFederation:
-    server: RunningFederationServer
+    server: RunningServer
     replication: Replication
 
     def stop(self, grace: float | None) -> None:

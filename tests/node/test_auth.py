@@ -33,11 +33,12 @@ from node.errors import (
     UnauthenticatedError,
     ValidationError,
 )
+from node.grpc_server import RunningServer
 from node.interceptors import bearer_token
 from node.logging import configure_logging
 from node.models import EnvelopeRow, UserRow
 from node.permissions import NODE_PERMISSIONS, NODE_SERVICE, authorize, check_covers
-from node.server import RunningServer, build_server
+from node.server import build_server
 from node.users import LAST_USED_RESOLUTION, Role, User, UserStore
 
 UNKNOWN_ID = "3f0c1b9e-0000-4000-8000-000000000000"

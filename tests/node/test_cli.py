@@ -15,7 +15,8 @@ from node import samples
 from node.app import NodeApp
 from node.cli.main import main
 from node.clock import ManualClock
-from node.server import RunningServer, build_server
+from node.grpc_server import RunningServer
+from node.server import build_server
 
 pytestmark = pytest.mark.usefixtures("db_url")
 

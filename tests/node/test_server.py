@@ -23,8 +23,9 @@ from node import samples
 from node.app import NodeApp
 from node.cli.client import with_token
 from node.clock import ManualClock
+from node.grpc_server import RunningServer
 from node.models import EnvelopeRow
-from node.server import RunningServer, build_server
+from node.server import build_server
 
 MAX_MESSAGE = 256 * 1024
 
