@@ -122,7 +122,10 @@ class PeerSync:
                     self.settings.max_envelopes,
                 )
         except grpc.RpcError as e:
-            self._failed(state, now, e, result)
+            self._failed(state, now, e.code().name, e.details() or "", e.code() in EXPECTED_OUTAGES, result)
+            self.reset()
+        except Exception as e:  # e.g. our side refused a pulled batch, or the database was busy
+            self._failed(state, now, type(e).__name__, str(e), False, result)
             self.reset()
         else:
             self._succeeded(state, now, result)
@@ -155,23 +158,24 @@ class PeerSync:
                 bytes_received=result.bytes_received,
             )
 
-    def _failed(self, state: PeerState, now: datetime, error: grpc.RpcError, result: RoundResult) -> None:
+    def _failed(
+        self, state: PeerState, now: datetime, code: str, details: str, expected: bool, result: RoundResult
+    ) -> None:
         self._count(state, result)
-        code = error.code()
         state.failures += 1
         state.backoff_seconds = backoff_delay(
             state.failures, self.settings.backoff_initial, self.settings.backoff_max, self.rng
         )
         state.next_attempt_at = now + timedelta(seconds=state.backoff_seconds)
-        state.last_error = f"{code.name}: {error.details() or ''}"[:512]
-        level = self.log.debug if code in EXPECTED_OUTAGES else self.log.warning
+        state.last_error = f"{code}: {details}"[:512]
+        level = self.log.debug if expected else self.log.warning
         level(
             "peer sync failed",
             peer=self.peer.node_id,
-            code=code.name,
+            code=code,
             failures=state.failures,
             backoff_seconds=round(state.backoff_seconds, 3),
-            error=error.details(),
+            error=details,
         )
 
 
@@ -186,6 +190,7 @@ class SyncScheduler:
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._lock = threading.Lock()
         self._stopping = False
+        self._dirty: set[str] = set()
 
     def start(self) -> None:
         for peer_id, ps in self.peers.items():
@@ -204,32 +209,50 @@ class SyncScheduler:
 
     def _run(self, peer_id: str) -> None:
         ps = self.peers[peer_id]
-        state = ps.run(self.clock())
-        nxt = state.next_attempt_at or self.clock()
-        with self._lock:
-            if self._scheduler.running and not self._stopping:
-                self._scheduler.add_job(
-                    self._run,
-                    "date",
-                    run_date=nxt,
-                    id=peer_id,
-                    args=[peer_id],
-                    replace_existing=True,
-                    max_instances=1,
-                    coalesce=True,
-                    misfire_grace_time=None,
-                )
+        nxt = self.clock()
+        try:
+            with self._lock:
+                self._dirty.discard(peer_id)
+            state = ps.run(self.clock())
+            nxt = state.next_attempt_at or self.clock()
+        finally:
+            # Always reschedule (a job that died would never run again); sooner
+            # if a commit poked while this round ran and the peer is healthy.
+            with self._lock:
+                if peer_id in self._dirty and ps.state().failures == 0:
+                    nxt = self.clock()
+                if self._scheduler.running and not self._stopping:
+                    self._scheduler.add_job(
+                        self._run,
+                        "date",
+                        run_date=nxt,
+                        id=peer_id,
+                        args=[peer_id],
+                        replace_existing=True,
+                        max_instances=1,
+                        coalesce=True,
+                        misfire_grace_time=None,
+                    )
 
     def poke(self) -> None:
-        """New envelopes committed: sync at once with every peer not backing off."""
+        """New envelopes committed: sync at once with every peer not backing off.
+        Never raises (it runs after a commit)."""
+        from apscheduler.jobstores.base import JobLookupError
+
         now = self.clock()
         with self._lock:
             if not self._scheduler.running or self._stopping:
                 return
             for peer_id, ps in self.peers.items():
+                if ps.state().failures:
+                    continue
                 job = self._scheduler.get_job(peer_id)
-                if job is not None and ps.state().failures == 0:
+                try:
+                    if job is None:
+                        raise JobLookupError(peer_id)
                     job.modify(next_run_time=now)
+                except JobLookupError:
+                    self._dirty.add(peer_id)  # its round is running: it reschedules itself at once
 
     def shutdown(self) -> None:
         """Stop scheduling, then wait for running rounds (outside the lock: a

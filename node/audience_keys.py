@@ -9,6 +9,7 @@ appends the key message to its stream in the caller's transaction.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -31,6 +32,9 @@ class AudienceKeys:
     def __init__(self, node_id: str, encryption: EncryptionKey) -> None:
         self.node_id = node_id
         self._encryption = encryption
+        # Written by the receiver's and the recorders' threads: copy-on-write
+        # under a lock, so readers iterate a dict nobody changes.
+        self._lock = threading.Lock()
         self._keys: dict[tuple[str, int], bytes] = {}
         self._members: dict[tuple[str, int], frozenset[tuple[str, str]]] = {}
 
@@ -38,11 +42,12 @@ class AudienceKeys:
         return self._keys.get((audience, epoch))
 
     def current(self, audience: str) -> tuple[int, bytes] | None:
-        epochs = [e for (a, e) in self._keys if a == audience]
+        keys = self._keys  # a snapshot: writers replace the dict, never change it
+        epochs = [e for (a, e) in keys if a == audience]
         if not epochs:
             return None
         epoch = max(epochs)
-        return epoch, self._keys[(audience, epoch)]
+        return epoch, keys[(audience, epoch)]
 
     def learn(self, header: epb.EnvelopeHeader, body: bytes) -> tuple[str, int] | None:
         """Take the key from a verified key message if it has a wrap for us.
@@ -73,8 +78,7 @@ class AudienceKeys:
                 reason=str(e),
             )
             return None
-        self._keys[(msg.audience, msg.epoch)] = key
-        self._members[(msg.audience, msg.epoch)] = _wrapped_for(msg)
+        self._put(msg.audience, msg.epoch, key, _wrapped_for(msg))
         return msg.audience, msg.epoch
 
     def load(
@@ -91,8 +95,12 @@ class AudienceKeys:
 
     def remember(self, audience: str, epoch: int, key: bytes, members: Mapping[str, aud.MemberKey]) -> None:
         """Add a key this node made, once its key message has committed."""
-        self._keys[(audience, epoch)] = key
-        self._members[(audience, epoch)] = frozenset((n, m.key_id) for n, m in members.items())
+        self._put(audience, epoch, key, frozenset((n, m.key_id) for n, m in members.items()))
+
+    def _put(self, audience: str, epoch: int, key: bytes, members: frozenset[tuple[str, str]]) -> None:
+        with self._lock:
+            self._keys = {**self._keys, (audience, epoch): key}
+            self._members = {**self._members, (audience, epoch): members}
 
     def current_members(self, audience: str) -> frozenset[tuple[str, str]] | None:
         """(member, encryption key id) pairs the current epoch was wrapped for."""

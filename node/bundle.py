@@ -10,7 +10,10 @@ one fails, duplicates are no-ops.
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
+
+from google.protobuf.message import DecodeError
 
 from crypto.detached import verify_detached
 from federation import vectors
@@ -50,18 +53,41 @@ def export_bundle(app: NodeApp, recipient: str, path: Path, base: vectors.Vector
     return len(batch.envelopes)
 
 
+IMPORT_CHUNK = 2000
+
+
 def import_bundle(app: NodeApp, path: Path) -> ApplyResult:
+    """Verify the bundle's signature (by an active exporter, with a key valid when
+    the bundle was made), then apply its envelopes in stream order, a chunk per
+    transaction, each chunk verified like a sync batch."""
     try:
         signed = sync_pb2.SignedBundle.FromString(path.read_bytes())
         bundle = sync_pb2.Bundle.FromString(signed.bundle)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, DecodeError) as e:
         raise ValidationError("bundle", f"{path} is not a gcn bundle ({e})") from e
     exporter = bundle.exporter
+    if not app.trust.is_active(exporter):
+        raise PermissionDeniedError(
+            f"bundle exported by {exporter or '?'}, not an active member of the federation"
+        )
+    made = bundle.created_at.ToDatetime(tzinfo=UTC)
     keys = [k for k in app.trust.keyring().keys_of(exporter) if k.key_id == signed.key_id]
     if not keys:
-        raise NotFoundError(f"bundle signed by unknown key {signed.key_id} of {exporter or '?'}")
+        raise NotFoundError(f"bundle signed by unknown key {signed.key_id} of {exporter}")
+    if not keys[0].valid_at(made):
+        raise PermissionDeniedError(
+            f"bundle key {signed.key_id} of {exporter} was not valid at {made.isoformat()}"
+        )
     if not verify_detached(keys[0].public_raw, _DOMAIN + signed.bundle, signed.signature):
         raise PermissionDeniedError(f"bundle signature by key {signed.key_id} of {exporter} does not verify")
     if bundle.recipient and bundle.recipient != app.config.node.id:
         raise ValidationError("bundle", f"is meant for {bundle.recipient}, not {app.config.node.id}")
-    return app.receiver.apply(list(bundle.envelopes), exporter, app.clock())
+    envelopes = list(bundle.envelopes)
+    total = ApplyResult()
+    for start in range(0, len(envelopes), IMPORT_CHUNK):
+        part = app.receiver.apply(envelopes[start : start + IMPORT_CHUNK], exporter, app.clock())
+        total.stored += part.stored
+        total.duplicates += part.duplicates
+        total.indexed += part.indexed
+        total.alarms += part.alarms
+    return total

@@ -18,13 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from crypto import envelope as env_crypto
 from crypto.keys import SigningKey
 from gcn.v1 import envelope_pb2 as epb
+from node.errors import NodeError
 from node.models import ENVELOPES, STREAMS, EnvelopeRow, StreamRow
+
+
+class StreamStalledError(NodeError):
+    """An own stream cannot take a new envelope without reusing a seq."""
 
 
 @dataclass(frozen=True)
@@ -113,13 +118,30 @@ class EnvelopeLog:
         return [Appended(i, v) for i, v in zip(ids, sealed, strict=True)]
 
     def _heads(self, conn: Connection, audiences: set[str]) -> dict[str, tuple[int, bytes]]:
-        streams = STREAMS
+        """The heads of own streams, locked; refuses a stream that holds own
+        envelopes beyond its head (a restore that did not complete, or an
+        equivocation alarm): writing there would reuse a sequence number."""
+        streams, envelopes = STREAMS, ENVELOPES
+        wanted = sorted(audiences)
         stmt = (
             select(streams.c.audience, streams.c.head_seq, streams.c.head_hash)
-            .where(streams.c.origin == self.node_id, streams.c.audience.in_(sorted(audiences)))
+            .where(streams.c.origin == self.node_id, streams.c.audience.in_(wanted))
             .with_for_update()
         )
-        return {a: (q, h) for a, q, h in conn.execute(stmt)}
+        heads = {a: (q, h) for a, q, h in conn.execute(stmt)}
+        highest = conn.execute(
+            select(envelopes.c.audience, func.max(envelopes.c.seq))
+            .where(envelopes.c.origin == self.node_id, envelopes.c.audience.in_(wanted))
+            .group_by(envelopes.c.audience)
+        )
+        for audience, seq in highest:
+            if seq > heads.get(audience, (0, b""))[0]:
+                raise StreamStalledError(
+                    f"own stream {self.node_id} {audience} holds seq {seq} beyond its head "
+                    f"{heads.get(audience, (0, b''))[0]}: refusing to reuse a sequence number "
+                    "(see the alarms; restore from the peers that hold the stream)"
+                )
+        return heads
 
     def store_many(
         self, session: Session, envelopes: list[env_crypto.VerifiedEnvelope], now: datetime

@@ -39,6 +39,7 @@ from node.index import Opened, index_records
 from node.log import EnvelopeLog, as_envelope
 from node.logging import get_logger
 from node.models import AlarmRow, EnvelopeRow, RecordRow, StreamRow
+from node.notify import notify
 
 log = get_logger(__name__)
 
@@ -122,8 +123,7 @@ class Receiver:
         with self.db.begin() as s:
             self._store(s, verified, now, result)
         if result.stored:
-            for listener in self.on_commit:
-                listener()
+            notify(self.on_commit)
         if result.stored or result.alarms:
             log.info(
                 "envelopes applied",
@@ -173,9 +173,10 @@ class Receiver:
         )
         taken = {(o, a, q): h for o, a, q, h in rows}
         alarms = 0
-        for v in new:
-            other = taken.get((v.header.origin, v.header.audience, v.header.seq))
-            if other is not None and other != v.hash:
+        for v in new:  # in order: a second envelope for a position in this same batch counts too
+            position = (v.header.origin, v.header.audience, v.header.seq)
+            other = taken.setdefault(position, v.hash)
+            if other != v.hash:
                 self._alarm(
                     s,
                     "equivocation",

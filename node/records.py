@@ -31,6 +31,7 @@ from node.index import Opened, index_records
 from node.log import EnvelopeLog, OwnEnvelope
 from node.logging import get_logger
 from node.models import RecordRow
+from node.notify import notify
 
 log = get_logger(__name__)
 
@@ -219,8 +220,7 @@ class RecordService:
             refs.setdefault(h.record_id, []).append(
                 npb.EnvelopeRef(audience=h.audience, view=h.view, seq=h.seq, envelope_hash=a.verified.hash)
             )
-        for listener in self.on_commit:
-            listener()
+        notify(self.on_commit)
         return [Recorded(p.record_id, p.kind, now, refs.get(p.record_id, []), p.co2e) for p in pending]
 
     @staticmethod

@@ -64,10 +64,12 @@ def build_server(
 def serve(config: Config) -> None:
     """Run the node until SIGTERM or SIGINT, then drain in-flight calls."""
     app = NodeApp.open(config)
+    # Federation first: a node restored from an old disk takes back its own
+    # streams from its peers before it writes anything (even a key message).
+    federation = start_federation(app)
     created = app.ensure_own_audiences()
     if created:
         log.info("audience keys created", audiences=created)
-    federation = start_federation(app)
     users = UserStore(app.db)
     if not users.list():
         log.warning(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import and_, or_, select
 
 from federation.routing import Topology
 from federation.vectors import Stream, Vector, lacking
@@ -81,20 +81,33 @@ class SyncSource:
             )
             for (o, a), after in todo.items()
         ]
-        urgency = case((EnvelopeRow.kind.in_(_URGENT), 0), else_=1)
-        stmt = (
+        where = or_(*ranges)
+        # Urgent kinds first, but never more than half a batch of them: the rest
+        # is each stream's contiguous run after the peer's head, so its head
+        # always moves (a long tail of alerts must not starve the seizure before it).
+        urgent_stmt = (
             select(EnvelopeRow)
-            .where(or_(*ranges))
-            .order_by(urgency, EnvelopeRow.origin, EnvelopeRow.audience, EnvelopeRow.seq, EnvelopeRow.id)
+            .where(where, EnvelopeRow.kind.in_(_URGENT))
+            .order_by(EnvelopeRow.origin, EnvelopeRow.audience, EnvelopeRow.seq, EnvelopeRow.id)
+            .limit(max(1, limit // 2))
+        )
+        in_order = (
+            select(EnvelopeRow)
+            .where(where)
+            .order_by(EnvelopeRow.origin, EnvelopeRow.audience, EnvelopeRow.seq, EnvelopeRow.id)
             .limit(limit + 1)
         )
         out: list[epb.Envelope] = []
+        taken: set[int] = set()
         size = 0
         with self.db.read() as s:
-            for row in s.scalars(stmt):
+            for row in (*s.scalars(urgent_stmt), *s.scalars(in_order)):
+                if row.id in taken:
+                    continue
                 n = len(row.header) + len(row.ciphertext) + len(row.signature)
                 if len(out) == limit or (out and size + n > budget):
                     return Batch(out, True, size)
                 out.append(as_envelope(row))
+                taken.add(row.id)
                 size += n
         return Batch(out, False, size)

@@ -21,6 +21,7 @@ import re
 import secrets
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
@@ -111,6 +112,7 @@ class UserStore:
     # UserStore of the process so that one store's remove/rotate reaches the others.
     _cache: ClassVar[dict[str, dict[str, tuple[User, datetime | None, float]]]] = {}
     _cache_lock: ClassVar[threading.Lock] = threading.Lock()
+    _generation: ClassVar[dict[str, int]] = defaultdict(int)
 
     def __init__(self, db: Database, clock: Clock = system_clock) -> None:
         self.db = db
@@ -121,6 +123,7 @@ class UserStore:
     def _forget(self) -> None:
         with self._cache_lock:
             self._mine.clear()
+            self._generation[self.db.url] += 1
 
     def add(self, name: str, role: Role | str, now: datetime) -> str:
         """Create a user; returns its token, which is not stored and cannot be shown again."""
@@ -184,10 +187,15 @@ class UserStore:
         digest = token_hash(token)
         del token  # from here on, not even a traceback's locals can show it
         cached = self._mine.get(digest)
-        if cached is not None and time.monotonic() - cached[2] < AUTH_CACHE_SECONDS:
-            user, last_used = cached[0], cached[1]
+        hit = cached is not None and time.monotonic() - cached[2] < AUTH_CACHE_SECONDS
+        generation = -1
+        if cached is not None and hit:
+            user, last_used, cached_at = cached
         else:
+            with self._cache_lock:
+                generation = self._generation[self.db.url]
             user, last_used = self._lookup(digest)
+            cached_at = time.monotonic()  # an entry expires AUTH_CACHE_SECONDS after its lookup
         now = self.clock()
         if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
             # At most once a minute: the only write on the authentication path.
@@ -195,7 +203,9 @@ class UserStore:
                 s.execute(update(UserRow).where(UserRow.token_hash == digest).values(last_used_at=now))
             last_used = now
         with self._cache_lock:
-            self._mine[digest] = (user, last_used, time.monotonic())
+            # A remove/rotate that ran while we looked up must not be undone by caching.
+            if hit or self._generation[self.db.url] == generation:
+                self._mine[digest] = (user, last_used, cached_at)
         return user
 
     def _lookup(self, digest: str) -> tuple[User, datetime | None]:

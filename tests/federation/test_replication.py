@@ -314,3 +314,55 @@ def test_a_node_restored_from_an_old_disk_takes_back_its_history_and_never_reuse
         replication.stop()
     finally:
         restored.close()
+
+
+def test_a_long_run_of_urgent_envelopes_does_not_starve_the_seizure_before_it(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Urgent kinds go first, but never more than half a batch: the stream's
+    contiguous run after the peer's head always moves (found in review: with
+    urgent-only batches the head stayed stuck forever)."""
+    from node.models import StreamRow
+
+    f = LocalFederation(tmp_path, clock)
+    try:
+        f.add("KE", "national", country="KE", region="ESA")
+        f.add("KE-MBA", "port", country="KE", region="ESA", upstreams=["KE"])
+        f.publish()
+        f.start()
+        f.sync_all(rounds=2)
+        ke, port = f.nodes["KE"].app, f.nodes["KE-MBA"].app
+
+        def head(app: object) -> int:
+            with app.db.read() as s:  # type: ignore[attr-defined]
+                row = s.get(StreamRow, ("KE", "national:KE"))
+                return row.head_seq if row else 0
+
+        ke.records.record_seizure(samples.ivory_seizure(clock().date()))
+        for _ in range(60):
+            ke.records.record_alert(samples.vessel_alert(clock().date()))
+        for _ in range(4):
+            f.sync("KE-MBA", "KE", max_envelopes=50)
+        assert head(port) == head(ke)
+    finally:
+        f.close()
+
+
+def test_a_round_that_fails_on_our_side_backs_off_and_stays_scheduled(
+    chain: LocalFederation, clock: ManualClock
+) -> None:
+    """Not only gRPC errors: a batch our receiver refuses counts as a failure,
+    with backoff, and the state is saved (found in review: the job died)."""
+    ps = _peer_sync(chain, "KE-MBA", "KE")
+
+    class Refusing:
+        def apply(self, *a: object, **k: object) -> object:
+            raise RuntimeError("database is locked")
+
+        def local_vector(self) -> dict[tuple[str, str], int]:
+            return {}
+
+    ps.sink = Refusing()  # type: ignore[assignment]
+    state = ps.run(clock())
+    assert state.failures == 1 and state.last_error.startswith("RuntimeError: database is locked")
+    assert ps.state().failures == 1

@@ -423,3 +423,31 @@ def test_tokens_never_reach_the_log(
 def test_the_users_table_is_created_by_the_migrations(app: NodeApp) -> None:
     with app.db.begin() as s:
         assert s.scalar(select(func.count()).select_from(UserRow)) == 0
+
+
+def test_a_token_in_steady_use_still_expires_from_the_cache_after_its_user_is_removed_elsewhere(
+    app: NodeApp, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A removal by another process (`gcn users remove` while the node runs) is not
+    seen by this process's cache; it must still take effect within the cache time,
+    however often the token is used meanwhile."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import delete
+
+    from node.users import AUTH_CACHE_SECONDS
+
+    now = [1000.0]
+    monkeypatch.setattr("node.users.time", SimpleNamespace(monotonic=lambda: now[0]))
+    store = UserStore(app.db, clock)
+    token = store.add("busy", "officer", clock())
+    store.authenticate(token)  # cached at t=1000
+    with app.db.begin() as s:  # another process removes the user: the row goes, our cache stays
+        s.execute(delete(UserRow).where(UserRow.name == "busy"))
+    for _ in range(20):  # used every 2 s for 40 s
+        now[0] += 2
+        if now[0] - 1000.0 < AUTH_CACHE_SECONDS:
+            assert store.authenticate(token).name == "busy"
+        else:
+            with pytest.raises(UnauthenticatedError):
+                store.authenticate(token)

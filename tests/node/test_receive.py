@@ -213,3 +213,26 @@ def test_a_key_message_from_a_node_that_does_not_hold_the_audience_is_ignored(
     assert result.stored == 3 and result.indexed == 0
     with pytest.raises(Exception, match="no record"):
         hub.reader.get(recorded.record_id)
+
+
+def test_two_envelopes_for_one_position_in_the_same_batch_raise_an_alarm(
+    pair: Pair, clock: ManualClock
+) -> None:
+    """A relay that holds both sides of an equivocation sends both at once."""
+    ke, hub = pair
+    ke.records.record_seizure(samples.ivory_seizure(clock().date()))
+    honest = _stream(ke)
+    with ke.db.begin() as s:
+        prev = s.scalars(
+            select(EnvelopeRow.hash).where(EnvelopeRow.seq == 2, EnvelopeRow.audience == "national:KE")
+        ).one()
+        s.execute(delete(RecordRow))
+        s.execute(delete(EnvelopeRow).where(EnvelopeRow.seq == 3, EnvelopeRow.audience == "national:KE"))
+        head = s.get(StreamRow, ("KE", "national:KE"))
+        assert head is not None
+        head.head_seq, head.head_hash = 2, prev
+    ke.records.record_seizure(samples.hcfc_seizure(clock().date()))
+    forked = _stream(ke)[2]
+    result = hub.receiver.apply([*honest, forked], "KE", clock())
+    assert result.alarms == 1
+    assert _count(hub, AlarmRow) == 1
