@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -60,6 +60,18 @@ class _Pending:
     co2e: float = 0.0
 
 
+def latest_date(now: datetime) -> date:
+    """The calendar date somewhere on Earth is at most this (UTC+14): a seizure
+    dated today in Kiribati or Hanoi is not "in the future" for a node on UTC."""
+    return (now + timedelta(hours=14)).date()
+
+
+def earliest_date(now: datetime) -> date:
+    """The calendar date somewhere on Earth is at least this (UTC-12): an alert
+    valid until today in the Americas is not "in the past"."""
+    return (now - timedelta(hours=12)).date()
+
+
 def _co2e(seizure: rec.Seizure) -> float:
     return round(sum(g.co2e_tonnes for g in seizure.goods), 6)
 
@@ -80,13 +92,13 @@ class RecordService:
 
     def record_seizure(self, seizure: rec.Seizure) -> Recorded:
         now = self.clock()
-        checked = validation.check_seizure(seizure, now.date())
+        checked = validation.check_seizure(seizure, latest_date(now))
         pending = self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=checked), checked.tlp, now)
         return self._submit(replace(pending, co2e=_co2e(checked)), now)
 
     def record_alert(self, alert: rec.Alert) -> Recorded:
         now = self.clock()
-        checked = validation.check_alert(alert, now.date())
+        checked = validation.check_alert(alert, earliest_date(now))
         pending = self._new(epb.RECORD_KIND_ALERT, rec.RecordBody(alert=checked), checked.tlp, now)
         return self._submit(pending, now)
 
@@ -136,11 +148,11 @@ class RecordService:
         target = validation.check_record_id(record_id)
         correction = rec.Correction(target_record_id=target, reason=validation.check_reason(reason))
         if isinstance(replacement, rec.Seizure):
-            checked_s = validation.check_seizure(replacement, now.date())
+            checked_s = validation.check_seizure(replacement, latest_date(now))
             correction.seizure.CopyFrom(checked_s)
             want_kind = epb.RECORD_KIND_SEIZURE
         else:
-            checked_a = validation.check_alert(replacement, now.date())
+            checked_a = validation.check_alert(replacement, earliest_date(now))
             correction.alert.CopyFrom(checked_a)
             want_kind = epb.RECORD_KIND_ALERT
         with self.db.begin() as s:
@@ -178,7 +190,7 @@ class RecordService:
         now = self.clock()
         pending = []
         for seizure in seizures:
-            checked = validation.check_seizure(seizure, now.date())
+            checked = validation.check_seizure(seizure, latest_date(now))
             pending.append(
                 self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=checked), checked.tlp, now)
             )

@@ -246,3 +246,16 @@ def test_an_envelope_tampered_in_the_database_no_longer_verifies(app: NodeApp, c
     tampered.ciphertext = bytes([tampered.ciphertext[0] ^ 1]) + tampered.ciphertext[1:]
     with pytest.raises(CryptoError):
         env_crypto.verify(tampered, app.keyring)
+
+
+def test_today_is_judged_by_the_calendar_somewhere_on_earth(app: NodeApp, clock: ManualClock) -> None:
+    """At 23:00 UTC it is already tomorrow in Hanoi (UTC+7): a seizure dated
+    tomorrow (UTC) is not refused as "in the future"; two days ahead still is
+    (found in review: dates were judged by the UTC calendar only)."""
+    from datetime import UTC, datetime
+
+    clock.now = datetime(2026, 11, 28, 23, 0, tzinfo=UTC)
+    hanoi = samples.ivory_seizure(clock().date() + timedelta(days=1))
+    assert app.records.record_seizure(hanoi).record_id
+    with pytest.raises(ValidationError, match="future"):
+        app.records.record_seizure(samples.ivory_seizure(clock().date() + timedelta(days=2)))
