@@ -88,6 +88,9 @@ class PeerSync:
     # Called after a failed round: drop the channel, so the next attempt connects
     # afresh instead of waiting out gRPC's own reconnect backoff (ours governs).
     reset: Callable[[], None] = lambda: None
+    # Consecutive failures as of the last round (kept in memory for `poke`, which
+    # runs after every commit and must not read the database).
+    failures: int = 0
 
     def state(self) -> PeerState:
         return self.store.load(self.peer.node_id, self.peer.endpoint)
@@ -130,6 +133,7 @@ class PeerSync:
         else:
             self._succeeded(state, now, result)
         self.store.save(state)
+        self.failures = state.failures
         return state
 
     def _count(self, state: PeerState, result: RoundResult) -> None:
@@ -194,7 +198,9 @@ class SyncScheduler:
 
     def start(self) -> None:
         for peer_id, ps in self.peers.items():
-            at = ps.state().next_attempt_at or self.clock()
+            state = ps.state()
+            ps.failures = state.failures
+            at = state.next_attempt_at or self.clock()
             self._scheduler.add_job(
                 self._run,
                 "date",
@@ -219,7 +225,7 @@ class SyncScheduler:
             # Always reschedule (a job that died would never run again); sooner
             # if a commit poked while this round ran and the peer is healthy.
             with self._lock:
-                if peer_id in self._dirty and ps.state().failures == 0:
+                if peer_id in self._dirty and ps.failures == 0:
                     nxt = self.clock()
                 if self._scheduler.running and not self._stopping:
                     self._scheduler.add_job(
@@ -244,7 +250,7 @@ class SyncScheduler:
             if not self._scheduler.running or self._stopping:
                 return
             for peer_id, ps in self.peers.items():
-                if ps.state().failures:
+                if ps.failures:
                     continue
                 job = self._scheduler.get_job(peer_id)
                 try:
