@@ -39,9 +39,10 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import func, make_url, select
 
 import crypto.envelope
+from bench.schemas import PostgresSchemas
 from crypto.keys import SigningKey
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
@@ -235,8 +236,7 @@ class Workspace:
 
     def __init__(self, root: Path, database_url: str | None) -> None:
         self.root = root
-        self.database_url = database_url
-        self.schemas: list[str] = []
+        self.schemas = PostgresSchemas(database_url, "gcn_bench") if database_url else None
 
     def new_node(self, label: str) -> Config:
         return init_node(
@@ -245,30 +245,12 @@ class Workspace:
             name=f"bench {label}",
             role="national",
             country=COUNTRY,
-            database_url=self._database_for(label),
+            database_url=self.schemas.url_for(label) if self.schemas else "sqlite:///gcn.sqlite",
         )
 
-    def _database_for(self, label: str) -> str:
-        if self.database_url is None:
-            return "sqlite:///gcn.sqlite"
-        schema = f"gcn_bench_{os.getpid()}_{label}"
-        self._admin(f'CREATE SCHEMA "{schema}"')
-        self.schemas.append(schema)
-        url = make_url(self.database_url).update_query_dict({"options": f"-csearch_path={schema}"})
-        return url.render_as_string(hide_password=False)
-
-    def _admin(self, sql: str) -> None:
-        assert self.database_url is not None
-        engine = create_engine(self.database_url)
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(sql))
-        finally:
-            engine.dispose()
-
     def close(self) -> None:
-        for schema in self.schemas:
-            self._admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if self.schemas is not None:
+            self.schemas.close()
 
 
 def quiet_logging(level: str) -> None:

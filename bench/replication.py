@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -38,9 +37,10 @@ from apscheduler.jobstores.base import JobLookupError
 from google.protobuf.internal import api_implementation
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import func, make_url, select
 
 from bench.ingest import CpuSample, ignore_node_env, make_seizures, peak_rss_bytes, quiet_logging
+from bench.schemas import PostgresSchemas
 from federation import vectors
 from federation.peers import Peer
 from federation.policy import Share
@@ -258,28 +258,15 @@ class Databases:
 
     def __init__(self, database_url: str | None) -> None:
         self.database_url = database_url
-        self.schemas: list[str] = []
+        self._schemas = PostgresSchemas(database_url, "gcn_bench_repl") if database_url else None
 
     def url_for(self, node_id: str) -> str:
-        assert self.database_url is not None
-        schema = f"gcn_bench_repl_{os.getpid()}_{re.sub(r'[^a-z0-9]', '_', node_id.lower())}"
-        self._admin(f'CREATE SCHEMA "{schema}"')
-        self.schemas.append(schema)
-        url = make_url(self.database_url).update_query_dict({"options": f"-csearch_path={schema}"})
-        return url.render_as_string(hide_password=False)
-
-    def _admin(self, sql: str) -> None:
-        assert self.database_url is not None
-        engine = create_engine(self.database_url)
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(sql))
-        finally:
-            engine.dispose()
+        assert self._schemas is not None
+        return self._schemas.url_for(node_id)
 
     def close(self) -> None:
-        for schema in self.schemas:
-            self._admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if self._schemas is not None:
+            self._schemas.close()
 
 
 def build_federation(base: Path, dbs: Databases) -> LocalFederation:
