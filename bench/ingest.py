@@ -480,6 +480,7 @@ def call_all(
 
 
 PIPELINE_DEPTH = 16
+BATCH_PER_CALL = 100
 
 
 def call_pipelined(node: ServedNode, requests: Sequence[Message], depth: int = PIPELINE_DEPTH) -> ClientRun:
@@ -628,6 +629,25 @@ def single_client(o: Options, today: date, sizes: Sizes) -> list[Drive]:
         step(f"gRPC, 1 client, {PIPELINE_DEPTH} calls in flight: {len(requests)} RecordSeizure calls")
         return combine(f"gRPC 1 client, {PIPELINE_DEPTH} in flight", [call_pipelined(node, requests)])
 
+    def batched(node: ServedNode) -> Run:
+        size = BATCH_PER_CALL
+        calls = [
+            npb.RecordSeizuresRequest(seizures=[r.seizure for r in requests[i : i + size]])
+            for i in range(0, len(requests), size)
+        ]
+        step(f"gRPC, 1 client: {len(requests)} seizures in RecordSeizures calls of {size}")
+        run = call_all(node, calls, method="RecordSeizures")
+        # Count records, not calls: each call carried `size` of them.
+        return Run(
+            f"gRPC 1 client, RecordSeizures x{size}",
+            len(requests),
+            run.end - run.start,
+            RPC_TARGET,
+            [x / size for x in run.latencies_s for _ in range(size)],
+            errors=run.errors,
+            reply_bytes=run.reply_bytes,
+        )
+
     def info(node: ServedNode) -> Run:
         step(f"gRPC, 1 client: {floor_calls} GetNodeInfo calls (floor with authentication)")
         calls = [npb.GetNodeInfoRequest()] * floor_calls
@@ -639,7 +659,7 @@ def single_client(o: Options, today: date, sizes: Sizes) -> list[Drive]:
         run = call_all(node, calls, method="Check", stub=health_pb2_grpc.HealthStub)
         return combine("gRPC floor: Health/Check", [run], None)
 
-    return [record, pipelined, info, health]
+    return [record, pipelined, batched, info, health]
 
 
 def through_grpc(ws: Workspace, o: Options, today: date, sizes: Sizes) -> list[Run]:

@@ -23,6 +23,7 @@ NODE_SERVICE: ServiceDescriptor = node_pb2.DESCRIPTOR.services_by_name["NodeServ
 NODE_PERMISSIONS: Mapping[str, Role] = MappingProxyType(
     {
         "RecordSeizure": Role.OFFICER,
+        "RecordSeizures": Role.OFFICER,
         "RecordAlert": Role.OFFICER,
         "Retract": Role.OFFICER,
         "Correct": Role.OFFICER,

@@ -8,7 +8,7 @@ an acknowledged record survives a crash of the process right after the reply.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -25,7 +25,7 @@ from node import validation
 from node.audience_keys import AudienceKeys
 from node.clock import Clock
 from node.db import Database
-from node.errors import ConflictError, NodeError, NotFoundError
+from node.errors import ConflictError, NodeError, NotFoundError, ValidationError
 from node.group_commit import GroupCommitter
 from node.index import Opened, index_records
 from node.log import EnvelopeLog, OwnEnvelope
@@ -35,6 +35,7 @@ from node.notify import notify
 
 log = get_logger(__name__)
 
+MAX_BATCH = 1000
 _SUPERSEDABLE = (epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_CORRECTION)
 
 
@@ -117,6 +118,29 @@ class RecordService:
         if self._group is not None:
             return _logged(self.log.node_id, self._group.submit(pending))
         return _logged(self.log.node_id, self._commit([pending], now)[0])
+
+    def record_seizures(self, seizures: Sequence[rec.Seizure]) -> list[Recorded]:
+        """Several seizures in one transaction; all are validated first (a bad one
+        is named by its index: `seizures[3].goods[0].hs_code`), so nothing is
+        stored unless all are valid."""
+        if not seizures:
+            raise ValidationError("seizures", "at least one seizure is required")
+        if len(seizures) > MAX_BATCH:
+            raise ValidationError("seizures", f"at most {MAX_BATCH} seizures per call (got {len(seizures)})")
+        now = self.clock()
+        pending = []
+        for i, seizure in enumerate(seizures):
+            try:
+                checked = validation.check_seizure(seizure, latest_date(now))
+            except ValidationError as e:
+                raise ValidationError(f"seizures[{i}].{e.field}", e.rule) from e
+            body = rec.RecordBody(seizure=checked)
+            pending.append(
+                replace(self._new(epb.RECORD_KIND_SEIZURE, body, checked.tlp, now), co2e=_co2e(checked))
+            )
+        recorded = self._commit(pending, now)
+        log.info("records stored", origin=self.log.node_id, records=len(recorded))
+        return recorded
 
     def import_seizures(self, seizures: Iterable[rec.Seizure], batch_size: int = 1000) -> int:
         """Bulk ingest (e.g. a CEN history import): each batch is validated whole,

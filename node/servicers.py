@@ -26,6 +26,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def RecordSeizure(self, request: npb.RecordSeizureRequest, context: Any) -> npb.RecordReply:
         return _reply(self.app.records.record_seizure(request.seizure))
 
+    def RecordSeizures(self, request: npb.RecordSeizuresRequest, context: Any) -> npb.RecordSeizuresReply:
+        return npb.RecordSeizuresReply(
+            records=[_reply(r) for r in self.app.records.record_seizures(request.seizures)]
+        )
+
     def RecordAlert(self, request: npb.RecordAlertRequest, context: Any) -> npb.RecordReply:
         return _reply(self.app.records.record_alert(request.alert))
 

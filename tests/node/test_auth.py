@@ -72,6 +72,9 @@ def _requests(clock: ManualClock) -> dict[str, Any]:
     today = clock().date()
     return {
         "RecordSeizure": npb.RecordSeizureRequest(seizure=samples.ivory_seizure(today - timedelta(days=1))),
+        "RecordSeizures": npb.RecordSeizuresRequest(
+            seizures=[samples.hcfc_seizure(today - timedelta(days=1))]
+        ),
         "RecordAlert": npb.RecordAlertRequest(alert=samples.vessel_alert(today + timedelta(days=30))),
         "Retract": npb.RetractRequest(record_id=UNKNOWN_ID, reason="entered twice"),
         "Correct": npb.CorrectRequest(

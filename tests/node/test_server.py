@@ -330,3 +330,49 @@ def test_concurrent_clients_never_share_a_sequence_number(
     with ThreadPoolExecutor(8) as pool:
         seqs = list(pool.map(record, range(40)))
     assert sorted(seqs) == list(range(2, 42))
+
+
+def test_several_seizures_in_one_call_are_stored_together_in_order(
+    app: NodeApp, stub: node_pb2_grpc.NodeServiceStub, clock: ManualClock
+) -> None:
+    seizures = samples.sample_seizures(clock().date())
+    amber = [s for s in seizures if s.tlp == rec.TLP_AMBER]  # national only: one envelope each
+    reply = stub.RecordSeizures(npb.RecordSeizuresRequest(seizures=amber), timeout=10)
+    assert len(reply.records) == len(amber)
+    seqs = [r.envelopes[0].seq for r in reply.records]
+    assert seqs == list(range(seqs[0], seqs[0] + len(amber)))
+    for r, sent in zip(reply.records, amber, strict=True):
+        got = stub.GetRecord(npb.GetRecordRequest(record_id=r.record_id), timeout=10)
+        assert got.seizure.incident_date == sent.incident_date
+
+
+@pytest.mark.parametrize(
+    ("count", "bad_index", "phrase"),
+    [
+        pytest.param(
+            3, 1, "seizures[1].conveyance.container_numbers[0]: ", id="one-bad-seizure-named-by-index"
+        ),
+        pytest.param(0, None, "seizures: at least one", id="empty-batch"),
+        pytest.param(1001, None, "seizures: at most 1000", id="too-many"),
+    ],
+)
+def test_a_batch_with_a_bad_seizure_stores_nothing(
+    app: NodeApp,
+    stub: node_pb2_grpc.NodeServiceStub,
+    clock: ManualClock,
+    count: int,
+    bad_index: int | None,
+    phrase: str,
+) -> None:
+    if count > 100:  # small messages: the count is checked before anything else
+        seizures = [rec.Seizure(incident_date="2026-11-01") for _ in range(count)]
+    else:
+        seizures = [samples.ivory_seizure(clock().date()) for _ in range(count)]
+    if bad_index is not None:
+        seizures[bad_index].conveyance.container_numbers[0] = "CSQU3054384"
+    before = _stored(app)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.RecordSeizures(npb.RecordSeizuresRequest(seizures=seizures), timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith(phrase)
+    assert _stored(app) == before

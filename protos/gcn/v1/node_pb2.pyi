@@ -64,6 +64,48 @@ class RecordSeizureRequest(_message.Message):
 Global___RecordSeizureRequest: _TypeAlias = RecordSeizureRequest  # noqa: Y015
 
 @_typing.final
+class RecordSeizuresRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEIZURES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def seizures(self) -> _containers.RepeatedCompositeFieldContainer[_records_pb2.Seizure]: ...
+    def __init__(
+        self,
+        *,
+        seizures: _abc.Iterable[_records_pb2.Seizure] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seizures", b"seizures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordSeizuresRequest: _TypeAlias = RecordSeizuresRequest  # noqa: Y015
+
+@_typing.final
+class RecordSeizuresReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordReply]:
+        """in the order of the request"""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___RecordReply] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordSeizuresReply: _TypeAlias = RecordSeizuresReply  # noqa: Y015
+
+@_typing.final
 class RecordAlertRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -39,6 +39,11 @@ class NodeServiceStub:
                 request_serializer=gcn_dot_v1_dot_node__pb2.RecordSeizureRequest.SerializeToString,
                 response_deserializer=gcn_dot_v1_dot_node__pb2.RecordReply.FromString,
                 _registered_method=True)
+        self.RecordSeizures = channel.unary_unary(
+                '/gcn.v1.NodeService/RecordSeizures',
+                request_serializer=gcn_dot_v1_dot_node__pb2.RecordSeizuresRequest.SerializeToString,
+                response_deserializer=gcn_dot_v1_dot_node__pb2.RecordSeizuresReply.FromString,
+                _registered_method=True)
         self.RecordAlert = channel.unary_unary(
                 '/gcn.v1.NodeService/RecordAlert',
                 request_serializer=gcn_dot_v1_dot_node__pb2.RecordAlertRequest.SerializeToString,
@@ -76,6 +81,14 @@ class NodeServiceServicer:
 
     def RecordSeizure(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordSeizures(self, request, context):
+        """Up to 1,000 seizures in one call and one transaction (imports, back-office
+        tools): all are validated first; one bad seizure refuses the call, naming it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -123,6 +136,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.RecordSeizure,
                     request_deserializer=gcn_dot_v1_dot_node__pb2.RecordSeizureRequest.FromString,
                     response_serializer=gcn_dot_v1_dot_node__pb2.RecordReply.SerializeToString,
+            ),
+            'RecordSeizures': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordSeizures,
+                    request_deserializer=gcn_dot_v1_dot_node__pb2.RecordSeizuresRequest.FromString,
+                    response_serializer=gcn_dot_v1_dot_node__pb2.RecordSeizuresReply.SerializeToString,
             ),
             'RecordAlert': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordAlert,
@@ -182,6 +200,33 @@ class NodeService:
             '/gcn.v1.NodeService/RecordSeizure',
             gcn_dot_v1_dot_node__pb2.RecordSeizureRequest.SerializeToString,
             gcn_dot_v1_dot_node__pb2.RecordReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordSeizures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gcn.v1.NodeService/RecordSeizures',
+            gcn_dot_v1_dot_node__pb2.RecordSeizuresRequest.SerializeToString,
+            gcn_dot_v1_dot_node__pb2.RecordSeizuresReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,6 +32,10 @@ class NodeServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> NodeServiceAsyncStub: ...
     RecordSeizure: _grpc.UnaryUnaryMultiCallable[_node_pb2.RecordSeizureRequest, _node_pb2.RecordReply]
+    RecordSeizures: _grpc.UnaryUnaryMultiCallable[_node_pb2.RecordSeizuresRequest, _node_pb2.RecordSeizuresReply]
+    """Up to 1,000 seizures in one call and one transaction (imports, back-office
+    tools): all are validated first; one bad seizure refuses the call, naming it.
+    """
     RecordAlert: _grpc.UnaryUnaryMultiCallable[_node_pb2.RecordAlertRequest, _node_pb2.RecordReply]
     Retract: _grpc.UnaryUnaryMultiCallable[_node_pb2.RetractRequest, _node_pb2.RecordReply]
     Correct: _grpc.UnaryUnaryMultiCallable[_node_pb2.CorrectRequest, _node_pb2.RecordReply]
@@ -43,6 +47,10 @@ class NodeServiceStub:
 class NodeServiceAsyncStub(NodeServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     RecordSeizure: _aio.UnaryUnaryMultiCallable[_node_pb2.RecordSeizureRequest, _node_pb2.RecordReply]  # type: ignore[assignment]
+    RecordSeizures: _aio.UnaryUnaryMultiCallable[_node_pb2.RecordSeizuresRequest, _node_pb2.RecordSeizuresReply]  # type: ignore[assignment]
+    """Up to 1,000 seizures in one call and one transaction (imports, back-office
+    tools): all are validated first; one bad seizure refuses the call, naming it.
+    """
     RecordAlert: _aio.UnaryUnaryMultiCallable[_node_pb2.RecordAlertRequest, _node_pb2.RecordReply]  # type: ignore[assignment]
     Retract: _aio.UnaryUnaryMultiCallable[_node_pb2.RetractRequest, _node_pb2.RecordReply]  # type: ignore[assignment]
     Correct: _aio.UnaryUnaryMultiCallable[_node_pb2.CorrectRequest, _node_pb2.RecordReply]  # type: ignore[assignment]
@@ -57,6 +65,16 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.RecordSeizureRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.RecordReply, _abc.Awaitable[_node_pb2.RecordReply]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordSeizures(
+        self,
+        request: _node_pb2.RecordSeizuresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.RecordSeizuresReply, _abc.Awaitable[_node_pb2.RecordSeizuresReply]]:
+        """Up to 1,000 seizures in one call and one transaction (imports, back-office
+        tools): all are validated first; one bad seizure refuses the call, naming it.
+        """
 
     @_abc_1.abstractmethod
     def RecordAlert(
