@@ -60,6 +60,28 @@ def from_json_file(path: str, message: type[M]) -> M:
         raise CliError(f"--file: {path} is not a {message.DESCRIPTOR.name}: {first_line}") from e
 
 
+def seizures_from_jsonl(path: str) -> list[rec.Seizure]:
+    """One gcn.v1.Seizure as JSON per line (blank lines and # comments skipped)."""
+    try:
+        lines = (
+            Path(path).read_text().splitlines()
+            if path != "-"
+            else __import__("sys").stdin.read().splitlines()
+        )
+    except OSError as e:
+        raise CliError(f"{path}: cannot read it: {e.strerror}") from e
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            out.append(json_format.Parse(line, rec.Seizure()))
+        except json_format.ParseError as e:
+            first_line = str(e).splitlines()[0] if str(e) else "unparseable"
+            raise CliError(f"{path} line {n}: not a Seizure: {first_line}") from e
+    return out
+
+
 def _quantity(text: str, flag: str) -> rec.Quantity:
     parts = text.split()
     if len(parts) != 2:

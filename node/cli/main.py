@@ -127,6 +127,24 @@ def cmd_seizure_add(a: argparse.Namespace) -> int:
     return _record(a, call(stub.RecordSeizure, npb.RecordSeizureRequest(seizure=seizure)))
 
 
+def cmd_seizure_import(a: argparse.Namespace) -> int:
+    """Send a JSON-lines file in RecordSeizures calls; each call is all-or-nothing."""
+    seizures = forms.seizures_from_jsonl(a.file)
+    stub = _stub(a)
+    stored = 0
+    for start in range(0, len(seizures), a.batch):
+        chunk = seizures[start : start + a.batch]
+        try:
+            call(stub.RecordSeizures, npb.RecordSeizuresRequest(seizures=chunk), timeout=120)
+        except CliError as e:
+            raise CliError(
+                f"{e} (lines of seizures {start + 1}-{start + len(chunk)}; {stored} stored before)"
+            ) from e
+        stored += len(chunk)
+    render.console.print(f"imported {stored} seizures from {a.file}")
+    return 0
+
+
 def cmd_alert_add(a: argparse.Namespace) -> int:
     alert = forms.from_json_file(a.file, rec.Alert) if a.file else forms.alert_from_flags(a)
     stub = _stub(a)
@@ -428,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     _seizure_args(p)
     _client_args(p)
     p.set_defaults(handler=cmd_seizure_add)
+    p = seizure.add_parser(
+        "import", help="record many seizures from a JSON-lines file (batches, one transaction each)"
+    )
+    p.add_argument("file", help="one gcn.v1.Seizure as JSON per line ('-' for stdin)")
+    p.add_argument("--batch", type=int, default=500, help="seizures per call (at most 1000)")
+    _client_args(p, json_flag=False)
+    p.set_defaults(handler=cmd_seizure_import)
 
     alert = sub.add_parser("alert", help="alerts").add_subparsers(dest="action", required=True)
     p = alert.add_parser("add", help="record an alert")

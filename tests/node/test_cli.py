@@ -287,3 +287,25 @@ def test_init_refuses_to_overwrite_a_node(app: NodeApp, capsys: pytest.CaptureFi
 def test_seizure_json_round_trips_through_the_protobuf_json_mapping(clock: ManualClock) -> None:
     seizure = samples.ivory_seizure(clock().date())
     assert json_format.Parse(json_format.MessageToJson(seizure), rec.Seizure()) == seizure
+
+
+def test_seizure_import_from_json_lines_in_batches(
+    address: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, clock: ManualClock
+) -> None:
+    import random
+
+    rng = random.Random(4)
+    seizures = [samples.random_seizure(rng, clock().date()) for _ in range(7)]
+    for s in seizures:
+        s.tlp = rec.TLP_AMBER
+    path = tmp_path / "history.jsonl"
+    path.write_text(
+        "# CEN history export\n" + "\n".join(json_format.MessageToJson(s, indent=None) for s in seizures)
+    )
+    code, out, _ = run(capsys, "seizure", "import", str(path), "--batch", "3", "--node", address)
+    assert code == 0 and "imported 7 seizures" in out
+    code, out, _ = run(capsys, "records", "list", "--node", address, "--json", "--limit", "100")
+    assert len(json.loads(out)["records"]) == 7
+    path.write_text(json_format.MessageToJson(seizures[0], indent=None) + "\n{not json}\n")
+    code, _, err = run(capsys, "seizure", "import", str(path), "--node", address)
+    assert code == 2 and "line 2: not a Seizure" in err
