@@ -30,6 +30,12 @@ class Trust(Protocol):
         """The node that may issue epoch keys for `audience` (None: unknown audience)."""
         ...
 
+    def may_issue_keys(self, origin: str, audience: str) -> bool:
+        """Are `origin`'s key messages for `audience` to be believed? The current
+        holder's are; so are those of a revoked former holder (its key windows
+        end at its revocation, so only what it issued before counts)."""
+        ...
+
     def may_relay(self, caller: str, origin: str, audience: str) -> bool:
         """May `caller` hand us `origin`'s envelopes of `audience`?"""
         ...
@@ -71,6 +77,9 @@ class LocalTrust:
     def may_relay(self, caller: str, origin: str, audience: str) -> bool:
         return caller == origin == self.node_id
 
+    def may_issue_keys(self, origin: str, audience: str) -> bool:
+        return self.holder_of(audience) == origin
+
     def is_active(self, node_id: str) -> bool:
         return node_id == self.node_id
 
@@ -92,6 +101,7 @@ class DirectoryTrust:
     topo: Topology
     holders: dict[str, str]
     roles: dict[str, tuple[str, str, NodeStatus]]  # node id -> (role, country, status)
+    regions: dict[str, str]
 
     @classmethod
     def build(cls, node_id: str, directory: dir_pb.Directory, own_keys: KeyRing) -> DirectoryTrust:
@@ -110,6 +120,7 @@ class DirectoryTrust:
             Topology.build(upstreams, members),
             {a.name: a.holder for a in directory.audiences},
             {n.id: (n.role, n.country, n.status) for n in directory.nodes},
+            {n.id: n.region for n in directory.nodes},
         )
 
     def keyring(self) -> KeyRing:
@@ -123,6 +134,14 @@ class DirectoryTrust:
     def is_active(self, node_id: str) -> bool:
         entry = self.roles.get(node_id)
         return entry is not None and entry[2] == dir_pb.NODE_STATUS_ACTIVE
+
+    def may_issue_keys(self, origin: str, audience: str) -> bool:
+        if self.holder_of(audience) == origin:
+            return True
+        entry = self.roles.get(origin)
+        if entry is None or entry[2] == dir_pb.NODE_STATUS_ACTIVE:
+            return False
+        return _could_hold(entry[0], entry[1], self.regions.get(origin, ""), audience)
 
     def may_relay(self, caller: str, origin: str, audience: str) -> bool:
         """An active node relays its own envelopes, and those of audiences it may
@@ -141,3 +160,18 @@ class DirectoryTrust:
         if audience.startswith("node:"):
             return [audience.removeprefix("node:")]
         return sorted(self.topo.members.get(audience, frozenset()))
+
+
+def _could_hold(role: str, country: str, region: str, audience: str) -> bool:
+    """Would a node of this role, country and region hold `audience`?"""
+    try:
+        parsed = parse_audience(audience)
+    except AudienceError:
+        return False
+    if parsed.kind == "national":
+        return role == "national" and parsed.parts[0] == country
+    if parsed.kind == "bilateral":
+        return role == "national" and country in parsed.parts
+    if parsed.kind == "region":
+        return role == "regional" and parsed.parts[0] == region
+    return parsed.kind == "global" and role == "global"

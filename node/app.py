@@ -81,7 +81,7 @@ class NodeApp:
             clock(),
         )
         with db.begin() as s:
-            learned = audience_keys.load(s, envelope_log, trust.holder_of)
+            learned = audience_keys.load(s, envelope_log, trust.may_issue_keys)
         n = config.node
         policy = load_policy(
             config.sharing.path(config.base_dir),

@@ -37,6 +37,9 @@ class AudienceKeys:
         self._lock = threading.Lock()
         self._keys: dict[tuple[str, int], bytes] = {}
         self._members: dict[tuple[str, int], frozenset[tuple[str, str]]] = {}
+        # The highest epoch of each audience seen in any verified key message,
+        # so a new holder (after the old one was revoked) never reuses a number.
+        self._seen: dict[str, int] = {}
 
     def get(self, audience: str, epoch: int) -> bytes | None:
         return self._keys.get((audience, epoch))
@@ -66,6 +69,7 @@ class AudienceKeys:
                 audience=header.audience,
             )
             return None
+        self.saw(msg.audience, msg.epoch)
         try:
             key = aud.unwrap_for(msg, self.node_id, self._encryption)
         except CryptoError as e:
@@ -78,18 +82,41 @@ class AudienceKeys:
                 reason=str(e),
             )
             return None
+        held = self._keys.get((msg.audience, msg.epoch))
+        if held is not None and held != key:
+            log.warning(
+                "a second key for one audience epoch ignored",
+                audience=msg.audience,
+                epoch=msg.epoch,
+                origin=header.origin,
+                record_id=header.record_id,
+            )
+            return None
         self._put(msg.audience, msg.epoch, key, _wrapped_for(msg))
         return msg.audience, msg.epoch
 
-    def load(
-        self, session: Session, envelope_log: EnvelopeLog, holder_of: Callable[[str], str | None]
-    ) -> int:
-        """Unwrap every key message in the log addressed to this node by the
-        holder of its audience."""
+    def saw(self, audience: str, epoch: int) -> None:
+        with self._lock:
+            if epoch > self._seen.get(audience, 0):
+                self._seen = {**self._seen, audience: epoch}
+
+    def saw_message(self, body: bytes) -> None:
+        """Note the epoch of a verified key message we may not be able to open."""
+        msg = epb.KeyMessage()
+        try:
+            msg.ParseFromString(body)
+        except DecodeError:
+            return
+        self.saw(msg.audience, msg.epoch)
+
+    def load(self, session: Session, envelope_log: EnvelopeLog, may_issue: Callable[[str, str], bool]) -> int:
+        """Unwrap every key message in the log addressed to this node by a node
+        that may issue its audience's keys (`may_issue(origin, audience)`)."""
         learned = 0
         for row in envelope_log.key_envelopes(session):
             header = env_crypto.parse_header(as_envelope(row))
-            if holder_of(header.audience) == header.origin and self.learn(header, row.ciphertext):
+            self.saw_message(row.ciphertext)
+            if may_issue(header.origin, header.audience) and self.learn(header, row.ciphertext):
                 learned += 1
         return learned
 
@@ -120,7 +147,11 @@ class AudienceKeys:
         key after the commit, so no record is ever sealed under a key whose key
         message could still roll back."""
         current = self.current(audience)
-        epoch = (current[0] + 1) if current else 1
+        # Epoch numbers only grow, and carry a floor of minutes since 1970: a
+        # holder that replaces a revoked one (and may not have seen all of its
+        # key messages yet) still never reuses its predecessor's numbers.
+        floor = int(now.timestamp() // 60)
+        epoch = max(current[0] if current else 0, self._seen.get(audience, 0), floor - 1) + 1
         key = aud.new_epoch_key()
         msg = aud.build_key_message(audience, epoch, key, members)
         msg.not_before.FromDatetime(now)

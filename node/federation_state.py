@@ -104,6 +104,9 @@ class FederationState:
     def may_relay(self, caller: str, origin: str, audience: str) -> bool:
         return self._current.may_relay(caller, origin, audience)
 
+    def may_issue_keys(self, origin: str, audience: str) -> bool:
+        return self._current.may_issue_keys(origin, audience)
+
     def is_active(self, node_id: str) -> bool:
         return self._current.is_active(node_id)
 

@@ -16,6 +16,7 @@ from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.orm import Session
 
 from crypto import envelope as env_crypto
+from crypto.errors import CryptoError
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
@@ -24,8 +25,10 @@ from node.audience_keys import AudienceKeys
 from node.db import Database
 from node.errors import NotFoundError, ValidationError
 from node.log import as_envelope
+from node.logging import get_logger
 from node.models import EnvelopeRow, RecordRow, RecordTermRow
 
+log = get_logger(__name__)
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 
 
@@ -184,7 +187,17 @@ class RecordReader:
         out.origin_revoked = not self.is_active(row.origin)
         key = self.keys.get(header.audience, header.epoch)
         if key is not None:
-            body = rec.RecordBody.FromString(env_crypto.open_body(envelope, header, key))
+            try:
+                body = rec.RecordBody.FromString(env_crypto.open_body(envelope, header, key))
+            except CryptoError as e:  # one unreadable row must not fail a whole page
+                log.warning(
+                    "stored envelope does not open",
+                    record_id=row.record_id,
+                    origin=row.origin,
+                    audience=row.audience,
+                    reason=str(e),
+                )
+                return out
             which = body.WhichOneof("body")
             if which:
                 getattr(out, which).CopyFrom(getattr(body, which))

@@ -258,13 +258,13 @@ class Receiver:
         for v in new:
             if v.header.kind != epb.RECORD_KIND_KEY:
                 continue
-            holder = self.trust.holder_of(v.header.audience)
-            if holder != v.header.origin:
+            self.keys.saw_message(v.envelope.ciphertext)
+            if not self.trust.may_issue_keys(v.header.origin, v.header.audience):
                 log.warning(
                     "key message not from the audience's holder",
                     origin=v.header.origin,
                     audience=v.header.audience,
-                    holder=holder,
+                    holder=self.trust.holder_of(v.header.audience),
                     record_id=v.header.record_id,
                 )
                 continue

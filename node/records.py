@@ -88,6 +88,7 @@ class RecordService:
         self.clock = clock
         self.on_commit: list[Callable[[], None]] = []  # e.g. the sync scheduler's poke
         self._group: GroupCommitter[_Pending, Recorded] | None = None
+        self._warned: set[str] = set()
 
     # -- the officer's operations ---------------------------------------------------------
 
@@ -271,12 +272,16 @@ class RecordService:
         keyed = [sh for sh in p.shares if self.keys.current(sh.audience) is not None]
         for sh in p.shares:
             if sh not in keyed:
-                log.warning(
+                # Once per audience at warning level (an import would repeat it per record).
+                level = log.debug if sh.audience in self._warned else log.warning
+                self._warned.add(sh.audience)
+                level(
                     "share skipped: no key for its audience yet",
                     record_id=p.record_id,
                     origin=self.log.node_id,
                     audience=sh.audience,
                 )
+
         return keyed or [Share(node_audience(self.log.node_id), epb.VIEW_FULL)]
 
     def _current_key(self, audience: str) -> tuple[int, bytes]:

@@ -85,6 +85,20 @@ class Replication:
         for channel in self._channels.values():
             channel.close()
 
+    def pull_from_all(self, timeout: float = 5.0) -> int:
+        """One pull from every peer, downstream ones included (at start-up: a
+        node that has just become an audience's holder learns the epochs its
+        predecessor issued before it starts its own). Unreachable peers are skipped."""
+        pulled = 0
+        for peer in self.peers():
+            result = RoundResult()
+            try:
+                pull(self._stub(peer), peer.node_id, self.app.receiver, self.app.clock(), result, timeout)
+            except grpc.RpcError as e:
+                log.info("start-up pull skipped", peer=peer.node_id, code=e.code().name)
+            pulled += result.pulled
+        return pulled
+
     def restore_own_streams(self, timeout: float = 5.0) -> int:
         """Ask each peer for the heads of this node's own streams and pull back
         whatever it holds beyond ours (a node restored from an old disk), so no

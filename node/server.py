@@ -127,6 +127,8 @@ def start_federation(app: NodeApp) -> RunningFederation | None:
     tls = TlsMaterial.load(config.tls_dir)
     replication = Replication(app, tls)
     restored = replication.restore_own_streams()
+    if [a for a in app.trust.held_audiences() if app.audience_keys.current(a) is None]:
+        replication.pull_from_all()  # a new holder: learn its predecessor's epochs first
     started = app.refresh_epochs()
     servicer = SyncServicer(app.trust, app.sync_source, app.receiver, app.clock)
     server = build_federation_server(servicer, config.federation.listen, tls)

@@ -109,14 +109,14 @@ def test_the_receiver_killed_mid_batch_loses_nothing_and_stores_nothing_twice(fe
 
         def pusher() -> None:
             try:
-                push(stub, "KE", port.app.sync_source, result, timeout=10, max_envelopes=50)
+                push(stub, "KE", port.app.sync_source, result, timeout=10, max_envelopes=10)
             except grpc.RpcError as e:
                 errors.append(e)
 
         _wait(lambda: _try_vector(stub))
         t = threading.Thread(target=pusher)
         t.start()
-        _wait(lambda: _count(ke_db, "KE-MBA")[0] > 200)
+        _wait(lambda: _count(ke_db, "KE-MBA")[0] > 100)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         t.join(timeout=30)

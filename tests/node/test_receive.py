@@ -47,6 +47,9 @@ class FakeTrust:
     def may_relay(self, caller: str, origin: str, audience: str) -> bool:
         return (caller, origin) in self.relays
 
+    def may_issue_keys(self, origin: str, audience: str) -> bool:
+        return self.holders.get(audience) == origin
+
     def is_active(self, node_id: str) -> bool:
         return True
 
