@@ -128,7 +128,7 @@ echo
 echo "== search at the ESA hub: vessel IMO 9074729"
 as RINEX-ESA records list --imo 9074729 || true
 echo "== the global hub's CEN statistics (from statistical views only)"
-gcn stats --config "$(cfg WCO-GLOBAL)" | head -8
+gcn stats --config "$(cfg WCO-GLOBAL)"
 echo "== sync status of the port"
 gcn sync status --config "$(cfg KE-MBA)"
 echo "(logs: $DEMO/<node>/node.log)"
