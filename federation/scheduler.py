@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import grpc
 
+from crypto.errors import CryptoError
 from federation.backoff import backoff_delay
 from federation.peers import Peer
 from federation.sync import RoundResult, Sink, Source, pull, push
@@ -91,6 +92,10 @@ class PeerSync:
     # Consecutive failures as of the last round (kept in memory for `poke`, which
     # runs after every commit and must not read the database).
     failures: int = 0
+    # Directory propagation: with an upstream, each round first asks for a newer
+    # directory than `directory_version()`, and hands one to `on_directory`.
+    directory_version: Callable[[], int] | None = None
+    on_directory: Callable[[Any], object] | None = None
 
     def state(self) -> PeerState:
         return self.store.load(self.peer.node_id, self.peer.endpoint)
@@ -106,6 +111,7 @@ class PeerSync:
         result = RoundResult()
         try:
             stub = self.stub()
+            self._newer_directory(stub)
             push(
                 stub,
                 self.peer.node_id,
@@ -135,6 +141,29 @@ class PeerSync:
         self.store.save(state)
         self.failures = state.failures
         return state
+
+    def _newer_directory(self, stub: Any) -> None:
+        if not self.peer.upstream or self.directory_version is None or self.on_directory is None:
+            return
+        from gcn.v1 import sync_pb2
+
+        have = self.directory_version()
+        try:
+            reply = stub.GetDirectory(
+                sync_pb2.GetDirectoryRequest(have_version=have), timeout=self.settings.timeout
+            )
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                return  # the upstream holds no directory yet
+            raise
+        if not reply.directory:
+            return
+        try:
+            self.on_directory(reply)  # verified there: newer, unexpired, signed by the trusted root
+        except CryptoError as e:
+            self.log.warning("directory from upstream refused", peer=self.peer.node_id, reason=str(e))
+            return
+        self.log.info("newer directory taken from upstream", peer=self.peer.node_id, had=have)
 
     def _count(self, state: PeerState, result: RoundResult) -> None:
         state.envelopes_sent += result.pushed

@@ -67,6 +67,8 @@ class Replication:
                 self.settings,
                 log,
                 reset=partial(self._drop_channel, p),
+                directory_version=self.app.trust.version,
+                on_directory=self.app.accept_directory,
             )
             for p in self.peers()
         ]

@@ -43,6 +43,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         signed = self.state.signed_directory()
         if signed is None:
             raise NotFoundError("this node holds no directory")
+        if request.have_version and request.have_version >= self.state.version():
+            return dir_pb.SignedDirectory()  # nothing newer: an empty answer
         return signed
 
     def GetVector(self, request: sync_pb2.GetVectorRequest, context: Any) -> sync_pb2.VersionVector:

@@ -255,6 +255,9 @@ def cmd_directory_fetch(a: argparse.Namespace) -> int:
     have = parse_directory(held).version if held is not None else 0
     with peer_channel(tls, peer, endpoint) as channel:
         signed = call(sync_stub(channel).GetDirectory, sync_pb2.GetDirectoryRequest(have_version=have))
+    if not signed.directory:  # the peer holds nothing newer than our version
+        say(f"this node already holds directory version {have}; {peer} has nothing newer")
+        return 0
     say(f"fetched the directory from {peer} at {endpoint}")
     return _accept(config, signed)
 

@@ -366,3 +366,21 @@ def test_a_round_that_fails_on_our_side_backs_off_and_stays_scheduled(
     state = ps.run(clock())
     assert state.failures == 1 and state.last_error.startswith("RuntimeError: database is locked")
     assert ps.state().failures == 1
+
+
+def test_a_newer_directory_travels_down_from_the_upstream_in_a_sync_round(
+    chain: LocalFederation, clock: ManualClock
+) -> None:
+    """Only the national node is handed version 2; its port takes it from it in
+    its next round (and an upstream with nothing newer answers empty)."""
+    port, ke = chain.nodes["KE-MBA"].app, chain.nodes["KE"].app
+    ps = _peer_sync(chain, "KE-MBA", "KE")
+    ps.directory_version = port.trust.version
+    ps.on_directory = port.accept_directory
+    assert port.trust.version() == 1
+    ps.run(clock())
+    assert port.trust.version() == 1  # nothing newer
+    signed = chain.root.publish(clock())
+    ke.accept_directory(signed)
+    state = ps.run(clock())
+    assert state.failures == 0 and port.trust.version() == 2
