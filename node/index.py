@@ -13,12 +13,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
+from node.bulk_insert import RowInserter
 from node.models import RECORD_TERMS, RECORDS, RecordRow
 
 # Term fields (the `field` column of record_terms).
@@ -40,6 +41,25 @@ COUNTRY, COMMODITY, OPERATION, PORT, PERMIT, TEXT = (
     "text",
 )
 MAX_TERM = 256
+
+_RECORD_INSERT = RowInserter(
+    RECORDS,
+    (
+        "envelope_id",
+        "record_id",
+        "kind",
+        "origin",
+        "audience",
+        "view",
+        "created_at",
+        "event_date",
+        "status",
+        "superseded_by",
+        "tlp",
+        "target_record_id",
+    ),
+)
+_TERM_INSERT = RowInserter(RECORD_TERMS, ("envelope_id", "field", "value"))
 
 
 def _norm(value: str) -> str:
@@ -157,32 +177,32 @@ def index_records(session: Session, opened: list[Opened], *, fresh: bool = False
     if not opened:
         return
     earlier = {} if fresh else _earlier_superseders(session, opened)
-    record_rows: list[dict[str, object]] = []
-    term_rows: list[dict[str, object]] = []
+    record_rows: list[tuple[object, ...]] = []
+    term_rows: list[tuple[int, str, str]] = []
     for o in opened:
         h, body = o.header, o.body
         superseder = earlier.get((h.origin, h.record_id))
         record_rows.append(
-            {
-                "envelope_id": o.envelope_id,
-                "record_id": h.record_id,
-                "kind": h.kind,
-                "origin": h.origin,
-                "audience": h.audience,
-                "view": h.view,
-                "created_at": o.created_at,
-                "event_date": _event_date(body, o.created_at),
-                "status": _status_for(superseder[1]) if superseder else npb.RECORD_STATUS_ACTIVE,
-                "superseded_by": superseder[0] if superseder else None,
-                "tlp": _tlp(body),
-                "target_record_id": _target(body),
-            }
+            (
+                o.envelope_id,
+                h.record_id,
+                h.kind,
+                h.origin,
+                h.audience,
+                h.view,
+                o.created_at,
+                _event_date(body, o.created_at),
+                _status_for(superseder[1]) if superseder else npb.RECORD_STATUS_ACTIVE,
+                superseder[0] if superseder else None,
+                _tlp(body),
+                _target(body),
+            )
         )
-        term_rows.extend({"envelope_id": o.envelope_id, "field": f, "value": v} for f, v in terms_of(body))
+        envelope_id = o.envelope_id
+        term_rows.extend((envelope_id, f, v) for f, v in terms_of(body))
     conn = session.connection()
-    conn.execute(insert(RECORDS), record_rows)
-    if term_rows:
-        conn.execute(insert(RECORD_TERMS), term_rows)
+    _RECORD_INSERT.execute(conn, record_rows)
+    _TERM_INSERT.execute(conn, term_rows)
     for o in opened:
         target = _target(o.body)
         if target:

@@ -24,8 +24,29 @@ from sqlalchemy.orm import Session
 from crypto import envelope as env_crypto
 from crypto.keys import SigningKey
 from gcn.v1 import envelope_pb2 as epb
+from node.bulk_insert import RowInserter, next_ids
 from node.errors import NodeError
 from node.models import ENVELOPES, STREAMS, EnvelopeRow, StreamRow
+
+_ENVELOPE_INSERT = RowInserter(
+    ENVELOPES,
+    (
+        "id",
+        "hash",
+        "origin",
+        "audience",
+        "seq",
+        "epoch",
+        "kind",
+        "record_id",
+        "created_at",
+        "received_at",
+        "header",
+        "ciphertext",
+        "signature",
+        "prev_hash",
+    ),
+)
 
 
 class StreamStalledError(NodeError):
@@ -87,6 +108,7 @@ class EnvelopeLog:
         heads = self._heads(conn, {item.audience for item in items})
         fresh = {a for a in {item.audience for item in items} if a not in heads}
         sealed: list[env_crypto.VerifiedEnvelope] = []
+        created_at = _timestamp(now)
         for item in items:
             seq, prev = heads.get(item.audience, (0, b""))
             header = epb.EnvelopeHeader(
@@ -97,7 +119,7 @@ class EnvelopeLog:
                 prev_hash=prev,
                 epoch=item.epoch,
                 kind=item.kind,
-                created_at=_timestamp(now),
+                created_at=created_at,
                 view=item.view,
             )
             verified = env_crypto.seal(header, item.body, self.signer, item.audience_key)
@@ -149,27 +171,31 @@ class EnvelopeLog:
         """Insert verified envelopes; returns their log ids in the same order."""
         if not envelopes:
             return []
-        rows = [
-            {
-                "hash": v.hash,
-                "origin": v.header.origin,
-                "audience": v.header.audience,
-                "seq": v.header.seq,
-                "epoch": v.header.epoch,
-                "kind": v.header.kind,
-                "record_id": v.header.record_id,
-                "created_at": env_crypto.header_created_at(v.header),
-                "received_at": now,
-                "header": v.envelope.header,
-                "ciphertext": v.envelope.ciphertext,
-                "signature": v.envelope.signature,
-                "prev_hash": v.header.prev_hash,
-            }
-            for v in envelopes
-        ]
-        table = ENVELOPES
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(session.connection().execute(stmt, rows).scalars())
+        conn = session.connection()
+        ids = next_ids(conn, ENVELOPES, len(envelopes))
+        _ENVELOPE_INSERT.execute(
+            conn,
+            [
+                (
+                    i,
+                    v.hash,
+                    v.header.origin,
+                    v.header.audience,
+                    v.header.seq,
+                    v.header.epoch,
+                    v.header.kind,
+                    v.header.record_id,
+                    env_crypto.header_created_at(v.header),
+                    now,
+                    v.envelope.header,
+                    v.envelope.ciphertext,
+                    v.envelope.signature,
+                    v.header.prev_hash,
+                )
+                for i, v in zip(ids, envelopes, strict=True)
+            ],
+        )
+        return ids
 
     def get(self, session: Session, envelope_id: int) -> EnvelopeRow | None:
         return session.get(EnvelopeRow, envelope_id)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -228,8 +229,10 @@ class RecordService:
     ) -> list[Recorded]:
         items: list[OwnEnvelope] = []
         bodies: list[rec.RecordBody] = []
+        recorded_at = Timestamp()
+        recorded_at.FromDatetime(now)
         for p in pending:
-            p.body.recorded_at.FromDatetime(now)
+            p.body.recorded_at.CopyFrom(recorded_at)
             for share in self._keyed(p):
                 body = self._project(p.body, share)
                 epoch, key = self._current_key(share.audience)
