@@ -8,7 +8,7 @@ an acknowledged record survives a crash of the process right after the reply.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -33,6 +33,7 @@ from node.log import EnvelopeLog, OwnEnvelope
 from node.logging import get_logger
 from node.models import RecordRow
 from node.notify import notify
+from node.validation_pool import checked_batches
 
 log = get_logger(__name__)
 
@@ -144,16 +145,22 @@ class RecordService:
         log.info("records stored", origin=self.log.node_id, records=len(recorded))
         return recorded
 
-    def import_seizures(self, seizures: Iterable[rec.Seizure], batch_size: int = 1000) -> int:
+    def import_seizures(
+        self, seizures: Iterable[rec.Seizure], batch_size: int = 1000, *, parallel: bool | None = None
+    ) -> int:
         """Bulk ingest (e.g. a CEN history import): each batch is validated whole,
-        then sealed and stored in one transaction. Returns how many were stored."""
-        stored, batch = 0, []
-        for seizure in seizures:
-            batch.append(seizure)
-            if len(batch) >= batch_size:
-                stored += self._import_batch(batch)
-                batch = []
-        return stored + (self._import_batch(batch) if batch else 0)
+        then sealed and stored in one transaction; the next batch is validated in
+        a worker process meanwhile (`node.validation_pool`; `parallel=False`
+        keeps it in this process). A broken rule stops the import, named by the
+        seizure's index (`seizures[1234].goods[0].hs_code`); the batches before
+        it stay stored. Returns how many were stored."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        stored = 0
+        batches = _batches(seizures, batch_size)
+        for checked in checked_batches(batches, lambda: latest_date(self.clock()), parallel=parallel):
+            stored += self._store_checked(checked)
+        return stored
 
     def retract(self, record_id: str, reason: str) -> Recorded:
         now = self.clock()
@@ -212,14 +219,12 @@ class RecordService:
     ) -> _Pending:
         return _Pending(str(uuid.uuid4()), kind, body, self.policy.shares(kind, body))
 
-    def _import_batch(self, seizures: list[rec.Seizure]) -> int:
+    def _store_checked(self, checked: list[rec.Seizure]) -> int:
         now = self.clock()
-        pending = []
-        for seizure in seizures:
-            checked = validation.check_seizure(seizure, latest_date(now))
-            pending.append(
-                self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=checked), checked.tlp, now)
-            )
+        pending = [
+            replace(self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=s), s.tlp, now), co2e=_co2e(s))
+            for s in checked
+        ]
         self._commit(pending, now)
         log.info("records imported", origin=self.log.node_id, records=len(pending))
         return len(pending)
@@ -342,6 +347,17 @@ def _original_kind(s: Session, row: RecordRow) -> int:
 
 def _kind_name(kind: int) -> str:
     return epb.RecordKind.Name(epb.RecordKind.ValueType(kind)).removeprefix("RECORD_KIND_").lower()
+
+
+def _batches(items: Iterable[rec.Seizure], size: int) -> Iterator[list[rec.Seizure]]:
+    batch: list[rec.Seizure] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _logged(origin: str, r: Recorded) -> Recorded:

@@ -76,7 +76,14 @@ def test_dates_times_and_nulls_of_a_record_row(app: NodeApp) -> None:
         RowInserter(ENVELOPES, tuple(_envelope(0, 1, at))).execute(
             s.connection(), [tuple(_envelope(eid, 7, at).values())]
         )
-        columns = ("envelope_id", "record_id", "kind", "origin", "audience", "view", "created_at") + (
+        columns = (
+            "envelope_id",
+            "record_id",
+            "kind",
+            "origin",
+            "audience",
+            "view",
+            "created_at",
             "event_date",
             "status",
             "superseded_by",
