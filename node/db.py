@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -83,6 +83,20 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Transaction-scoped PostgreSQL advisory locks (`writers_lock`); any distinct 64-bit numbers.
+APPLY_LOCK = 0x67636E_0001  # "gcn" 1: applying envelopes from peers
+
+
+def writers_lock(session: Session, key: int) -> None:
+    """Make the rest of this transaction exclusive among transactions that take
+    the same lock, until it ends. PostgreSQL: `pg_advisory_xact_lock`, so a
+    check-then-insert (is this envelope held?) cannot race another one. SQLite:
+    nothing to do, every writing transaction already holds the database's
+    write lock (`BEGIN IMMEDIATE`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def alembic_config(engine: Engine | None = None, url: str | None = None) -> AlembicConfig:

@@ -35,7 +35,7 @@ from federation.trust import Trust
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
 from node.audience_keys import AudienceKeys
-from node.db import Database
+from node.db import APPLY_LOCK, Database, writers_lock
 from node.errors import NodeError, PermissionDeniedError, ValidationError
 from node.index import Opened, index_records
 from node.log import EnvelopeLog, as_envelope
@@ -140,6 +140,9 @@ class Receiver:
     def _store(
         self, s: Session, verified: list[env_crypto.VerifiedEnvelope], now: datetime, result: ApplyResult
     ) -> None:
+        # Two peers may hand over the same envelopes at once (a node with two
+        # upstreams): the "held?" check and the insert must not interleave.
+        writers_lock(s, APPLY_LOCK)
         held = set(
             s.scalars(select(EnvelopeRow.hash).where(EnvelopeRow.hash.in_([v.hash for v in verified])))
         )

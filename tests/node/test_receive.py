@@ -6,7 +6,10 @@ later); storage, crypto and indexing are real, on both backends."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,3 +242,31 @@ def test_two_envelopes_for_one_position_in_the_same_batch_raise_an_alarm(
     result = hub.receiver.apply([*honest, forked], "KE", clock())
     assert result.alarms == 1
     assert _count(hub, AlarmRow) == 1
+
+
+def test_two_peers_handing_over_the_same_batch_at_once_store_it_once(
+    pair: Pair, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node with two upstreams gets the same envelopes from both at the same
+    moment. The first apply is held between its "held?" check and its insert
+    until the second has had its chance to run (at most a second): the second
+    must wait for the first and find the envelopes held, not insert them again
+    (on PostgreSQL that was a unique-constraint failure, INTERNAL to the sender)."""
+    ke, hub = pair
+    for s in samples.sample_seizures(clock().date()):
+        ke.records.record_seizure(s)
+    stream = _stream(ke)
+    before = _count(hub)
+    both_checked = threading.Barrier(2, timeout=1.0)
+    store_many = hub.envelope_log.store_many
+
+    def held_open(*args: object, **kwargs: object) -> list[int]:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait()
+        return store_many(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hub.envelope_log, "store_many", held_open)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: hub.receiver.apply(stream, "KE", clock()), range(2)))
+    assert sorted((r.stored, r.duplicates) for r in results) == [(0, len(stream)), (len(stream), 0)]
+    assert _count(hub) - before == len(stream) and _head(hub, "KE", "national:KE") == len(stream)
