@@ -18,13 +18,14 @@ from the column's sequence.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select, text
+from sqlalchemy import Connection, Select, Table, func, insert, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
@@ -110,6 +111,11 @@ def _python_type(column_type: TypeEngine[Any]) -> type | None:
         return None
 
 
+@functools.cache
+def _highest_id(table: Table) -> Select[Any]:
+    return select(func.coalesce(func.max(table.c.id), 0))
+
+
 def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
     """`count` unused primary keys of `table` (an integer `id` column), for rows
     the caller inserts in this transaction. On SQLite the transaction must hold
@@ -117,7 +123,7 @@ def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
     if count <= 0:
         return []
     if conn.dialect.name == "sqlite":
-        top = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+        top = conn.execute(_highest_id(table)).scalar_one()
         return list(range(int(top) + 1, int(top) + 1 + count))
     if conn.dialect.name == "postgresql":
         rows = conn.execute(

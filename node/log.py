@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from crypto import envelope as env_crypto
@@ -46,6 +46,30 @@ _ENVELOPE_INSERT = RowInserter(
         "signature",
         "prev_hash",
     ),
+)
+
+
+# The statements of the recording path, built once (building a Core statement
+# costs more than running it for a one-record transaction).
+_OWN_HEADS = (
+    select(STREAMS.c.audience, STREAMS.c.head_seq, STREAMS.c.head_hash)
+    .where(
+        STREAMS.c.origin == bindparam("origin"),
+        STREAMS.c.audience.in_(bindparam("audiences", expanding=True)),
+    )
+    .with_for_update()
+)
+_HIGHEST_OWN = (
+    select(ENVELOPES.c.audience, func.max(ENVELOPES.c.seq))
+    .where(
+        ENVELOPES.c.origin == bindparam("origin"),
+        ENVELOPES.c.audience.in_(bindparam("audiences", expanding=True)),
+    )
+    .group_by(ENVELOPES.c.audience)
+)
+_NEW_HEAD = insert(STREAMS)  # the column values come with the parameters
+_MOVE_HEAD = update(STREAMS).where(
+    STREAMS.c.origin == bindparam("b_origin"), STREAMS.c.audience == bindparam("b_audience")
 )
 
 
@@ -126,36 +150,21 @@ class EnvelopeLog:
             heads[item.audience] = (header.seq, verified.hash)
             sealed.append(verified)
         ids = self.store_many(session, sealed, now)
-        streams = STREAMS
         for audience, (seq, head_hash) in heads.items():
             values = {"head_seq": seq, "head_hash": head_hash, "updated_at": now}
             if audience in fresh:
-                conn.execute(insert(streams).values(origin=self.node_id, audience=audience, **values))
+                conn.execute(_NEW_HEAD, {"origin": self.node_id, "audience": audience, **values})
             else:
-                conn.execute(
-                    update(streams)
-                    .where(streams.c.origin == self.node_id, streams.c.audience == audience)
-                    .values(**values)
-                )
+                conn.execute(_MOVE_HEAD, {"b_origin": self.node_id, "b_audience": audience, **values})
         return [Appended(i, v) for i, v in zip(ids, sealed, strict=True)]
 
     def _heads(self, conn: Connection, audiences: set[str]) -> dict[str, tuple[int, bytes]]:
         """The heads of own streams, locked; refuses a stream that holds own
         envelopes beyond its head (a restore that did not complete, or an
         equivocation alarm): writing there would reuse a sequence number."""
-        streams, envelopes = STREAMS, ENVELOPES
-        wanted = sorted(audiences)
-        stmt = (
-            select(streams.c.audience, streams.c.head_seq, streams.c.head_hash)
-            .where(streams.c.origin == self.node_id, streams.c.audience.in_(wanted))
-            .with_for_update()
-        )
-        heads = {a: (q, h) for a, q, h in conn.execute(stmt)}
-        highest = conn.execute(
-            select(envelopes.c.audience, func.max(envelopes.c.seq))
-            .where(envelopes.c.origin == self.node_id, envelopes.c.audience.in_(wanted))
-            .group_by(envelopes.c.audience)
-        )
+        params = {"origin": self.node_id, "audiences": sorted(audiences)}
+        heads = {a: (q, h) for a, q, h in conn.execute(_OWN_HEADS, params)}
+        highest = conn.execute(_HIGHEST_OWN, params)
         for audience, seq in highest:
             if seq > heads.get(audience, (0, b""))[0]:
                 raise StreamStalledError(
