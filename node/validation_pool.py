@@ -146,20 +146,27 @@ class Pipeline:
         return check_inline(batch, self.latest(), offset)
 
     def run(self, batches: Iterator[list[rec.Seizure]]) -> Iterator[list[rec.Seizure]]:
-        offset = 0
+        offset = 0  # the index of the batch's first seizure in the whole import
         ahead: tuple[list[rec.Seizure], Future[_Answer] | None, int] | None = None
         for batch in batches:
-            if ahead is None and not self._worker_ready():
-                yield check_inline(batch, self.latest(), offset)  # the worker is still starting
+            if ahead is not None:
+                submitted = self._send(batch, offset)
+                done = self._result(*ahead)
+                ahead = submitted
+                yield done  # stored here while the worker checks `submitted`
+            elif self._worker_ready() and (following := next(batches, None)) is not None:
+                # The worker is warm: it takes the next batch while this one is checked here.
+                ahead = self._send(following, offset + len(batch))
+                yield check_inline(batch, self.latest(), offset)
+                offset += len(following)
             else:
-                payloads = [s.SerializeToString() for s in batch]
-                submitted = (batch, self._submit(check_serialized, payloads, self.latest()), offset)
-                if ahead is not None:
-                    done = self._result(*ahead)
-                    ahead = submitted
-                    yield done  # stored here while the worker checks `submitted`
-                else:
-                    ahead = submitted
+                yield check_inline(batch, self.latest(), offset)  # the worker is still starting
             offset += len(batch)
         if ahead is not None:
             yield self._result(*ahead)
+
+    def _send(
+        self, batch: list[rec.Seizure], offset: int
+    ) -> tuple[list[rec.Seizure], Future[_Answer] | None, int]:
+        payloads = [s.SerializeToString() for s in batch]
+        return batch, self._submit(check_serialized, payloads, self.latest()), offset
