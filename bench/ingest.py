@@ -557,10 +557,9 @@ def client_threads(
 def _client_process(
     node: ServedNode, seed: int, count: int, today: str, batch: int, barrier: Any, queue: Any
 ) -> None:
-    requests: Sequence[Message] = make_requests(seed, count, date.fromisoformat(today))
-    method = "RecordSeizure"
-    if batch > 1:
-        requests, method = batched(requests, batch), "RecordSeizures"  # type: ignore[arg-type]
+    singles = make_requests(seed, count, date.fromisoformat(today))
+    requests: Sequence[Message] = batched(singles, batch) if batch > 1 else singles
+    method = "RecordSeizures" if batch > 1 else "RecordSeizure"
     queue.put(call_all(node, requests, functools.partial(barrier.wait, START_TIMEOUT), method))
 
 

@@ -111,6 +111,9 @@ def _python_type(column_type: TypeEngine[Any]) -> type | None:
         return None
 
 
+_PG_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+
+
 @functools.cache
 def _highest_id(table: Table) -> Select[Any]:
     return select(func.coalesce(func.max(table.c.id), 0))
@@ -126,9 +129,6 @@ def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
         top = conn.execute(_highest_id(table)).scalar_one()
         return list(range(int(top) + 1, int(top) + 1 + count))
     if conn.dialect.name == "postgresql":
-        rows = conn.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-            {"table": table.name, "n": count},
-        )
+        rows = conn.execute(_PG_NEXT_IDS, {"table": table.name, "n": count})
         return [int(r) for r in rows.scalars()]
     raise NotImplementedError(f"next_ids: unsupported database {conn.dialect.name}")

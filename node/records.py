@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -33,7 +33,7 @@ from node.log import EnvelopeLog, OwnEnvelope
 from node.logging import get_logger
 from node.models import RecordRow
 from node.notify import notify
-from node.validation_pool import checked_batches
+from node.validation_pool import check_inline, checked_batches
 
 log = get_logger(__name__)
 
@@ -97,14 +97,12 @@ class RecordService:
     def record_seizure(self, seizure: rec.Seizure) -> Recorded:
         now = self.clock()
         checked = validation.check_seizure(seizure, latest_date(now))
-        pending = self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=checked), checked.tlp, now)
-        return self._submit(replace(pending, co2e=_co2e(checked)), now)
+        return self._submit(self._new_seizure(checked), now)
 
     def record_alert(self, alert: rec.Alert) -> Recorded:
         now = self.clock()
         checked = validation.check_alert(alert, earliest_date(now))
-        pending = self._new(epb.RECORD_KIND_ALERT, rec.RecordBody(alert=checked), checked.tlp, now)
-        return self._submit(pending, now)
+        return self._submit(self._new(epb.RECORD_KIND_ALERT, rec.RecordBody(alert=checked)), now)
 
     def enable_group_commit(self, max_batch: int = 256) -> None:
         """From now on, new records from concurrent callers share transactions
@@ -131,16 +129,7 @@ class RecordService:
         if len(seizures) > MAX_BATCH:
             raise ValidationError("seizures", f"at most {MAX_BATCH} seizures per call (got {len(seizures)})")
         now = self.clock()
-        pending = []
-        for i, seizure in enumerate(seizures):
-            try:
-                checked = validation.check_seizure(seizure, latest_date(now))
-            except ValidationError as e:
-                raise ValidationError(f"seizures[{i}].{e.field}", e.rule) from e
-            body = rec.RecordBody(seizure=checked)
-            pending.append(
-                replace(self._new(epb.RECORD_KIND_SEIZURE, body, checked.tlp, now), co2e=_co2e(checked))
-            )
+        pending = [self._new_seizure(s) for s in check_inline(list(seizures), latest_date(now), 0)]
         recorded = self._commit(pending, now)
         log.info("records stored", origin=self.log.node_id, records=len(recorded))
         return recorded
@@ -214,17 +203,15 @@ class RecordService:
 
     # -- the unit of work -----------------------------------------------------------------
 
-    def _new(
-        self, kind: epb.RecordKind.ValueType, body: rec.RecordBody, tlp: rec.TLP.ValueType, now: datetime
-    ) -> _Pending:
-        return _Pending(str(uuid.uuid4()), kind, body, self.policy.shares(kind, body))
+    def _new(self, kind: epb.RecordKind.ValueType, body: rec.RecordBody, co2e: float = 0.0) -> _Pending:
+        return _Pending(str(uuid.uuid4()), kind, body, self.policy.shares(kind, body), co2e)
+
+    def _new_seizure(self, checked: rec.Seizure) -> _Pending:
+        return self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=checked), _co2e(checked))
 
     def _store_checked(self, checked: list[rec.Seizure]) -> int:
         now = self.clock()
-        pending = [
-            replace(self._new(epb.RECORD_KIND_SEIZURE, rec.RecordBody(seizure=s), s.tlp, now), co2e=_co2e(s))
-            for s in checked
-        ]
+        pending = [self._new_seizure(s) for s in checked]
         self._commit(pending, now)
         log.info("records imported", origin=self.log.node_id, records=len(pending))
         return len(pending)

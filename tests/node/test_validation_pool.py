@@ -86,7 +86,9 @@ def test_check_serialized_answers_the_first_broken_rule() -> None:
     [batch] = _batches(3, 3)
     batch[1].place.country = "XX"
     answer = check_serialized([s.SerializeToString() for s in batch], TODAY)
-    assert answer == (1, "place.country", answer[2]) and "ISO 3166" in str(answer[2])
+    assert isinstance(answer, tuple)
+    index, field, rule = answer
+    assert (index, field) == (1, "place.country") and "ISO 3166" in rule
 
 
 def _stored(app: NodeApp) -> int:
