@@ -410,10 +410,10 @@ def verify_timer(receiver: Receiver) -> Iterator[list[float]]:
     original = receiver.verify_batch
     spent = [0.0]
 
-    def timed(envelopes: Sequence[epb.Envelope], caller: str) -> Any:
+    def timed(envelopes: Sequence[epb.Envelope], caller: str, now: datetime) -> Any:
         start = time.perf_counter()
         try:
-            return original(envelopes, caller)
+            return original(envelopes, caller, now)
         finally:
             spent[0] += time.perf_counter() - start
 

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError
 
-from crypto.errors import DecryptionError, MalformedEnvelopeError
+from crypto.errors import DecryptionError, MalformedEnvelopeError, SignatureError, UnknownKeyError
 from crypto.keys import SigningKey
 from crypto.signing import KeyRing, PublicSigningKey
 from gcn.v1 import envelope_pb2 as pb
@@ -153,6 +153,30 @@ def verify(envelope: pb.Envelope, keyring: KeyRing) -> VerifiedEnvelope:
         header_created_at(header),
     )
     return VerifiedEnvelope(envelope, header, envelope_hash(envelope), signer)
+
+
+def damage(envelope: pb.Envelope, stored_hash: bytes, keyring: KeyRing | None = None) -> str | None:
+    """Why a stored envelope is no longer what was verified and stored, or None
+    if it is intact: its bytes must still hash to the hash it was stored under
+    and (given a key ring) still carry its origin's signature. An origin key
+    the ring does not know cannot be judged, and counts as intact."""
+    if envelope_hash(envelope) != stored_hash:
+        return "its bytes no longer match the hash it was stored under"
+    if keyring is None:
+        return None
+    try:
+        header = parse_header(envelope)
+        keyring.check_signature(
+            header.origin,
+            header.key_id,
+            signed_bytes(envelope.header, envelope.ciphertext),
+            envelope.signature,
+        )
+    except UnknownKeyError:
+        return None
+    except (MalformedEnvelopeError, SignatureError) as e:
+        return str(e)
+    return None
 
 
 def open_body(envelope: pb.Envelope, header: pb.EnvelopeHeader, audience_key: bytes) -> bytes:

@@ -23,6 +23,10 @@ class UnknownKeyError(SignatureError):
     """The origin has no signing key with the id the envelope names."""
 
 
+class KeyWindowError(SignatureError):
+    """The signing key was not valid at the time the signature claims."""
+
+
 class DecryptionError(CryptoError):
     """Ciphertext does not open under the key (wrong key, or tampered)."""
 

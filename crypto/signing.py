@@ -14,7 +14,7 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from crypto.errors import SignatureError, UnknownKeyError
+from crypto.errors import KeyWindowError, SignatureError, UnknownKeyError
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,21 @@ class KeyRing:
         """Check `signature` over `message` by `node_id`'s key `key_id`, which
         must have been valid at `at`. Returns the key; raises `SignatureError`
         saying which rule failed."""
-        key = self._keys.get((node_id, key_id))
-        if key is None:
-            raise UnknownKeyError(f"no signing key {key_id} is known for node {node_id}")
+        key = self._key(node_id, key_id)
         if not key.valid_at(at):
             until = key.not_after.isoformat() if key.not_after else "now"
             window = f"{key.not_before.isoformat()} .. {until}"
-            raise SignatureError(
+            raise KeyWindowError(
                 f"signature by key {key_id} of {node_id} not valid at {at.isoformat()} (key valid {window})"
             )
+        return self.check_signature(node_id, key_id, message, signature)
+
+    def check_signature(
+        self, node_id: str, key_id: str, message: bytes, signature: bytes
+    ) -> PublicSigningKey:
+        """Only the mathematics: do these bytes carry this key's signature?
+        (Integrity checks of what is already stored; no validity window.)"""
+        key = self._key(node_id, key_id)
         try:
             Ed25519PublicKey.from_public_bytes(key.public_raw).verify(signature, message)
         except InvalidSignature as e:
@@ -72,4 +78,10 @@ class KeyRing:
                 f"signature by key {key_id} of {node_id} does not verify "
                 "(the signed bytes or the signature were altered)"
             ) from e
+        return key
+
+    def _key(self, node_id: str, key_id: str) -> PublicSigningKey:
+        key = self._keys.get((node_id, key_id))
+        if key is None:
+            raise UnknownKeyError(f"no signing key {key_id} is known for node {node_id}")
         return key

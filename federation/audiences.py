@@ -15,11 +15,11 @@ from dataclasses import dataclass
 _COUNTRY = r"[A-Z]{2}"
 _NODE = r"[A-Z0-9][A-Z0-9-]{1,62}"
 _PATTERNS = {
-    "node": re.compile(rf"^node:({_NODE})$"),
-    "national": re.compile(rf"^national:({_COUNTRY})$"),
-    "bilateral": re.compile(rf"^bilateral:({_COUNTRY})\+({_COUNTRY})$"),
-    "region": re.compile(r"^region:([A-Z]{2,8})$"),
-    "global": re.compile(r"^global$"),
+    "node": re.compile(rf"node:({_NODE})"),
+    "national": re.compile(rf"national:({_COUNTRY})"),
+    "bilateral": re.compile(rf"bilateral:({_COUNTRY})\+({_COUNTRY})"),
+    "region": re.compile(r"region:([A-Z]{2,8})"),
+    "global": re.compile(r"global"),
 }
 
 
@@ -39,7 +39,7 @@ class Audience:
 
 def parse_audience(name: str) -> Audience:
     for kind, pattern in _PATTERNS.items():
-        m = pattern.match(name)
+        m = pattern.fullmatch(name)  # fullmatch: no trailing newline slips through
         if m:
             parts = m.groups()
             if kind == "bilateral" and (parts[0] >= parts[1]):

@@ -1,4 +1,4 @@
-"""Store-and-forward: one job per peer.
+"""Store-and-forward: one job per peer, for the life of the node.
 
 `PeerSync` is the per-peer state machine, free of threads and wall clocks:
 `run(now)` does one round (push what the peer lacks, pull what we lack from an
@@ -8,18 +8,41 @@ Its state lives in the database (a `PeerStateStore`), so a restarted node
 resumes with the same backoff and counters; what the peer holds is always
 re-learned from its vector, so nothing is sent twice to storage.
 
-`SyncScheduler` runs those state machines on APScheduler: one job per peer,
-rescheduled after each run at the peer's next attempt; `poke()` (called after
-every commit) brings forward the peers that are not backing off, so new
-envelopes go out at once. Tests drive `PeerSync` with a manual clock.
+`SyncScheduler` runs those state machines on APScheduler. Its invariants:
+
+- **A peer's job never disappears.** Each peer has one APScheduler job with an
+  interval trigger (a trigger that always has a next fire time, so APScheduler
+  never deletes the job, whatever pokes, skipped instances or errors happen).
+  The trigger is a heartbeat; whether a round runs is decided by the peer's
+  *due* time, kept on the monotonic clock, so a wall clock that jumps (a day
+  ahead, then corrected) neither stalls a peer nor makes it hammer.
+- **A poke during a round makes exactly one more round** (`again`), run in the
+  same job call; a poke while idle brings the job forward to now.
+- **A watchdog thread** (plain `threading`, monotonic waits) checks every
+  `probe_interval` seconds that every peer the directory names has its job
+  (repairing and alarming if not, and adding or removing jobs when the
+  directory changes), re-arms a due peer whose fire time a wall-clock jump
+  pushed away, and probes the peers that are down for a connectivity reason
+  with a cheap health call: a link that comes back is used at once, whatever
+  the backoff had grown to.
+- **A peer that calls in is alive**: `called_in` brings our job towards it
+  forward (Synapse's behaviour).
+- **Failures are told apart**: a peer that is down logs one warning when the
+  link goes down and one info line when it is back; our own bugs in a round are
+  logged with their traceback, never as the peer's fault.
+
+Tests drive `PeerSync` with a manual clock, and `SyncScheduler` with a
+controllable monotonic clock and `check()`/`probe()` called by hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -32,6 +55,8 @@ from federation.peers import Peer
 from federation.sync import RoundResult, Sink, Source, pull, push
 
 EXPECTED_OUTAGES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# A bug of ours, not the peer's: the round raised something other than a gRPC error.
+LOCAL_ERROR = "LOCAL"
 
 
 @dataclass
@@ -51,6 +76,7 @@ class PeerState:
     peer_behind: int = 0
     us_behind: int = 0
     their_vector: str = "[]"
+    down_since: datetime | None = None
 
 
 class PeerStateStore(Protocol):
@@ -66,6 +92,10 @@ class Logger(Protocol):
 
     def warning(self, event: str, **kw: Any) -> Any: ...
 
+    def error(self, event: str, **kw: Any) -> Any: ...
+
+    def exception(self, event: str, **kw: Any) -> Any: ...
+
 
 @dataclass
 class SyncSettings:
@@ -74,6 +104,9 @@ class SyncSettings:
     backoff_max: float = 600.0
     timeout: float = 30.0
     max_envelopes: int = 0
+    # How often the watchdog checks the jobs and probes peers that are down.
+    probe_interval: float = 2.0
+    probe_timeout: float = 1.5
 
 
 @dataclass
@@ -92,10 +125,15 @@ class PeerSync:
     # Consecutive failures as of the last round (kept in memory for `poke`, which
     # runs after every commit and must not read the database).
     failures: int = 0
+    # Was the last failure the link's (unreachable, timed out)? Only such peers are probed.
+    link_down: bool = False
     # Directory propagation: with an upstream, each round first asks for a newer
     # directory than `directory_version()`, and hands one to `on_directory`.
     directory_version: Callable[[], int] | None = None
     on_directory: Callable[[Any], object] | None = None
+    # A cheap call that succeeds when the peer answers again (a health check),
+    # given as a future-returning callable; None: never probed.
+    probe: Callable[[float], Any] | None = None
 
     def state(self) -> PeerState:
         return self.store.load(self.peer.node_id, self.peer.endpoint)
@@ -131,16 +169,26 @@ class PeerSync:
                     self.settings.max_envelopes,
                 )
         except grpc.RpcError as e:
-            self._failed(state, now, e.code().name, e.details() or "", e.code() in EXPECTED_OUTAGES, result)
+            code = e.code()
+            self._failed(state, now, code.name, e.details() or "", code in EXPECTED_OUTAGES, result)
             self.reset()
-        except Exception as e:  # e.g. our side refused a pulled batch, or the database was busy
-            self._failed(state, now, type(e).__name__, str(e), False, result)
+        except Exception as e:  # our side: a bug, or local storage in trouble
+            self.log.exception(
+                "sync round failed on this node (not the peer's fault)",
+                peer=self.peer.node_id,
+                error=f"{type(e).__name__}: {e}",
+            )
+            self._failed(state, now, LOCAL_ERROR, f"{type(e).__name__}: {e}", False, result, logged=True)
             self.reset()
         else:
             self._succeeded(state, now, result)
         self.store.save(state)
         self.failures = state.failures
         return state
+
+    def next_delay(self, state: PeerState) -> float:
+        """Seconds until the next round after `state`'s outcome."""
+        return state.backoff_seconds if state.failures else self.settings.interval
 
     def _newer_directory(self, stub: Any) -> None:
         if not self.peer.upstream or self.directory_version is None or self.on_directory is None:
@@ -174,36 +222,59 @@ class PeerSync:
     def _succeeded(self, state: PeerState, now: datetime, result: RoundResult) -> None:
         self._count(state, result)
         if state.failures:
-            self.log.info("peer reachable again", peer=self.peer.node_id, after_failures=state.failures)
+            down = (now - state.down_since).total_seconds() if state.down_since else None
+            self.log.info(
+                "peer reachable again",
+                peer=self.peer.node_id,
+                after_failures=state.failures,
+                down_seconds=None if down is None else round(down, 1),
+            )
         state.failures, state.backoff_seconds, state.last_error = 0, 0.0, ""
+        state.down_since = None
+        self.link_down = False
         state.last_success_at = now
         state.next_attempt_at = now + timedelta(seconds=self.settings.interval)
         state.peer_behind = state.us_behind = 0
         if result.their_vector is not None:
             state.their_vector = json.dumps(sorted([o, a, q] for (o, a), q in result.their_vector.items()))
-        if result.pushed or result.pulled:
+        if result.pushed or result.pulled or result.refused:
             self.log.info(
                 "sync round",
                 peer=self.peer.node_id,
                 pushed=result.pushed,
                 pulled=result.pulled,
+                refused=result.refused,
                 bytes_sent=result.bytes_sent,
                 bytes_received=result.bytes_received,
             )
 
     def _failed(
-        self, state: PeerState, now: datetime, code: str, details: str, expected: bool, result: RoundResult
+        self,
+        state: PeerState,
+        now: datetime,
+        code: str,
+        details: str,
+        expected: bool,
+        result: RoundResult,
+        *,
+        logged: bool = False,
     ) -> None:
         self._count(state, result)
         state.failures += 1
+        if state.failures == 1:
+            state.down_since = now
         state.backoff_seconds = backoff_delay(
             state.failures, self.settings.backoff_initial, self.settings.backoff_max, self.rng
         )
         state.next_attempt_at = now + timedelta(seconds=state.backoff_seconds)
         state.last_error = f"{code}: {details}"[:512]
-        level = self.log.debug if expected else self.log.warning
+        self.link_down = expected
+        if logged:
+            return
+        # One warning when the link goes down; the retries are debug lines.
+        level = self.log.warning if state.failures == 1 else self.log.debug
         level(
-            "peer sync failed",
+            "peer unreachable" if expected else "peer sync failed",
             peer=self.peer.node_id,
             code=code,
             failures=state.failures,
@@ -212,88 +283,302 @@ class PeerSync:
         )
 
 
-class SyncScheduler:
-    """APScheduler jobs over `PeerSync`s."""
+@dataclass
+class _Slot:
+    """The scheduler's view of one peer (guarded by the scheduler's lock)."""
 
-    def __init__(self, peers: list[PeerSync], clock: Callable[[], datetime]) -> None:
+    ps: PeerSync
+    due: float  # monotonic time of the next round
+    running: bool = False
+    again: bool = False  # run (once more) as soon as possible
+    started: float = 0.0
+    slow_warned: bool = False
+    last_forward: float = float("-inf")  # the last time a call-in or a probe brought it forward
+
+
+class SyncScheduler:
+    """APScheduler jobs over `PeerSync`s, with a watchdog (see the module docstring)."""
+
+    def __init__(
+        self,
+        peers: Sequence[PeerSync],
+        clock: Callable[[], datetime],
+        log: Logger,
+        *,
+        settings: SyncSettings | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        directory_peers: Callable[[], list[Peer]] | None = None,
+        make_peer: Callable[[Peer], PeerSync] | None = None,
+        on_alarm: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        self.peers = {p.peer.node_id: p for p in peers}
+        self.settings = settings or (peers[0].settings if peers else SyncSettings())
         self.clock = clock
+        self.log = log
+        self._mono = monotonic
+        self._directory_peers = directory_peers
+        self._make_peer = make_peer
+        self._on_alarm = on_alarm
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._lock = threading.Lock()
         self._stopping = False
-        self._dirty: set[str] = set()
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._slots: dict[str, _Slot] = {}
+        for ps in peers:
+            self._slots[ps.peer.node_id] = _Slot(ps, self._mono())
 
-    def start(self) -> None:
-        for peer_id, ps in self.peers.items():
-            state = ps.state()
-            ps.failures = state.failures
-            at = state.next_attempt_at or self.clock()
-            self._scheduler.add_job(
-                self._run,
-                "date",
-                run_date=max(at, self.clock()),
-                id=peer_id,
-                args=[peer_id],
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
+    @property
+    def peers(self) -> dict[str, PeerSync]:
+        return {peer_id: slot.ps for peer_id, slot in self._slots.items()}
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self, *, watchdog: bool = True) -> None:
+        for peer_id, slot in list(self._slots.items()):
+            slot.due = self._mono() + self._resume_delay(slot.ps)
+            self._add_job(peer_id, slot.due)
         self._scheduler.start()
+        if watchdog:
+            self._watchdog = threading.Thread(target=self._watch, name="sync-watchdog", daemon=True)
+            self._watchdog.start()
 
-    def _run(self, peer_id: str) -> None:
-        ps = self.peers[peer_id]
-        nxt = self.clock()
+    def _resume_delay(self, ps: PeerSync) -> float:
+        """The persisted next attempt, re-judged against the wall clock now: a
+        time saved under a clock that was ahead is never waited out in full."""
+        state = ps.state()
+        ps.failures = state.failures
+        ps.link_down = state.failures > 0 and state.last_error.startswith(
+            tuple(c.name for c in EXPECTED_OUTAGES)
+        )
+        if state.next_attempt_at is None:
+            return 0.0
+        left = (state.next_attempt_at - self.clock()).total_seconds()
+        bound = ps.next_delay(state)
+        if left > bound:
+            self.log.warning(
+                "saved next attempt is further away than its backoff: the clock moved; using the backoff",
+                peer=ps.peer.node_id,
+                saved_seconds_away=round(left, 1),
+                backoff_seconds=round(bound, 1),
+            )
+            left = bound
+        return max(0.0, left)
+
+    def shutdown(self) -> None:
+        """Stop scheduling, then wait for running rounds (outside the lock: a
+        finishing round takes it, and must see `_stopping`)."""
+        with self._lock:
+            self._stopping = True
+            running = self._scheduler.running
+        self._stop.set()
+        if running:
+            self._scheduler.shutdown(wait=True)
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=10)
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def _add_job(self, peer_id: str, due: float) -> None:
+        self._scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=max(self.settings.interval, 0.05),
+            id=peer_id,
+            args=[peer_id],
+            next_run_time=self._wall(due),
+            replace_existing=True,
+            # A second instance only ever finds the first running and returns; two
+            # keep APScheduler from skipping a fire while a round is finishing.
+            max_instances=2,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    def _wall(self, due: float) -> datetime:
+        return self.clock() + timedelta(seconds=max(0.0, due - self._mono()))
+
+    def _arm(self, peer_id: str, due: float) -> None:
+        """Make the job fire at monotonic time `due`. Never raises."""
+        from apscheduler.jobstores.base import JobLookupError
+
+        if self._stopping or not self._scheduler.running:
+            return
+        with contextlib.suppress(JobLookupError):  # the watchdog re-creates it (and raises an alarm)
+            self._scheduler.modify_job(peer_id, next_run_time=self._wall(due))
+
+    def _tick(self, peer_id: str) -> None:
+        slot = self._slots.get(peer_id)
+        if slot is None:
+            return
+        with self._lock:
+            if slot.running or self._stopping:
+                return
+            now = self._mono()
+            if not slot.again and now < slot.due:
+                early = True
+            else:
+                early = False
+                slot.running, slot.started, slot.slow_warned = True, now, False
+        if early:  # the heartbeat, or a wall clock that jumped ahead: not due yet
+            self._arm(peer_id, slot.due)
+            return
+        delay = self.settings.interval
         try:
-            with self._lock:
-                self._dirty.discard(peer_id)
-            state = ps.run(self.clock())
-            nxt = state.next_attempt_at or self.clock()
+            while True:
+                with self._lock:
+                    slot.again = False
+                delay = self._round(slot.ps)
+                with self._lock:
+                    if self._stopping or not slot.again or slot.ps.failures:
+                        break
         finally:
-            # Always reschedule (a job that died would never run again); sooner
-            # if a commit poked while this round ran and the peer is healthy.
             with self._lock:
-                if peer_id in self._dirty and ps.failures == 0:
-                    nxt = self.clock()
-                if self._scheduler.running and not self._stopping:
-                    self._scheduler.add_job(
-                        self._run,
-                        "date",
-                        run_date=nxt,
-                        id=peer_id,
-                        args=[peer_id],
-                        replace_existing=True,
-                        max_instances=1,
-                        coalesce=True,
-                        misfire_grace_time=None,
-                    )
+                slot.running = False
+                slot.due = self._mono() + delay
+                if slot.again and not slot.ps.failures:
+                    slot.due = self._mono()
+            self._arm(peer_id, slot.due)
+
+    def _round(self, ps: PeerSync) -> float:
+        try:
+            state = ps.run(self.clock())
+        except Exception as e:  # e.g. the peer state could not be saved
+            self.log.exception("sync round failed on this node", peer=ps.peer.node_id, error=str(e))
+            ps.failures += 1
+            return backoff_delay(ps.failures, self.settings.backoff_initial, self.settings.backoff_max)
+        return ps.next_delay(state)
+
+    # -- bringing rounds forward ------------------------------------------------------------
 
     def poke(self) -> None:
         """New envelopes committed: sync at once with every peer not backing off.
         Never raises (it runs after a commit)."""
+        if self._stopping:
+            return
+        for peer_id, slot in list(self._slots.items()):
+            if slot.ps.failures:
+                continue
+            self._bring_forward(peer_id, slot)
+
+    def called_in(self, peer_id: str) -> None:
+        """`peer_id` called us: it is alive, so a backoff towards it is moot."""
+        slot = self._slots.get(peer_id)
+        if slot is None or not slot.ps.failures:
+            return
+        now = self._mono()
+        if now - slot.last_forward < self.settings.backoff_initial:
+            return
+        slot.last_forward = now
+        self.log.debug("peer called in: syncing with it now", peer=peer_id)
+        self._bring_forward(peer_id, slot)
+
+    def _bring_forward(self, peer_id: str, slot: _Slot) -> None:
+        with self._lock:
+            slot.again = True
+            if slot.running:
+                return  # the running round goes once more
+        self._arm(peer_id, self._mono())
+
+    # -- the watchdog ------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.probe_interval):
+            try:
+                self.check()
+                self.probe()
+            except Exception as e:  # the watchdog itself must never die
+                self.log.exception("sync watchdog failed", error=str(e))
+
+    def check(self) -> list[str]:
+        """The invariant check: every peer has its job, a due peer's job fires
+        soon, and the jobs follow the directory. Returns what it repaired."""
+        repaired = self._follow_directory()
+        for peer_id, slot in list(self._slots.items()):
+            job = self._scheduler.get_job(peer_id)
+            if job is None:
+                self._alarm("sync_job_missing", peer_id, "the sync job of this peer was missing: re-created")
+                self._add_job(peer_id, self._mono())
+                repaired.append(peer_id)
+                continue
+            self._check_slot(peer_id, slot, job.next_run_time)
+        return repaired
+
+    def _check_slot(self, peer_id: str, slot: _Slot, next_run: datetime | None) -> None:
+        now, grace = self._mono(), self.settings.probe_interval
+        with self._lock:
+            running, due, started = slot.running, slot.due, slot.started
+        if running:
+            took = now - started
+            if took > 3 * self.settings.timeout and not slot.slow_warned:
+                slot.slow_warned = True
+                self.log.warning("sync round still running", peer=peer_id, seconds=round(took, 1))
+            return
+        late = next_run is None or (next_run - self.clock()).total_seconds() > max(0.0, due - now) + grace
+        if late:  # the wall clock moved back, or a fire was lost: fire by the monotonic clock
+            self.log.info("sync job re-armed (its fire time had moved away)", peer=peer_id)
+            self._arm(peer_id, due)
+
+    def _follow_directory(self) -> list[str]:
+        if self._directory_peers is None or self._make_peer is None:
+            return []
+        wanted = {p.node_id: p for p in self._directory_peers()}
+        changed = []
+        for peer_id, peer in wanted.items():
+            slot = self._slots.get(peer_id)
+            if slot is not None and slot.ps.peer == peer:
+                continue
+            ps = self._make_peer(peer)
+            self._slots[peer_id] = _Slot(ps, self._mono())
+            self._add_job(peer_id, self._mono())
+            self.log.info("peer added to replication", peer=peer_id, endpoint=peer.endpoint)
+            changed.append(peer_id)
+        for peer_id in set(self._slots) - set(wanted):
+            self._remove(peer_id)
+            changed.append(peer_id)
+        return changed
+
+    def _remove(self, peer_id: str) -> None:
         from apscheduler.jobstores.base import JobLookupError
 
-        now = self.clock()
-        with self._lock:
-            if not self._scheduler.running or self._stopping:
-                return
-            for peer_id, ps in self.peers.items():
-                if ps.failures:
-                    continue
-                job = self._scheduler.get_job(peer_id)
-                try:
-                    if job is None:
-                        raise JobLookupError(peer_id)
-                    job.modify(next_run_time=now)
-                except JobLookupError:
-                    self._dirty.add(peer_id)  # its round is running: it reschedules itself at once
+        self._slots.pop(peer_id, None)
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(peer_id)
+        self.log.info("peer removed from replication (no longer in the directory)", peer=peer_id)
 
-    def shutdown(self) -> None:
-        """Stop scheduling, then wait for running rounds (outside the lock: a
-        finishing round takes it to reschedule itself, and must see `_stopping`)."""
-        with self._lock:
-            self._stopping = True
-            running = self._scheduler.running
-        if running:
-            self._scheduler.shutdown(wait=True)
+    def probe(self) -> list[str]:
+        """Health-check the peers that are down for the link's sake; bring the
+        ones that answer forward. Returns those that answered."""
+        now = self._mono()
+        pending = []
+        for peer_id, slot in list(self._slots.items()):
+            ps = slot.ps
+            if ps.probe is None or not ps.failures or not ps.link_down or slot.running:
+                continue
+            if slot.due - now <= self.settings.probe_interval:
+                continue  # its round comes soon anyway
+            try:
+                pending.append((peer_id, slot, ps.probe(self.settings.probe_timeout)))
+            except Exception as e:
+                self.log.debug("probe not sent", peer=peer_id, error=str(e))
+        answered = []
+        for peer_id, slot, future in pending:
+            try:
+                future.result()
+            except Exception as e:
+                self.log.debug("probe unanswered", peer=peer_id, error=type(e).__name__)
+                continue  # still down
+            answered.append(peer_id)
+            self.log.debug("peer answers a probe: syncing now", peer=peer_id)
+            slot.last_forward = self._mono()
+            self._bring_forward(peer_id, slot)
+        return answered
+
+    def _alarm(self, kind: str, peer_id: str, detail: str) -> None:
+        self.log.error(detail, peer=peer_id, alarm=kind)
+        if self._on_alarm is not None:
+            try:
+                self._on_alarm(kind, peer_id, detail)
+            except Exception as e:
+                self.log.exception("alarm not recorded", peer=peer_id, error=str(e))

@@ -13,12 +13,13 @@ nor gRPC servers; `node` wires the real ones and tests may use fakes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from federation import vectors
+from federation.refusal import Refused
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import sync_pb2
 
@@ -35,8 +36,24 @@ class Batch(Protocol):
 
 class Source(Protocol):
     def batch_for(
-        self, peer: str, have: vectors.Vector, *, max_envelopes: int = 0, max_bytes: int = 0, origin: str = ""
+        self,
+        peer: str,
+        have: vectors.Vector,
+        *,
+        max_envelopes: int = 0,
+        max_bytes: int = 0,
+        origin: str = "",
+        exclude: Collection[vectors.Stream] = (),
     ) -> Batch: ...
+
+    def waiting(self, peer: str, theirs: vectors.Vector) -> set[vectors.Stream]:
+        """Streams not to send to `peer` now: it refused one of their envelopes
+        and the retry is not due (and forget the refusals it has healed since)."""
+        ...
+
+    def refused(self, peer: str, refusals: Sequence[Refused]) -> None:
+        """`peer` refused these envelopes we sent: remember, alarm, check our copies."""
+        ...
 
 
 class Applied(Protocol):
@@ -46,11 +63,18 @@ class Applied(Protocol):
     @property
     def duplicates(self) -> int: ...
 
+    @property
+    def refused(self) -> list[Refused]: ...
+
 
 class Sink(Protocol):
     def apply(self, envelopes: Sequence[epb.Envelope], caller: str, now: datetime) -> Applied: ...
 
     def local_vector(self) -> vectors.Vector: ...
+
+    def waiting_from(self, peer: str) -> set[vectors.Stream]:
+        """Streams not to ask `peer` for now (we refused one of its envelopes)."""
+        ...
 
 
 @dataclass
@@ -58,6 +82,7 @@ class RoundResult:
     pushed: int = 0
     pulled: int = 0
     duplicates: int = 0
+    refused: int = 0  # envelopes refused, either way
     bytes_sent: int = 0
     bytes_received: int = 0
     calls: int = 0
@@ -69,12 +94,15 @@ class RoundResult:
 def push(
     stub: Any, peer: str, source: Source, result: RoundResult, timeout: float, max_envelopes: int = 0
 ) -> None:
-    """Send the peer every envelope it lacks and is entitled to, batch by batch."""
+    """Send the peer every envelope it lacks and is entitled to, batch by batch.
+    An envelope it refuses holds back only its own stream, for this round and
+    (with backoff) the next ones; the other streams go on."""
     theirs = vectors.from_proto(stub.GetVector(sync_pb2.GetVectorRequest(), timeout=timeout))
     result.calls += 1
     result.their_vector = theirs
+    held_back = source.waiting(peer, theirs)
     for _ in range(MAX_BATCHES_PER_ROUND):
-        batch = source.batch_for(peer, theirs, max_envelopes=max_envelopes)
+        batch = source.batch_for(peer, theirs, max_envelopes=max_envelopes, exclude=held_back)
         if not batch.envelopes:
             return
         request = sync_pb2.PushRequest(envelopes=batch.envelopes)
@@ -85,18 +113,23 @@ def push(
         result.bytes_sent += request.ByteSize()
         for key, seq in vectors.from_proto(reply.heads).items():
             theirs[key] = max(theirs.get(key, 0), seq)
-        _skip_past(theirs, batch.envelopes)
-        if not batch.more or reply.stored == 0:
+        refusals = [Refused.from_proto(r) for r in reply.refused]
+        if refusals:
+            result.refused += len(refusals)
+            source.refused(peer, refusals)
+            held_back |= {r.stream for r in refusals}
+        _skip_past(theirs, batch.envelopes, held_back)
+        if not batch.more or (reply.stored == 0 and not refusals):
             return  # done, or no progress (e.g. a stream stalled behind an equivocation)
 
 
-def _skip_past(theirs: vectors.Vector, sent: Sequence[epb.Envelope]) -> None:
+def _skip_past(theirs: vectors.Vector, sent: Sequence[epb.Envelope], held_back: set[vectors.Stream]) -> None:
     """Envelopes the peer stored out of order (behind a gap it still has) are not
     sent again in this round: move our view of its vector past what we sent."""
     for env in sent:
         header = epb.EnvelopeHeader.FromString(env.header)
         key = (header.origin, header.audience)
-        if header.seq == theirs.get(key, 0) + 1:
+        if key not in held_back and header.seq == theirs.get(key, 0) + 1:
             theirs[key] = header.seq
 
 
@@ -110,20 +143,23 @@ def pull(
     max_envelopes: int = 0,
     origin: str = "",
 ) -> None:
-    """Ask the peer for what we lack, apply each batch (committed) before the next."""
+    """Ask the peer for what we lack, apply each batch (committed) before the
+    next. Streams we refused an envelope of from this peer are not asked for."""
     for _ in range(MAX_BATCHES_PER_ROUND):
         have = vectors.to_proto((o, a, q, b"") for (o, a), q in sorted(sink.local_vector().items()))
-        request = sync_pb2.PullRequest(have=have, max_envelopes=max_envelopes, origin=origin)
+        exclude = [sync_pb2.StreamHead(origin=o, audience=a) for o, a in sorted(sink.waiting_from(peer))]
+        request = sync_pb2.PullRequest(have=have, max_envelopes=max_envelopes, origin=origin, exclude=exclude)
         reply = stub.Pull(request, timeout=timeout)
         result.calls += 1
         result.bytes_received += reply.ByteSize()
-        stored = 0
+        stored = refused = 0
         if reply.envelopes:
             applied = sink.apply(list(reply.envelopes), peer, now)
-            stored = applied.stored
+            stored, refused = applied.stored, len(applied.refused)
             result.pulled += stored
             result.duplicates += applied.duplicates
-        if not reply.more or stored == 0:
+            result.refused += refused
+        if not reply.more or (stored == 0 and not refused):
             return  # done, or no progress
 
 

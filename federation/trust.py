@@ -40,6 +40,10 @@ class Trust(Protocol):
         """May `caller` hand us `origin`'s envelopes of `audience`?"""
         ...
 
+    def may_write(self, origin: str, audience: str) -> bool:
+        """May `origin` write into `audience` at all (a member or its holder)?"""
+        ...
+
     def is_active(self, node_id: str) -> bool:
         """Is `node_id` a member of the federation in good standing?"""
         ...
@@ -76,6 +80,9 @@ class LocalTrust:
 
     def may_relay(self, caller: str, origin: str, audience: str) -> bool:
         return caller == origin == self.node_id
+
+    def may_write(self, origin: str, audience: str) -> bool:
+        return origin == self.node_id
 
     def may_issue_keys(self, origin: str, audience: str) -> bool:
         return self.holder_of(audience) == origin
@@ -153,6 +160,24 @@ class DirectoryTrust:
         role = self.roles[caller][0]
         return caller == origin or role in ("regional", "global") or self.topo.may_hold(caller, audience)
 
+    def may_write(self, origin: str, audience: str) -> bool:
+        """Members and the holder write into an audience; a node's own `node:`
+        audience is its alone. A revoked node counts as a member of the
+        audiences its role, country and region put it in: what it wrote before
+        its revocation is judged by its keys' windows, not refused here."""
+        try:
+            parsed = parse_audience(audience)
+        except AudienceError:
+            return False
+        if parsed.kind == "node":
+            return parsed.parts[0] == origin
+        if self.holder_of(audience) == origin or origin in self.topo.members.get(audience, frozenset()):
+            return True
+        entry = self.roles.get(origin)
+        if entry is None or entry[2] == dir_pb.NODE_STATUS_ACTIVE:
+            return False
+        return _could_belong(entry[1], self.regions.get(origin, ""), parsed.kind, parsed.parts)
+
     def topology(self) -> Topology:
         return self.topo
 
@@ -175,3 +200,14 @@ def _could_hold(role: str, country: str, region: str, audience: str) -> bool:
     if parsed.kind == "region":
         return role == "regional" and parsed.parts[0] == region
     return parsed.kind == "global" and role == "global"
+
+
+def _could_belong(country: str, region: str, kind: str, parts: tuple[str, ...]) -> bool:
+    """Would a node of this country and region be a member of such an audience?"""
+    if kind == "national":
+        return parts[0] == country
+    if kind == "bilateral":
+        return country in parts
+    if kind == "region":
+        return parts[0] == region
+    return kind == "global"

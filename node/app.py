@@ -23,9 +23,11 @@ from node.db import Database
 from node.federation_state import FederationState, TrustFiles, refresh_epochs
 from node.log import EnvelopeLog
 from node.logging import get_logger
+from node.quarantine import Quarantine
 from node.reading import RecordReader
 from node.receive import Receiver
 from node.records import RecordService
+from node.refusals import StreamRefusals
 from node.sync_source import SyncSource
 
 log = get_logger(__name__)
@@ -63,6 +65,8 @@ class NodeApp:
     trust: FederationState
     sync_source: SyncSource
     clock: Clock
+    refusals: StreamRefusals
+    quarantine: Quarantine
 
     @classmethod
     def open(cls, config: Config, clock: Clock = system_clock) -> NodeApp:
@@ -97,6 +101,14 @@ class NodeApp:
             audience_keys=learned,
             database=db.engine.url.render_as_string(hide_password=True),
         )
+        f = config.federation
+        refusals = StreamRefusals(
+            db, clock, backoff_initial=f.backoff_initial_seconds, backoff_max=f.backoff_max_seconds
+        )
+        quarantine = Quarantine(db, clock, trust.keyring, refusals)
+        source = SyncSource(config.node.id, db, trust.topology, refusals)
+        source.on_damaged = quarantine.quarantine
+        source.on_suspect = quarantine.check
         return cls(
             config,
             keys,
@@ -106,10 +118,12 @@ class NodeApp:
             RecordService(db, envelope_log, audience_keys, policy, clock),
             RecordReader(db, audience_keys, trust.is_active),
             keyring,
-            Receiver(config.node.id, db, envelope_log, audience_keys, trust),
+            Receiver(config.node.id, db, envelope_log, audience_keys, trust, refusals, clock=clock),
             trust,
-            SyncSource(config.node.id, db, trust.topology),
+            source,
             clock,
+            refusals,
+            quarantine,
         )
 
     def ensure_own_audiences(self, clock: Clock = system_clock) -> list[str]:

@@ -107,6 +107,9 @@ class FederationState:
     def may_issue_keys(self, origin: str, audience: str) -> bool:
         return self._current.may_issue_keys(origin, audience)
 
+    def may_write(self, origin: str, audience: str) -> bool:
+        return self._current.may_write(origin, audience)
+
     def is_active(self, node_id: str) -> bool:
         return self._current.is_active(node_id)
 

@@ -87,8 +87,13 @@ class EnvelopeRow(Base):
 
 
 class AlarmRow(Base):
-    """Evidence of misbehaviour: equivocation (two envelopes for one stream
-    position) or a broken chain. Both envelopes stay in the log."""
+    """Something an operator must look at. Evidence of misbehaviour
+    (`equivocation`: two envelopes for one stream position, both kept;
+    `broken_chain`; `unauthorised_key_message`), an envelope refused by or from
+    a peer (`refused_by_peer`, `refused_from_peer`), a damaged envelope
+    quarantined (`corrupt_envelope`), or trouble of the node itself
+    (`sync_job_missing`, `rekey_failed`, `directory_stale`). Hashes and seq are
+    empty/0 where the alarm is not about one envelope."""
 
     __tablename__ = "alarms"
 
@@ -192,6 +197,52 @@ class PeerRow(Base):
     us_behind: Mapped[int] = mapped_column(BigInteger, default=0)  # envelopes we lacked at the last round
     # The peer's version vector as it last stated it (JSON: [[origin, audience, seq], ...]).
     their_vector: Mapped[str] = mapped_column(Text, default="[]")
+    down_since: Mapped[datetime | None] = mapped_column(UTCDateTime())  # first failure of this outage
+
+
+class StreamRefusalRow(Base):
+    """A stream waiting behind one refused envelope, per peer and direction:
+    `by_peer` (the peer refused what we sent: we hold the stream back from it
+    until `retry_at`) or `from_peer` (we refused what it sent: we do not ask it
+    for the stream until `retry_at`). Deleted once the stream has moved past
+    `seq` on the side that lacked it."""
+
+    __tablename__ = "stream_refusals"
+
+    peer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(16), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(64), primary_key=True)
+    audience: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    code: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(512))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retry_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class QuarantineRow(Base):
+    """A stored envelope found damaged (its bytes no longer match its hash, or
+    its signature no longer verifies): moved out of the log, kept as evidence.
+    The stream head went back before it; an intact copy is fetched from
+    another holder."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    envelope_id: Mapped[int] = mapped_column(BigInteger)  # its id in the log, before
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))  # the hash it was stored under
+    origin: Mapped[str] = mapped_column(String(64), index=True)
+    audience: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    header: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    found_by: Mapped[str] = mapped_column(String(16))  # send, read, scrub, refusal
+    reason: Mapped[str] = mapped_column(String(512))
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # Core handles on the tables, for the hot paths that bypass the ORM unit of work.

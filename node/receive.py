@@ -1,17 +1,27 @@
 """Applying envelopes received from a peer (a sync batch, a push, a bundle).
 
 Invariants:
-- every envelope is verified (well formed, signed by its origin with a key
-  valid when it was made, its origin one the caller may relay) before anything
-  of the batch is stored; a batch with one bad envelope is refused whole, and
-  nothing of it is stored;
-- apply is idempotent: an envelope already held is a no-op;
+- every envelope is judged on its own: well formed, signed by its origin with a
+  key valid when it was made, created no later than this node's clock plus
+  `clock_skew`, written by an origin that may write into its audience (a member
+  or the holder), handed over by a caller that may relay it. One that fails is
+  refused by name (`federation.refusal.Refused`, with a code and a sentence)
+  and costs only its own stream: the rest of the batch is stored, the refusal
+  is remembered per peer and stream (`node.refusals`) with an alarm, and the
+  caller is told which envelopes were refused;
+- an envelope already held (same hash, so the same bytes) is a duplicate and is
+  not verified again: apply is idempotent;
+- what verifies is stored in stream order in chunks of at most `chunk`
+  envelopes, a transaction each: a receiver that crashes mid-batch keeps every
+  chunk it committed, and the sender's next look at its vector shows them. A
+  chunk the database refuses (a row it cannot take) is stored envelope by
+  envelope, and only the envelope it cannot take is refused (`storage`);
 - a stream head moves only over contiguous seqs whose `prev_hash` chains;
   out-of-order envelopes are stored and the head catches up when the gap fills;
 - two different envelopes for one `(origin, audience, seq)`, or an envelope
   whose `prev_hash` contradicts the one held before it, are both kept as
   evidence and raise an alarm; the stream head does not move past them;
-- key messages are accepted only from the audience's key holder; a record
+- key messages are learned only from the audience's key holder; a record
   whose epoch key is missing is stored as ciphertext and indexed when the key
   arrives.
 """
@@ -22,50 +32,42 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from crypto import envelope as env_crypto
-from crypto.errors import CryptoError, MalformedEnvelopeError
+from crypto.errors import (
+    CryptoError,
+    KeyWindowError,
+    MalformedEnvelopeError,
+    SignatureError,
+    UnknownKeyError,
+)
 from crypto.signing import KeyRing
+from federation import refusal as codes
 from federation.audiences import AudienceError, parse_audience
+from federation.refusal import Refused
 from federation.trust import Trust
+from federation.vectors import Stream
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
 from node.audience_keys import AudienceKeys
+from node.clock import Clock, system_clock
 from node.db import APPLY_LOCK, Database, writers_lock
-from node.errors import NodeError, PermissionDeniedError, ValidationError
 from node.index import Opened, index_records
 from node.log import EnvelopeLog, as_envelope
 from node.logging import get_logger
 from node.models import AlarmRow, EnvelopeRow, RecordRow, StreamRow
 from node.notify import notify
+from node.refusals import FROM_PEER, StreamRefusals
 
 log = get_logger(__name__)
-
-
-class RefusedEnvelopeError(NodeError):
-    """An envelope of the batch failed verification; nothing was stored."""
-
-    index: int
-
-
-class MalformedEnvelopeRefusedError(RefusedEnvelopeError, ValidationError):
-    """Maps to INVALID_ARGUMENT."""
-
-    def __init__(self, index: int, reason: str) -> None:
-        ValidationError.__init__(self, f"envelopes[{index}]", f"refused: {reason}")
-        self.index = index
-
-
-class ForgedEnvelopeRefusedError(RefusedEnvelopeError, PermissionDeniedError):
-    """A signature that does not verify: maps to PERMISSION_DENIED."""
-
-    def __init__(self, index: int, reason: str) -> None:
-        PermissionDeniedError.__init__(self, f"envelope {index} refused: {reason}")
-        self.index = index
+APPLY_CHUNK = 256
+# How far in this node's future an envelope's created_at may be (clocks differ).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass
@@ -75,71 +77,189 @@ class ApplyResult:
     alarms: int = 0
     indexed: int = 0
     heads: dict[tuple[str, str], tuple[int, bytes]] = field(default_factory=dict)
+    refused: list[Refused] = field(default_factory=list)
+
+    def add(self, other: ApplyResult) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.alarms += other.alarms
+        self.indexed += other.indexed
+        self.heads.update(other.heads)
+        self.refused.extend(other.refused)
+
+
+_Fresh = tuple[int, env_crypto.VerifiedEnvelope]  # (index in the request, envelope)
 
 
 class Receiver:
     def __init__(
-        self, node_id: str, db: Database, envelope_log: EnvelopeLog, keys: AudienceKeys, trust: Trust
+        self,
+        node_id: str,
+        db: Database,
+        envelope_log: EnvelopeLog,
+        keys: AudienceKeys,
+        trust: Trust,
+        refusals: StreamRefusals | None = None,
+        *,
+        clock: Clock = system_clock,
+        clock_skew: timedelta = MAX_CLOCK_SKEW,
+        chunk: int = APPLY_CHUNK,
     ) -> None:
         self.node_id = node_id
         self.db = db
         self.log = envelope_log
         self.keys = keys
         self.trust = trust
+        self.refusals = refusals or StreamRefusals(db, clock)
+        self.clock_skew = clock_skew
+        self.chunk = max(1, chunk)
         self.on_commit: list[Callable[[], None]] = []  # relay onwards at once
+        # (caller, refusals) after envelopes of a batch were refused (e.g. fetch intact copies).
+        self.on_refused: list[Callable[[str, list[Refused]], None]] = []
 
     def local_vector(self) -> dict[tuple[str, str], int]:
         """Per stream, the highest contiguous seq held here."""
         with self.db.read() as s:
             return {(r.origin, r.audience): r.head_seq for r in s.scalars(select(StreamRow))}
 
+    def waiting_from(self, peer: str) -> set[Stream]:
+        """Streams not to ask `peer` for now: we refused one of its envelopes."""
+        return self.refusals.waiting(peer, FROM_PEER, self.local_vector)
+
     def verify_batch(
-        self, envelopes: Sequence[epb.Envelope], caller: str
-    ) -> list[env_crypto.VerifiedEnvelope]:
+        self, envelopes: Sequence[epb.Envelope], caller: str, now: datetime
+    ) -> list[env_crypto.VerifiedEnvelope | Refused]:
+        """Judge each envelope on its own, in order: verified, or refused by name."""
         ring = self.trust.keyring()
         outcomes = _verify_all(envelopes, ring)
-        verified = []
-        for i, outcome in enumerate(outcomes):
-            if isinstance(outcome, (MalformedEnvelopeError, AudienceError)):
-                raise MalformedEnvelopeRefusedError(i, str(outcome)) from outcome
-            if isinstance(outcome, CryptoError):
-                raise ForgedEnvelopeRefusedError(i, str(outcome)) from outcome
-            h = outcome.header
-            if h.origin != caller and not self.trust.may_relay(caller, h.origin, h.audience):
-                raise PermissionDeniedError(
-                    f"envelope {i} refused: {caller} may not relay envelopes of {h.origin} to {h.audience}"
-                )
-            verified.append(outcome)
-        return verified
+        judged: list[env_crypto.VerifiedEnvelope | Refused] = []
+        for i, (envelope, outcome) in enumerate(zip(envelopes, outcomes, strict=True)):
+            if isinstance(outcome, Exception):
+                judged.append(_refusal(i, envelope, None, *_classify(outcome)))
+                continue
+            problem = self._admissible(outcome, caller, now)
+            judged.append(outcome if problem is None else _refusal(i, envelope, outcome, *problem))
+        return judged
+
+    def _admissible(
+        self, v: env_crypto.VerifiedEnvelope, caller: str, now: datetime
+    ) -> tuple[str, str] | None:
+        h = v.header
+        created = env_crypto.header_created_at(h)
+        if created > now + self.clock_skew:
+            return codes.FUTURE, (
+                f"created_at {created.isoformat()} is beyond this node's clock ({now.isoformat()}) "
+                f"plus {int(self.clock_skew.total_seconds())} s"
+            )
+        if h.origin != caller and not self.trust.may_relay(caller, h.origin, h.audience):
+            return codes.NOT_PERMITTED, f"{caller} may not relay envelopes of {h.origin} to {h.audience}"
+        if not self.trust.may_write(h.origin, h.audience):
+            return codes.NOT_MEMBER, f"{h.origin} may not write into {h.audience} (neither member nor holder)"
+        return None
 
     def apply(self, envelopes: Sequence[epb.Envelope], caller: str, now: datetime) -> ApplyResult:
-        """Verify the whole batch, then store what is new in one transaction."""
-        try:
-            verified = self.verify_batch(envelopes, caller)
-        except (RefusedEnvelopeError, PermissionDeniedError) as e:
-            log.warning("envelope batch refused", caller=caller, size=len(envelopes), reason=str(e))
-            raise
+        """Store what is new and verifies, chunk by chunk; refuse the rest by name."""
         result = ApplyResult()
-        with self.db.begin() as s:
-            self._store(s, verified, now, result)
+        fresh_envelopes, indexes = self._not_held(envelopes, result)
+        fresh: list[_Fresh] = []
+        for i, outcome in zip(indexes, self.verify_batch(fresh_envelopes, caller, now), strict=True):
+            if isinstance(outcome, Refused):
+                result.refused.append(_renumbered(outcome, i))
+            else:
+                fresh.append((i, outcome))
+        fresh.sort(key=lambda f: (f[1].header.origin, f[1].header.audience, f[1].header.seq))
+        for start in range(0, len(fresh), self.chunk):
+            self._apply_chunk(fresh[start : start + self.chunk], now, result)
+        if result.refused:
+            self._refused(caller, result.refused)
         if result.stored:
             notify(self.on_commit)
-        if result.stored or result.alarms:
+        if result.stored or result.alarms or result.refused:
             log.info(
                 "envelopes applied",
                 caller=caller,
                 stored=result.stored,
                 duplicates=result.duplicates,
+                refused=len(result.refused),
                 indexed=result.indexed,
                 alarms=result.alarms,
             )
         return result
+
+    def _not_held(
+        self, envelopes: Sequence[epb.Envelope], result: ApplyResult
+    ) -> tuple[list[epb.Envelope], list[int]]:
+        """The envelopes not held yet (a held hash is the same bytes, verified before)."""
+        hashes = [env_crypto.envelope_hash(e) for e in envelopes]
+        held: set[bytes] = set()
+        with self.db.read() as s:
+            for start in range(0, len(hashes), 1000):
+                part = hashes[start : start + 1000]
+                held.update(s.scalars(select(EnvelopeRow.hash).where(EnvelopeRow.hash.in_(part))))
+        out: list[epb.Envelope] = []
+        indexes: list[int] = []
+        for i, (envelope, h) in enumerate(zip(envelopes, hashes, strict=True)):
+            if h in held:
+                result.duplicates += 1
+                continue
+            held.add(h)  # a second copy in the same batch is a duplicate too
+            out.append(envelope)
+            indexes.append(i)
+        return out, indexes
+
+    def _apply_chunk(self, chunk: list[_Fresh], now: datetime, result: ApplyResult) -> None:
+        part = ApplyResult()
+        try:
+            with self.db.begin() as s:
+                self._store(s, [v for _, v in chunk], now, part)
+        except (IntegrityError, DataError) as e:
+            if len(chunk) > 1:
+                for one in chunk:
+                    self._apply_chunk([one], now, result)
+                return
+            i, v = chunk[0]
+            log.error(
+                "envelope not storable here",
+                origin=v.header.origin,
+                audience=v.header.audience,
+                seq=v.header.seq,
+                record_id=v.header.record_id,
+                error=type(e).__name__,
+            )
+            result.refused.append(
+                _refusal(
+                    i,
+                    v.envelope,
+                    v,
+                    codes.STORAGE,
+                    f"this node's database cannot store it ({type(e).__name__})",
+                )
+            )
+            return
+        result.add(part)
+
+    def _refused(self, caller: str, refused: list[Refused]) -> None:
+        for r in refused:
+            log.debug(
+                "envelope refused",
+                caller=caller,
+                origin=r.origin,
+                audience=r.audience,
+                seq=r.seq,
+                code=r.code,
+            )
+        try:
+            self.refusals.note(caller, FROM_PEER, refused)
+        except Exception:  # remembering is a convenience; the refusal itself stands
+            log.exception("refusals not recorded", caller=caller)
+        notify([_bound(listener, caller, refused) for listener in self.on_refused])
 
     # -- inside the transaction ------------------------------------------------------------
 
     def _store(
         self, s: Session, verified: list[env_crypto.VerifiedEnvelope], now: datetime, result: ApplyResult
     ) -> None:
+        """One chunk, in the caller's transaction."""
         # Two peers may hand over the same envelopes at once (a node with two
         # upstreams): the "held?" check and the insert must not interleave.
         writers_lock(s, APPLY_LOCK)
@@ -346,3 +466,52 @@ def _verify_all(envelopes: Sequence[epb.Envelope], ring: KeyRing) -> list[_Outco
         return _verify_chunk(envelopes, ring)
     chunks = [envelopes[i : i + _VERIFY_CHUNK] for i in range(0, len(envelopes), _VERIFY_CHUNK)]
     return [o for part in _verifiers.map(_verify_chunk, chunks, [ring] * len(chunks)) for o in part]
+
+
+def _classify(e: Exception) -> tuple[str, str]:
+    if isinstance(e, (MalformedEnvelopeError, AudienceError)):
+        return codes.MALFORMED, str(e)
+    if isinstance(e, UnknownKeyError):
+        return codes.UNKNOWN_KEY, str(e)
+    if isinstance(e, KeyWindowError):
+        return codes.KEY_WINDOW, str(e)
+    if isinstance(e, SignatureError):
+        return codes.FORGED, str(e)
+    return codes.MALFORMED, str(e)
+
+
+def _refusal(
+    index: int, envelope: epb.Envelope, v: env_crypto.VerifiedEnvelope | None, code: str, reason: str
+) -> Refused:
+    """Name a refused envelope by what its header says (as far as it parses)."""
+    header = v.header if v is not None else _header_or_empty(envelope)
+    return Refused(
+        index,
+        header.origin,
+        header.audience,
+        int(header.seq),
+        env_crypto.envelope_hash(envelope),
+        code,
+        reason,
+    )
+
+
+def _header_or_empty(envelope: epb.Envelope) -> epb.EnvelopeHeader:
+    header = epb.EnvelopeHeader()
+    try:
+        header.ParseFromString(envelope.header)
+    except Exception:
+        return epb.EnvelopeHeader()
+    # Names from an unverified header are only for telling the sender which one.
+    header.origin, header.audience = header.origin[:64], header.audience[:128]
+    return header
+
+
+def _renumbered(r: Refused, index: int) -> Refused:
+    return Refused(index, r.origin, r.audience, r.seq, r.hash, r.code, r.reason)
+
+
+def _bound(
+    listener: Callable[[str, list[Refused]], None], caller: str, refused: list[Refused]
+) -> Callable[[], None]:
+    return lambda: listener(caller, refused)

@@ -1,28 +1,40 @@
 """Replication for a running node: its peers from the directory, a mutual-TLS
-channel to each, one `PeerSync` per peer under the `SyncScheduler`, and the
-restore check a node runs before it records anything."""
+channel to each, one `PeerSync` per peer under the `SyncScheduler`, the
+restore check a node runs before it records anything, and healing: a stream
+whose envelope was damaged here, or refused from a peer as damaged, is
+fetched again from another peer whose last stated vector holds it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from federation import vectors
 from federation.peers import Peer, peers_of
+from federation.refusal import DAMAGED, Refused
 from federation.scheduler import PeerSync, SyncScheduler, SyncSettings
 from federation.sync import RoundResult, pull
 from federation.transport import TlsMaterial, peer_channel, sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import sync_pb2, sync_pb2_grpc
+from node.alarms import record_alarm
 from node.app import NodeApp
 from node.logging import get_logger
 from node.peer_state import DbPeerStateStore
+from node.quarantine import Quarantined
 from node.receive import ApplyResult
 
 log = get_logger("node.replication")
+SYNC_SERVICE = sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name
 
 
 class Replication:
@@ -37,7 +49,11 @@ class Replication:
         )
         self.store = DbPeerStateStore(app.db)
         self._channels: dict[str, grpc.Channel] = {}
+        self._probes: dict[str, grpc.Channel] = {}
         self.scheduler: SyncScheduler | None = None
+        self._healer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heal")
+        self._healing: set[vectors.Stream] = set()
+        self._healing_lock = threading.Lock()
 
     def peers(self) -> list[Peer]:
         directory = self.app.trust.directory()
@@ -56,36 +72,147 @@ class Replication:
         if channel is not None:
             channel.close()
 
+    def _probe_channel(self, peer: Peer) -> grpc.Channel:
+        # Its own channel: dropping it after a failed probe never touches a round's.
+        channel = self._probes.get(peer.node_id)
+        if channel is None:
+            channel = self._probes[peer.node_id] = peer_channel(self.tls, peer.node_id, peer.endpoint)
+        return channel
+
+    def _probe(self, peer: Peer, timeout: float) -> Any:
+        """A health check of the peer's federation listener, as a future."""
+        stub = health_pb2_grpc.HealthStub(self._probe_channel(peer))
+        future = stub.Check.future(
+            health_pb2.HealthCheckRequest(service=SYNC_SERVICE), timeout=timeout, wait_for_ready=True
+        )
+
+        def done(f: Any) -> None:
+            if f.exception() is not None:
+                channel = self._probes.pop(peer.node_id, None)
+                if channel is not None:
+                    channel.close()
+
+        future.add_done_callback(done)
+        return future
+
+    def peer_sync(self, p: Peer) -> PeerSync:
+        return PeerSync(
+            p,
+            partial(self._stub, p),
+            self.app.sync_source,
+            self.app.receiver,
+            self.store,
+            self.settings,
+            log,
+            reset=partial(self._drop_channel, p),
+            directory_version=self.app.trust.version,
+            on_directory=self.app.accept_directory,
+            probe=partial(self._probe, p),
+        )
+
     def peer_syncs(self) -> list[PeerSync]:
-        return [
-            PeerSync(
-                p,
-                partial(self._stub, p),
-                self.app.sync_source,
-                self.app.receiver,
-                self.store,
-                self.settings,
-                log,
-                reset=partial(self._drop_channel, p),
-                directory_version=self.app.trust.version,
-                on_directory=self.app.accept_directory,
-            )
-            for p in self.peers()
-        ]
+        return [self.peer_sync(p) for p in self.peers()]
 
     def start(self) -> SyncScheduler:
-        self.scheduler = SyncScheduler(self.peer_syncs(), self.app.clock)
+        self.scheduler = SyncScheduler(
+            self.peer_syncs(),
+            self.app.clock,
+            log,
+            settings=self.settings,
+            directory_peers=self.peers,
+            make_peer=self.peer_sync,
+            on_alarm=self._alarm,
+        )
         self.app.records.on_commit.append(self.scheduler.poke)
         self.app.receiver.on_commit.append(self.scheduler.poke)
+        self.app.receiver.on_refused.append(self._refused_from_peer)
+        self.app.quarantine.on_quarantined.append(self._quarantined)
         self.scheduler.start()
-        log.info("replication started", peers=[p.peer.node_id for p in self.scheduler.peers.values()])
+        log.info("replication started", peers=sorted(self.scheduler.peers))
         return self.scheduler
+
+    def called_in(self, caller: str) -> None:
+        """A peer called us (wired to the sync servicer)."""
+        if self.scheduler is not None:
+            self.scheduler.called_in(caller)
 
     def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown()
-        for channel in self._channels.values():
+        self._healer.shutdown(wait=True, cancel_futures=True)
+        for channel in [*self._channels.values(), *self._probes.values()]:
             channel.close()
+
+    def _alarm(self, kind: str, peer_id: str, detail: str) -> None:
+        record_alarm(self.app.db, kind, self.app.clock(), detail, origin=peer_id)
+
+    # -- healing -------------------------------------------------------------------------------
+
+    def _refused_from_peer(self, caller: str, refused: list[Refused]) -> None:
+        damaged = {r.stream for r in refused if r.code in DAMAGED}
+        if damaged:
+            self._heal_later(damaged, avoid=caller)
+
+    def _quarantined(self, items: Sequence[Quarantined]) -> None:
+        self._heal_later({(q.origin, q.audience) for q in items}, avoid=None)
+
+    def _heal_later(self, streams: set[vectors.Stream], avoid: str | None) -> None:
+        with self._healing_lock:
+            todo = streams - self._healing
+            self._healing |= todo
+        if todo:
+            with contextlib.suppress(RuntimeError):  # shutting down
+                self._healer.submit(self.heal, todo, avoid)
+
+    def heal(self, streams: set[vectors.Stream], avoid: str | None = None, timeout: float = 10.0) -> int:
+        """Fetch what we lack of `streams` from the peers whose last stated vector
+        holds more of them than we do (not from `avoid`). Returns envelopes stored."""
+        try:
+            return self._heal(streams, avoid, timeout)
+        finally:
+            with self._healing_lock:
+                self._healing -= streams
+
+    def _heal(self, streams: set[vectors.Stream], avoid: str | None, timeout: float) -> int:
+        mine = self.app.receiver.local_vector()
+        known = {s.peer_id: _vector_of(s.their_vector) for s in self.store.all()}
+        stored = 0
+        for peer in self.peers():
+            if peer.node_id == avoid:
+                continue
+            theirs = known.get(peer.node_id, {})
+            wanted = {st for st in streams if theirs.get(st, 0) > mine.get(st, 0)}
+            for origin in sorted({o for o, _ in wanted}):
+                result = RoundResult()
+                try:
+                    pull(
+                        self._stub(peer),
+                        peer.node_id,
+                        self.app.receiver,
+                        self.app.clock(),
+                        result,
+                        timeout,
+                        origin=origin,
+                    )
+                except grpc.RpcError as e:
+                    log.info(
+                        "could not fetch from peer", peer=peer.node_id, origin=origin, code=e.code().name
+                    )
+                    continue
+                stored += result.pulled
+                if result.pulled:
+                    log.info(
+                        "stream healed from another holder",
+                        peer=peer.node_id,
+                        origin=origin,
+                        envelopes=result.pulled,
+                    )
+            mine = self.app.receiver.local_vector()
+            if all(mine.get(st, 0) >= theirs.get(st, 0) for st in streams if st in theirs):
+                streams = {st for st in streams if st not in theirs}
+            if not streams:
+                break
+        return stored
 
     def pull_from_all(self, timeout: float = 5.0) -> int:
         """One pull from every peer, downstream ones included (at start-up: a
@@ -140,3 +267,13 @@ class _OwnOnly:
 
     def local_vector(self) -> vectors.Vector:
         return {k: v for k, v in self.app.receiver.local_vector().items() if k[0] == self.me}
+
+    def waiting_from(self, peer: str) -> set[vectors.Stream]:
+        return self.app.receiver.waiting_from(peer)
+
+
+def _vector_of(their_vector: str) -> vectors.Vector:
+    try:
+        return {(o, a): int(q) for o, a, q in json.loads(their_vector or "[]")}
+    except (ValueError, TypeError):
+        return {}

@@ -131,6 +131,7 @@ def start_federation(app: NodeApp) -> RunningFederation | None:
         replication.pull_from_all()  # a new holder: learn its predecessor's epochs first
     started = app.refresh_epochs()
     servicer = SyncServicer(app.trust, app.sync_source, app.receiver, app.clock)
+    servicer.on_call = replication.called_in
     server = build_federation_server(servicer, config.federation.listen, tls)
     replication.start()
     log.info(

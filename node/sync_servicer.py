@@ -4,6 +4,7 @@ against the federation CA), and must be active in the directory."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from federation import vectors
@@ -12,8 +13,11 @@ from gcn.v1 import sync_pb2, sync_pb2_grpc
 from node.clock import Clock
 from node.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from node.federation_state import FederationState
+from node.logging import get_logger
 from node.receive import Receiver
 from node.sync_source import SyncSource
+
+log = get_logger(__name__)
 
 
 def caller_id(context: Any) -> str:
@@ -31,11 +35,17 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         self.source = source
         self.receiver = receiver
         self.clock = clock
+        # A peer that calls us is alive: replication brings its round with it forward.
+        self.on_call: Callable[[str], None] = lambda caller: None
 
     def _caller(self, context: Any) -> str:
         caller = caller_id(context)
         if not self.state.is_active(caller):
             raise PermissionDeniedError(f"node {caller} is not an active member of this federation")
+        try:
+            self.on_call(caller)
+        except Exception:  # never fail the peer's call for our bookkeeping
+            log.exception("call-in listener failed", caller=caller)
         return caller
 
     def GetDirectory(self, request: sync_pb2.GetDirectoryRequest, context: Any) -> dir_pb.SignedDirectory:
@@ -60,6 +70,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             max_envelopes=request.max_envelopes,
             max_bytes=request.max_bytes,
             origin=request.origin,
+            exclude={(h.origin, h.audience) for h in request.exclude},
         )
         return sync_pb2.PullResponse(envelopes=batch.envelopes, more=batch.more)
 
@@ -67,4 +78,9 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         caller = self._caller(context)
         result = self.receiver.apply(list(request.envelopes), caller, self.clock())
         heads = vectors.to_proto((o, a, q, h) for (o, a), (q, h) in sorted(result.heads.items()))
-        return sync_pb2.PushResponse(stored=result.stored, duplicates=result.duplicates, heads=heads)
+        return sync_pb2.PushResponse(
+            stored=result.stored,
+            duplicates=result.duplicates,
+            heads=heads,
+            refused=[r.to_proto() for r in result.refused],
+        )

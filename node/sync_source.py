@@ -9,20 +9,29 @@ corrections go before bulk seizure history.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
 
+from crypto.envelope import envelope_hash
+from federation.refusal import DAMAGED, Refused
 from federation.routing import Topology
 from federation.vectors import Stream, Vector, lacking
 from gcn.v1 import envelope_pb2 as epb
 from node.db import Database
 from node.log import as_envelope
+from node.logging import get_logger
 from node.models import EnvelopeRow, StreamRow
+from node.refusals import BY_PEER, StreamRefusals
 
+log = get_logger(__name__)
 DEFAULT_MAX_ENVELOPES = 2000
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
+# What a caller may ask for in one batch at most, whatever it states: a batch
+# always fits a message (16 MiB) and is read from the database in pieces.
+MAX_ENVELOPES = 5000
+MAX_BYTES = 8 * 1024 * 1024
 _URGENT = (epb.RECORD_KIND_KEY, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_RETRACTION, epb.RECORD_KIND_CORRECTION)
 
 
@@ -42,10 +51,55 @@ class Batch:
 
 
 class SyncSource:
-    def __init__(self, node_id: str, db: Database, topology: Callable[[], Topology | None]) -> None:
+    """Also the sender's side of refusals: `waiting` holds back the streams a
+    peer refused an envelope of, `refused` remembers new refusals and checks
+    our own copy (a damaged one is quarantined through `on_damaged`, which the
+    node wires to `node.quarantine.Quarantine.check`/`quarantine`)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        db: Database,
+        topology: Callable[[], Topology | None],
+        refusals: StreamRefusals | None = None,
+    ) -> None:
         self.node_id = node_id
         self.db = db
         self.topology = topology
+        self.refusals = refusals
+        # (envelope id -> reason, found_by): quarantine damaged envelopes we hold.
+        self.on_damaged: Callable[[dict[int, str], str], object] | None = None
+        # (envelope ids, found_by): check these of ours, quarantine the damaged ones.
+        self.on_suspect: Callable[[Sequence[int], str], object] | None = None
+
+    def waiting(self, peer: str, theirs: Vector) -> set[Stream]:
+        if self.refusals is None:
+            return set()
+        return self.refusals.waiting(peer, BY_PEER, theirs)
+
+    def refused(self, peer: str, refusals: Sequence[Refused]) -> None:
+        if self.refusals is not None:
+            self.refusals.note(peer, BY_PEER, refusals)
+        damaged = [r for r in refusals if r.code in DAMAGED]
+        if damaged and self.on_suspect is not None:
+            with self.db.read() as s:
+                ids = list(
+                    s.scalars(
+                        select(EnvelopeRow.id).where(
+                            or_(
+                                *(
+                                    and_(
+                                        EnvelopeRow.origin == r.origin,
+                                        EnvelopeRow.audience == r.audience,
+                                        EnvelopeRow.seq == r.seq,
+                                    )
+                                    for r in damaged
+                                )
+                            )
+                        )
+                    )
+                )
+            self.on_suspect(ids, "refusal")
 
     def heads(self, origin: str = "") -> list[Head]:
         stmt = select(StreamRow).order_by(StreamRow.origin, StreamRow.audience)
@@ -63,15 +117,29 @@ class SyncSource:
         return [h for h in self.heads(origin) if peer is None or self.entitled(peer, h.audience)]
 
     def batch_for(
-        self, peer: str, have: Vector, *, max_envelopes: int = 0, max_bytes: int = 0, origin: str = ""
+        self,
+        peer: str,
+        have: Vector,
+        *,
+        max_envelopes: int = 0,
+        max_bytes: int = 0,
+        origin: str = "",
+        exclude: Collection[Stream] = (),
     ) -> Batch:
-        """What `peer` lacks, given the vector it stated, urgent kinds first."""
-        mine: dict[Stream, int] = {(h.origin, h.audience): h.seq for h in self.vector(peer, origin)}
+        """What `peer` lacks, given the vector it stated, urgent kinds first.
+        Streams in `exclude` are left out. Each envelope is checked against its
+        stored hash as it is read: a damaged one is never sent (it goes to
+        quarantine and its stream stops there for this batch)."""
+        mine: dict[Stream, int] = {
+            (h.origin, h.audience): h.seq
+            for h in self.vector(peer, origin)
+            if (h.origin, h.audience) not in exclude
+        }
         todo = lacking(mine, have)
         if not todo:
             return Batch([], False, 0)
-        limit = max_envelopes or DEFAULT_MAX_ENVELOPES
-        budget = max_bytes or DEFAULT_MAX_BYTES
+        limit = min(max_envelopes or DEFAULT_MAX_ENVELOPES, MAX_ENVELOPES)
+        budget = min(max_bytes or DEFAULT_MAX_BYTES, MAX_BYTES)
         ranges = [
             and_(
                 EnvelopeRow.origin == o,
@@ -85,29 +153,63 @@ class SyncSource:
         # Urgent kinds first, but never more than half a batch of them: the rest
         # is each stream's contiguous run after the peer's head, so its head
         # always moves (a long tail of alerts must not starve the seizure before it).
+        order = (EnvelopeRow.origin, EnvelopeRow.audience, EnvelopeRow.seq, EnvelopeRow.id)
         urgent_stmt = (
             select(EnvelopeRow)
             .where(where, EnvelopeRow.kind.in_(_URGENT))
-            .order_by(EnvelopeRow.origin, EnvelopeRow.audience, EnvelopeRow.seq, EnvelopeRow.id)
+            .order_by(*order)
             .limit(max(1, limit // 2))
+            .execution_options(yield_per=256)
         )
         in_order = (
             select(EnvelopeRow)
             .where(where)
-            .order_by(EnvelopeRow.origin, EnvelopeRow.audience, EnvelopeRow.seq, EnvelopeRow.id)
+            .order_by(*order)
             .limit(limit + 1)
+            .execution_options(yield_per=256)
         )
-        out: list[epb.Envelope] = []
-        taken: set[int] = set()
-        size = 0
+        picked = _Picked(limit, budget)
         with self.db.read() as s:
-            for row in (*s.scalars(urgent_stmt), *s.scalars(in_order)):
-                if row.id in taken:
-                    continue
-                n = len(row.header) + len(row.ciphertext) + len(row.signature)
-                if len(out) == limit or (out and size + n > budget):
-                    return Batch(out, True, size)
-                out.append(as_envelope(row))
-                taken.add(row.id)
-                size += n
-        return Batch(out, False, size)
+            for stmt in (urgent_stmt, in_order):
+                for row in s.scalars(stmt):
+                    if not picked.take(row):
+                        break
+                if picked.full:
+                    break
+        if picked.damaged and self.on_damaged is not None:
+            self.on_damaged(picked.damaged, "send")
+        return Batch(picked.out, picked.full, picked.size)
+
+
+class _Picked:
+    """The envelopes of one batch, within its count and byte budgets."""
+
+    def __init__(self, limit: int, budget: int) -> None:
+        self.limit, self.budget = limit, budget
+        self.out: list[epb.Envelope] = []
+        self.taken: set[int] = set()
+        self.size = 0
+        self.full = False
+        self.damaged: dict[int, str] = {}
+        self.stopped: set[Stream] = set()
+
+    def take(self, row: EnvelopeRow) -> bool:
+        """Add `row`; False when the batch is full."""
+        if row.id in self.taken or (row.origin, row.audience) in self.stopped:
+            return True
+        n = len(row.header) + len(row.ciphertext) + len(row.signature)
+        if len(self.out) == self.limit or (self.out and self.size + n > self.budget):
+            self.full = True
+            return False
+        envelope = as_envelope(row)
+        if envelope_hash(envelope) != row.hash:
+            self.damaged[row.id] = "its bytes no longer match the hash it was stored under"
+            self.stopped.add((row.origin, row.audience))
+            log.error(
+                "damaged envelope found while sending", origin=row.origin, audience=row.audience, seq=row.seq
+            )
+            return True
+        self.out.append(envelope)
+        self.taken.add(row.id)
+        self.size += n
+        return True

@@ -362,9 +362,12 @@ def test_a_round_that_fails_on_our_side_backs_off_and_stays_scheduled(
         def local_vector(self) -> dict[tuple[str, str], int]:
             return {}
 
+        def waiting_from(self, peer: str) -> set[tuple[str, str]]:
+            return set()
+
     ps.sink = Refusing()  # type: ignore[assignment]
     state = ps.run(clock())
-    assert state.failures == 1 and state.last_error.startswith("RuntimeError: database is locked")
+    assert state.failures == 1 and state.last_error.startswith("LOCAL: RuntimeError: database is locked")
     assert ps.state().failures == 1
 
 

@@ -119,6 +119,7 @@ class PullRequest(_message.Message):
     MAX_ENVELOPES_FIELD_NUMBER: _builtins.int
     MAX_BYTES_FIELD_NUMBER: _builtins.int
     ORIGIN_FIELD_NUMBER: _builtins.int
+    EXCLUDE_FIELD_NUMBER: _builtins.int
     max_envelopes: _builtins.int
     """0: server default"""
     max_bytes: _builtins.int
@@ -127,6 +128,12 @@ class PullRequest(_message.Message):
     """Only these streams' origin (empty: all). A restored node pulls back its own history."""
     @_builtins.property
     def have(self) -> Global___VersionVector: ...
+    @_builtins.property
+    def exclude(self) -> _containers.RepeatedCompositeFieldContainer[Global___StreamHead]:
+        """Streams not to send now (seq ignored): the caller refused an envelope of
+        each from this node and waits before asking again.
+        """
+
     def __init__(
         self,
         *,
@@ -134,10 +141,11 @@ class PullRequest(_message.Message):
         max_envelopes: _builtins.int = ...,
         max_bytes: _builtins.int = ...,
         origin: _builtins.str = ...,
+        exclude: _abc.Iterable[Global___StreamHead] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["have", b"have"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["have", b"have", "max_bytes", b"max_bytes", "max_envelopes", b"max_envelopes", "origin", b"origin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exclude", b"exclude", "have", b"have", "max_bytes", b"max_bytes", "max_envelopes", b"max_envelopes", "origin", b"origin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -196,6 +204,7 @@ class PushResponse(_message.Message):
     STORED_FIELD_NUMBER: _builtins.int
     DUPLICATES_FIELD_NUMBER: _builtins.int
     HEADS_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
     stored: _builtins.int
     """new envelopes committed"""
     duplicates: _builtins.int
@@ -204,20 +213,72 @@ class PushResponse(_message.Message):
     def heads(self) -> Global___VersionVector:
         """this node's heads of the streams pushed"""
 
+    @_builtins.property
+    def refused(self) -> _containers.RepeatedCompositeFieldContainer[Global___Refusal]:
+        """envelopes not stored, each by name; the rest were"""
+
     def __init__(
         self,
         *,
         stored: _builtins.int = ...,
         duplicates: _builtins.int = ...,
         heads: Global___VersionVector | None = ...,
+        refused: _abc.Iterable[Global___Refusal] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heads", b"heads"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicates", b"duplicates", "heads", b"heads", "stored", b"stored"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicates", b"duplicates", "heads", b"heads", "refused", b"refused", "stored", b"stored"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PushResponse: _TypeAlias = PushResponse  # noqa: Y015
+
+@_typing.final
+class Refusal(_message.Message):
+    """One envelope a receiver did not store, and why. Only its own stream waits:
+    the rest of the batch is stored.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """its position in the request"""
+    origin: _builtins.str
+    audience: _builtins.str
+    seq: _builtins.int
+    hash: _builtins.bytes
+    """the envelope hash the receiver computed"""
+    code: _builtins.str
+    """malformed, forged, unknown_key, key_window, not_permitted,"""
+    reason: _builtins.str
+    """not_member, future, custody, stale_directory, storage
+    one sentence
+    """
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        origin: _builtins.str = ...,
+        audience: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        hash: _builtins.bytes = ...,
+        code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "code", b"code", "hash", b"hash", "index", b"index", "origin", b"origin", "reason", b"reason", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Refusal: _TypeAlias = Refusal  # noqa: Y015
 
 @_typing.final
 class Bundle(_message.Message):

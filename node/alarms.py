@@ -1,0 +1,49 @@
+"""Alarms: rows an operator must look at (see `node.models.AlarmRow` for the
+kinds). Written in the caller's transaction, or in one of their own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from node.db import Database
+from node.models import AlarmRow
+
+
+def add_alarm(
+    s: Session,
+    kind: str,
+    now: datetime,
+    detail: str,
+    *,
+    origin: str = "",
+    audience: str = "",
+    seq: int = 0,
+    first_hash: bytes = b"",
+    second_hash: bytes = b"",
+) -> None:
+    s.add(
+        AlarmRow(
+            kind=kind,
+            origin=origin[:64],
+            audience=audience[:128],
+            seq=seq,
+            first_hash=first_hash,
+            second_hash=second_hash,
+            detail=detail[:512],
+            created_at=now,
+        )
+    )
+
+
+def record_alarm(db: Database, kind: str, now: datetime, detail: str, **where: object) -> None:
+    """An alarm in a transaction of its own."""
+    with db.begin() as s:
+        add_alarm(s, kind, now, detail, **where)  # type: ignore[arg-type]
+
+
+def recent_alarms(db: Database, limit: int = 50) -> list[AlarmRow]:
+    with db.read() as s:
+        return list(s.scalars(select(AlarmRow).order_by(AlarmRow.id.desc()).limit(limit)))
