@@ -499,7 +499,9 @@ class SyncScheduler:
             job = self._scheduler.get_job(peer_id)
             if job is None:
                 self._alarm("sync_job_missing", peer_id, "the sync job of this peer was missing: re-created")
-                self._add_job(peer_id, self._mono())
+                with self._lock:
+                    slot.due = self._mono()
+                self._add_job(peer_id, slot.due)
                 repaired.append(peer_id)
                 continue
             self._check_slot(peer_id, slot, job.next_run_time)

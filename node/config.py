@@ -58,6 +58,11 @@ class FederationSection:
     sync_interval_seconds: float = 30.0  # periodic pull/push, besides the push right after a commit
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 600.0
+    # While a peer is unreachable, a health check this often: a link that comes back is used at once.
+    probe_interval_seconds: float = 2.0
+    # The verification pass over what the node holds: this many envelopes each period.
+    scrub_envelopes_per_step: int = 500
+    scrub_period_seconds: float = 10.0
 
     @property
     def upstream_ids(self) -> list[str]:

@@ -32,6 +32,7 @@ from node.logging import get_logger
 from node.peer_state import DbPeerStateStore
 from node.quarantine import Quarantined
 from node.receive import ApplyResult
+from node.scrub import Scrubber
 
 log = get_logger("node.replication")
 SYNC_SERVICE = sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name
@@ -46,6 +47,7 @@ class Replication:
             interval=f.sync_interval_seconds,
             backoff_initial=f.backoff_initial_seconds,
             backoff_max=f.backoff_max_seconds,
+            probe_interval=f.probe_interval_seconds,
         )
         self.store = DbPeerStateStore(app.db)
         self._channels: dict[str, grpc.Channel] = {}
@@ -54,6 +56,7 @@ class Replication:
         self._healer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heal")
         self._healing: set[vectors.Stream] = set()
         self._healing_lock = threading.Lock()
+        self.scrubber = Scrubber(app.db, app.quarantine, per_step=f.scrub_envelopes_per_step)
 
     def peers(self) -> list[Peer]:
         directory = self.app.trust.directory()
@@ -128,6 +131,7 @@ class Replication:
         self.app.receiver.on_refused.append(self._refused_from_peer)
         self.app.quarantine.on_quarantined.append(self._quarantined)
         self.scheduler.start()
+        self.scrubber.start(self.app.config.federation.scrub_period_seconds)
         log.info("replication started", peers=sorted(self.scheduler.peers))
         return self.scheduler
 
@@ -137,6 +141,7 @@ class Replication:
             self.scheduler.called_in(caller)
 
     def stop(self) -> None:
+        self.scrubber.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown()
         self._healer.shutdown(wait=True, cancel_futures=True)

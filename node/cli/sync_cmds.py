@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,50 @@ from node.app import NodeApp
 from node.bundle import export_bundle, import_bundle, last_known_vector
 from node.cli import render
 from node.cli.federation_cmds import _add, _config
+from federation.scheduler import PeerState
 from node.peer_state import DbPeerStateStore
+from node.refusals import BY_PEER
 
 
 def _when(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S") if at else "never"
+    return at.strftime("%Y-%m-%d %H:%M:%SZ") if at else "never"
+
+
+# A link that has not succeeded for this many intervals without failing is stalled:
+# its rounds are not running (the failure this guards against: a job that vanished).
+STALLED_INTERVALS = 3
+
+
+def link_state(state: PeerState | None, now: datetime, interval: float) -> str:
+    """ok, down (failing, backing off), stalled (no success for several
+    intervals and no failure either), or never (no round yet)."""
+    if state is None or (state.last_success_at is None and not state.failures):
+        return "never"
+    if state.failures:
+        return "down"
+    assert state.last_success_at is not None
+    if now - state.last_success_at > timedelta(seconds=STALLED_INTERVALS * interval):
+        return "stalled"
+    return "ok"
+
+
+def waiting_rows(app: NodeApp) -> list[dict[str, Any]]:
+    """Each stream waiting behind a refused envelope, per peer and direction."""
+    return [
+        {
+            "peer": r.peer,
+            "direction": "refused by peer" if r.direction == BY_PEER else "refused from peer",
+            "origin": r.origin,
+            "audience": r.audience,
+            "seq": r.seq,
+            "code": r.code,
+            "reason": r.reason,
+            "times": r.count,
+            "since": _when(r.first_at),
+            "retry_at": _when(r.retry_at),
+        }
+        for r in app.refusals.all_rows()
+    ]
 
 
 def status_rows(app: NodeApp) -> list[dict[str, Any]]:
@@ -32,6 +71,11 @@ def status_rows(app: NodeApp) -> list[dict[str, Any]]:
     peers = peers_of(directory, app.config.node.id, app.config.federation.upstream_ids) if directory else []
     states = {s.peer_id: s for s in DbPeerStateStore(app.db).all()}
     mine = app.receiver.local_vector()
+    now = app.clock()
+    interval = app.config.federation.sync_interval_seconds
+    waiting: dict[str, int] = {}
+    for r in app.refusals.all_rows():
+        waiting[r.peer] = waiting.get(r.peer, 0) + 1
     rows = []
     for peer in peers:
         state = states.get(peer.node_id)
@@ -42,6 +86,9 @@ def status_rows(app: NodeApp) -> list[dict[str, Any]]:
                 "peer": peer.node_id,
                 "endpoint": peer.endpoint,
                 "direction": "upstream" if peer.upstream else "downstream",
+                "state": link_state(state, now, interval),
+                "streams_waiting": waiting.get(peer.node_id, 0),
+                "down_since": _when(state.down_since if state else None),
                 "last_success": _when(state.last_success_at if state else None),
                 "next_attempt": _when(state.next_attempt_at if state else None),
                 "failures": state.failures if state else 0,
@@ -62,16 +109,18 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
     app = NodeApp.open(_config(a))
     try:
         rows = status_rows(app)
+        waiting = waiting_rows(app)
     finally:
         app.close()
     if a.json:
-        json.dump(rows, sys.stdout, indent=2)
+        json.dump({"peers": rows, "streams_waiting": waiting}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     table = Table(title=f"sync status of {app.config.node.id}")
     for col in (
         "peer",
         "direction",
+        "state",
         "last success",
         "next attempt",
         "failures",
@@ -87,6 +136,7 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
         table.add_row(
             r["peer"],
             r["direction"],
+            r["state"],
             r["last_success"],
             r["next_attempt"],
             str(r["failures"]),
@@ -100,6 +150,11 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
     render.console.print(table)
     if not rows:
         render.console.print("no peers: the node holds no directory, or lists no upstreams")
+    for w in waiting:
+        render.console.print(
+            f"stream {w['origin']} {w['audience']} waits at seq {w['seq']} ({w['direction']} {w['peer']}, "
+            f"{w['times']}x since {w['since']}, next try {w['retry_at']}): {w['code']}: {w['reason']}"
+        )
     return 0
 
 

@@ -31,6 +31,7 @@ from crypto.envelope import (
 from crypto.errors import (
     CryptoError,
     DecryptionError,
+    KeyWindowError,
     MalformedEnvelopeError,
     SignatureError,
     UnknownKeyError,
@@ -360,7 +361,7 @@ TAMPERED: list[object] = [
     ),
     pytest.param(
         lambda v: signed_as(lambda h: h.created_at.FromDatetime(datetime(2026, 1, 1, tzinfo=UTC))),
-        SignatureError,
+        KeyWindowError,
         f"signature by key {KE.key_id} of KE not valid at 2026-01-01",
         id="backdated-before-the-signing-key-existed",
     ),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crypto.errors import CryptoError, SignatureError, UnknownKeyError
+from crypto.errors import CryptoError, KeyWindowError, SignatureError, UnknownKeyError
 from crypto.keys import KeyDirectory, SigningKey
 from crypto.signing import KeyRing, PublicSigningKey
 
@@ -109,19 +109,19 @@ REFUSED = [
     pytest.param(by(KE_K2, node_id="UG"), UnknownKeyError, "is known for node UG", id="unknown-node"),
     pytest.param(
         by(KE_K2, at=ROTATED_AT - timedelta(seconds=1)),
-        SignatureError,
+        KeyWindowError,
         f"signature by key {KE_K2.key_id} of KE not valid at 2026-11-28T11:59:59",
         id="key-not-yet-valid",
     ),
     pytest.param(
         by(KE_K1, at=ROTATED_AT),
-        SignatureError,
+        KeyWindowError,
         f"signature by key {KE_K1.key_id} of KE not valid at 2026-11-28T12:00:00",
         id="retired-key-expired-at-rotation",
     ),
     pytest.param(
         by(KE_K1, at=datetime(2026, 2, 28, tzinfo=UTC)),
-        SignatureError,
+        KeyWindowError,
         "not valid at 2026-02-28",
         id="retired-key-before-its-window",
     ),
