@@ -14,11 +14,11 @@ from rich.table import Table
 
 from federation import vectors
 from federation.peers import peers_of
+from federation.scheduler import PeerState
 from node.app import NodeApp
 from node.bundle import export_bundle, import_bundle, last_known_vector
 from node.cli import render
 from node.cli.federation_cmds import _add, _config
-from federation.scheduler import PeerState
 from node.peer_state import DbPeerStateStore
 from node.refusals import BY_PEER
 

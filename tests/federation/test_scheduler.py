@@ -30,7 +30,7 @@ from node.logging import get_logger
 log = get_logger("test.scheduler")
 
 
-class Unavailable(grpc.RpcError):
+class Unavailable(grpc.RpcError):  # type: ignore[misc]
     def code(self) -> grpc.StatusCode:
         return grpc.StatusCode.UNAVAILABLE
 
