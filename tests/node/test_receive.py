@@ -297,3 +297,34 @@ def test_two_peers_handing_over_the_same_batch_at_once_store_it_once(
         results = list(pool.map(lambda _: hub.receiver.apply(stream, "KE", clock()), range(2)))
     assert sorted((r.stored, r.duplicates) for r in results) == [(0, len(stream)), (len(stream), 0)]
     assert _count(hub) - before == len(stream) and _head(hub, "KE", "national:KE") == len(stream)
+
+
+def test_a_receiver_that_fails_mid_batch_keeps_every_chunk_it_committed(
+    pair: Pair, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Applies commit in bounded chunks: a receiver that dies in the middle of a
+    large batch still moves forward, and the batch sent again completes it."""
+    from sqlalchemy.exc import OperationalError
+
+    ke, hub = pair
+    for s in samples.sample_seizures(clock().date())[:4]:
+        ke.records.record_seizure(s)
+    stream = _stream(ke)  # 2 key messages, and the seizures shared to national:KE
+    assert len(stream) >= 5
+    hub.receiver.chunk = 2
+    store_many = hub.envelope_log.store_many
+    calls = [0]
+
+    def dies_at_the_third(*args: object, **kwargs: object) -> list[int]:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OperationalError("INSERT", {}, Exception("the disk went away"))
+        return store_many(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hub.envelope_log, "store_many", dies_at_the_third)
+    with pytest.raises(OperationalError):
+        hub.receiver.apply(stream, "KE", clock())
+    assert _head(hub, "KE", "national:KE") == 4  # two chunks committed
+    again = hub.receiver.apply(stream, "KE", clock())
+    assert (again.stored, again.duplicates) == (len(stream) - 4, 4)
+    assert _head(hub, "KE", "national:KE") == len(stream)
