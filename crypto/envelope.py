@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,18 @@ from gcn.v1 import envelope_pb2 as pb
 ENVELOPE_VERSION = 1
 NONCE_BYTES = 12
 HASH_BYTES = 32
+# Bounds of what a header may hold, checked when it is parsed, so no field can
+# break a store or a relay further on (they match the log's columns).
+MAX_HEADER_BYTES = 1024
+MAX_CIPHERTEXT_BYTES = 8 * 1024 * 1024
+MAX_SEQ = 2**63 - 1  # BIGINT
+MAX_EPOCH = 2**31 - 1  # INTEGER
+MAX_AUDIENCE_CHARS = 128
+_NODE_ID = re.compile(r"[A-Z0-9][A-Z0-9-]{1,62}")
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_EARLIEST = datetime(2020, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 _SIGNING_DOMAIN = b"gcn-envelope-v1\x00"
 _HASH_DOMAIN = b"gcn-envelope-hash-v1\x00"
 
@@ -107,6 +120,10 @@ def _valid_timestamp(header: pb.EnvelopeHeader) -> bool:
 
 def parse_header(envelope: pb.Envelope) -> pb.EnvelopeHeader:
     """Parse and check the cleartext header; raises `MalformedEnvelopeError`."""
+    if len(envelope.header) > MAX_HEADER_BYTES:
+        raise MalformedEnvelopeError(
+            f"malformed envelope: header of {len(envelope.header)} bytes (at most {MAX_HEADER_BYTES})"
+        )
     header = pb.EnvelopeHeader()
     try:
         header.ParseFromString(envelope.header)
@@ -118,6 +135,9 @@ def parse_header(envelope: pb.Envelope) -> pb.EnvelopeHeader:
     for name in ("record_id", "origin", "audience", "key_id"):
         if not getattr(header, name):
             problems.append(f"{name} is empty")
+    problems += _grammar(header)
+    if len(envelope.ciphertext) > MAX_CIPHERTEXT_BYTES:
+        problems.append(f"ciphertext of {len(envelope.ciphertext)} bytes (at most {MAX_CIPHERTEXT_BYTES})")
     if header.seq < 1:
         problems.append("seq must be >= 1")
     if header.seq == 1 and header.prev_hash:
@@ -139,6 +159,28 @@ def parse_header(envelope: pb.Envelope) -> pb.EnvelopeHeader:
     if problems:
         raise MalformedEnvelopeError("malformed envelope: " + "; ".join(problems))
     return header
+
+
+def _grammar(header: pb.EnvelopeHeader) -> list[str]:
+    """Each field by its grammar and within its column (empty ones are reported apart)."""
+    problems = []
+    if header.record_id and not _UUID.fullmatch(header.record_id):
+        problems.append(f"record_id {header.record_id[:40]!r} is not a lower-case UUID")
+    if header.origin and not _NODE_ID.fullmatch(header.origin):
+        problems.append(f"origin {header.origin[:70]!r} is not a node id")
+    if len(header.audience) > MAX_AUDIENCE_CHARS or not header.audience.isprintable():
+        problems.append(f"audience is not an audience name ({len(header.audience)} characters)")
+    if header.key_id and not _KEY_ID.fullmatch(header.key_id):
+        problems.append(f"key_id {header.key_id[:20]!r} is not 16 hex digits")
+    if header.seq > MAX_SEQ:
+        problems.append(f"seq {header.seq} is beyond {MAX_SEQ}")
+    if header.epoch > MAX_EPOCH:
+        problems.append(f"epoch {header.epoch} is beyond {MAX_EPOCH}")
+    if header.HasField("created_at") and _valid_timestamp(header):
+        at = header_created_at(header)
+        if not _EARLIEST <= at < _LATEST:
+            problems.append(f"created_at {at.isoformat()} is not a plausible time")
+    return problems
 
 
 def verify(envelope: pb.Envelope, keyring: KeyRing) -> VerifiedEnvelope:

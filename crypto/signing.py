@@ -47,6 +47,9 @@ class KeyRing:
     def __contains__(self, node_key: tuple[str, str]) -> bool:
         return node_key in self._keys
 
+    def find(self, node_id: str, key_id: str) -> PublicSigningKey | None:
+        return self._keys.get((node_id, key_id))
+
     def keys_of(self, node_id: str) -> list[PublicSigningKey]:
         return [k for (n, _), k in self._keys.items() if n == node_id]
 

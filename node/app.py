@@ -5,6 +5,7 @@ the tests call; nothing else wires these pieces."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -16,7 +17,7 @@ from federation.audiences import node_audience
 from federation.policy import load_policy
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import node_pb2 as npb
-from node.audience_keys import AudienceKeys
+from node.audience_keys import AudienceKeys, EpochKey
 from node.clock import Clock, system_clock
 from node.config import Config
 from node.db import Database
@@ -41,6 +42,25 @@ def own_keyring(node_id: str, keys: NodeKeys) -> KeyRing:
         PublicSigningKey(node_id, r.key_id, r.public_raw, r.not_before, r.not_after) for r in keys.retired
     ]
     return KeyRing(ring)
+
+
+def sealable(node_id: str, trust: FederationState, audience: str, key: EpochKey) -> bool:
+    """May new records of `audience` be sealed under this epoch key? Only under
+    an epoch of the audience's current holder, carried by a key message signed
+    with a key still valid, or held here before that key ended (retired or
+    revoked): a key message that turns up signed by a retired or stolen key
+    never becomes the epoch records are sealed under, and the epochs of a
+    revoked holder are left behind the moment the directory says so."""
+    if trust.holder_of(audience) != key.issuer:
+        return False
+    if key.issuer == node_id:
+        return True  # made (or restored) here
+    signer = trust.keyring().find(key.issuer, key.signer_key_id)
+    if signer is None:
+        return False
+    if signer.not_after is None:
+        return True
+    return key.received_at is not None and key.received_at < signer.not_after
 
 
 def own_audiences(config: Config) -> list[str]:
@@ -84,6 +104,7 @@ class NodeApp:
             TrustFiles(config.trust_dir),
             clock(),
         )
+        audience_keys.sealable = partial(sealable, config.node.id, trust)
         with db.begin() as s:
             learned = audience_keys.load(s, envelope_log, trust.may_issue_keys)
         n = config.node

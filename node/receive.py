@@ -58,6 +58,7 @@ from node.audience_keys import AudienceKeys
 from node.clock import Clock, system_clock
 from node.db import APPLY_LOCK, Database, writers_lock
 from node.index import Opened, index_records
+from node.key_messages import judge_body
 from node.log import EnvelopeLog, as_envelope
 from node.logging import get_logger
 from node.models import AlarmRow, EnvelopeRow, RecordRow, StreamRow
@@ -65,6 +66,11 @@ from node.notify import notify
 from node.refusals import FROM_PEER, StreamRefusals
 
 log = get_logger(__name__)
+_ALARM_EVENTS = {
+    "equivocation": "equivocation detected",
+    "broken_chain": "broken chain detected",
+    "unauthorised_key_message": "key message from a node that may not issue it: kept as evidence, not learned",
+}
 APPLY_CHUNK = 256
 # How far in this node's future an envelope's created_at may be (clocks differ).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -276,7 +282,7 @@ class Receiver:
         result.alarms += self._equivocations(s, new, now)
         ids = self.log.store_many(s, new, now)
         result.stored = len(new)
-        learned = self._learn_keys(new)
+        learned = self._learn_keys(s, new, now, result)
         streams = {(v.header.origin, v.header.audience) for v in new}
         for origin, audience in sorted(streams):
             result.heads[(origin, audience)] = self._advance(s, origin, audience, now, result)
@@ -327,7 +333,8 @@ class Receiver:
             )
         )
         log.error(
-            "equivocation detected" if kind == "equivocation" else "broken chain detected",
+            _ALARM_EVENTS.get(kind, kind),
+            detail=detail,
             origin=v.header.origin,
             audience=v.header.audience,
             seq=v.header.seq,
@@ -376,22 +383,21 @@ class Receiver:
             head.head_seq, head.head_hash, head.updated_at = seq, last, now
         return seq, last
 
-    def _learn_keys(self, new: list[env_crypto.VerifiedEnvelope]) -> set[tuple[str, int]]:
+    def _learn_keys(
+        self, s: Session, new: list[env_crypto.VerifiedEnvelope], now: datetime, result: ApplyResult
+    ) -> set[tuple[str, int]]:
+        """Learn what the key messages among `new` may teach (`node.key_messages`);
+        the others are evidence, with an alarm."""
         learned: set[tuple[str, int]] = set()
         for v in new:
             if v.header.kind != epb.RECORD_KIND_KEY:
                 continue
-            self.keys.saw_message(v.envelope.ciphertext)
-            if not self.trust.may_issue_keys(v.header.origin, v.header.audience):
-                log.warning(
-                    "key message not from the audience's holder",
-                    origin=v.header.origin,
-                    audience=v.header.audience,
-                    holder=self.trust.holder_of(v.header.audience),
-                    record_id=v.header.record_id,
-                )
+            msg, why = judge_body(v.header, v.envelope.ciphertext, self.trust.may_issue_keys, now)
+            if msg is None:
+                self._alarm(s, "unauthorised_key_message", v, b"", now, f"key message not believed: {why}")
+                result.alarms += 1
                 continue
-            got = self.keys.learn(v.header, v.envelope.ciphertext)
+            got = self.keys.learn(v.header, msg, now)
             if got is not None:
                 learned.add(got)
         return learned

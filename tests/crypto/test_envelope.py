@@ -24,6 +24,7 @@ from crypto.envelope import (
     VerifiedEnvelope,
     envelope_hash,
     open_body,
+    parse_header,
     seal,
     signed_bytes,
     verify,
@@ -479,14 +480,14 @@ def test_envelope_hash_separates_parts() -> None:
 
 @st.composite
 def headers(draw: st.DrawFn) -> pb.EnvelopeHeader:
-    seq = draw(st.integers(min_value=1, max_value=2**64 - 1))
+    seq = draw(st.integers(min_value=1, max_value=2**63 - 1))
     header = pb.EnvelopeHeader(
         record_id=str(draw(st.uuids())),
         origin="KE",
-        audience=draw(st.text(min_size=1, max_size=40)),
+        audience=draw(st.from_regex(r"[a-zA-Z0-9:+-]{1,40}", fullmatch=True)),
         seq=seq,
         prev_hash=draw(st.binary(min_size=32, max_size=32)) if seq > 1 else b"",
-        epoch=draw(st.integers(min_value=1, max_value=2**32 - 1)),
+        epoch=draw(st.integers(min_value=1, max_value=2**31 - 1)),
         kind=draw(st.sampled_from(RECORD_KINDS)),
         view=draw(st.sampled_from([pb.VIEW_FULL, pb.VIEW_REDACTED, pb.VIEW_STATISTICAL])),
     )
@@ -525,3 +526,45 @@ def test_property_any_single_bit_flip_is_refused(
     # only a CryptoError may escape; anything else fails the test
     with pytest.raises(CryptoError):
         open_body(tampered, verify(tampered, RING).header, ESA_KEY)
+
+
+OUT_OF_BOUNDS = [
+    pytest.param(
+        {"record_id": "e3e70682-c209-4cac-629f-6fbed82c07cd-0000"}, "record_id", id="record-id-40-chars"
+    ),
+    pytest.param(
+        {"record_id": "E3E70682-C209-4CAC-629F-6FBED82C07CD"}, "record_id", id="record-id-upper-case"
+    ),
+    pytest.param(
+        {"record_id": "e3e70682-c209-4cac-629f-6fbed82c07cd\n"}, "record_id", id="record-id-newline"
+    ),
+    pytest.param({"origin": "ke"}, "origin", id="origin-lower-case"),
+    pytest.param({"origin": "KE\n"}, "origin", id="origin-newline"),
+    pytest.param({"origin": "K" * 64}, "origin", id="origin-too-long"),
+    pytest.param({"audience": "global\x1b[2J"}, "audience", id="audience-escape"),
+    pytest.param({"audience": "a" * 129}, "audience", id="audience-too-long"),
+    pytest.param({"seq": 2**63}, "seq", id="seq-beyond-bigint"),
+    pytest.param({"epoch": 2**31}, "epoch", id="epoch-beyond-integer"),
+]
+
+
+@pytest.mark.parametrize(("fields", "named"), OUT_OF_BOUNDS)
+def test_a_header_field_out_of_its_grammar_or_column_is_malformed(
+    fields: dict[str, object], named: str
+) -> None:
+    header = seizure_header(**fields)
+    env = seal(header, b"body", KE, ESA_KEY).envelope
+    with pytest.raises(MalformedEnvelopeError, match=named):
+        parse_header(env)
+
+
+@PROPERTY_SETTINGS
+@given(record_id=st.text(max_size=50), origin=st.text(max_size=70), key_id=st.text(max_size=20))
+def test_property_any_header_text_parses_or_is_malformed(record_id: str, origin: str, key_id: str) -> None:
+    header = seizure_header(record_id=record_id, origin=origin, key_id=key_id)
+    env = pb.Envelope(header=header.SerializeToString(), ciphertext=bytes(40), signature=bytes(64))
+    try:
+        parsed = parse_header(env)
+    except MalformedEnvelopeError:
+        return
+    assert len(parsed.record_id) == 36 and parsed.origin.isupper()

@@ -87,7 +87,7 @@ def test_the_hub_relays_a_bilateral_record_it_cannot_read_and_vn_reads_it(
     assert hub.audience_keys.get(BILATERAL, header.epoch) is None
     for key in hub.audience_keys._keys.values():
         with pytest.raises(CryptoError):
-            env_crypto.open_body(envelope, header, key)
+            env_crypto.open_body(envelope, header, key.key)
     with pytest.raises(Exception, match="no record"):
         hub.reader.get(record_id)
     # ... while VN, a member, reads it.
@@ -273,7 +273,7 @@ def test_a_member_removed_from_a_region_cannot_open_what_is_sealed_after(
                 )
             ]
         for m in key_msgs:
-            tz.audience_keys.learn(env_crypto.parse_header(m), m.ciphertext)
+            tz.audience_keys.learn(env_crypto.parse_header(m), epb.KeyMessage.FromString(m.ciphertext), None)
         assert tz.audience_keys.get("region:ESA", second[0]) is None
         assert tz.audience_keys.get("region:ESA", first[0]) is not None
     finally:
