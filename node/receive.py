@@ -69,7 +69,7 @@ log = get_logger(__name__)
 _ALARM_EVENTS = {
     "equivocation": "equivocation detected",
     "broken_chain": "broken chain detected",
-    "unauthorised_key_message": "key message from a node that may not issue it: kept as evidence, not learned",
+    "unauthorised_key_message": "key message not believed: kept as evidence, not learned",
 }
 APPLY_CHUNK = 256
 # How far in this node's future an envelope's created_at may be (clocks differ).
