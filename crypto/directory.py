@@ -35,8 +35,11 @@ expiry matters for the versions `update` accepts.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -51,8 +54,9 @@ from crypto.signing import KeyRing, PublicSigningKey
 from gcn.v1 import directory_pb2 as pb
 
 SIGNING_DOMAIN = b"gcn-directory-v1\x00"
+TIMESTAMP_DOMAIN = b"gcn-timestamp-v1\x00"
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-_M = TypeVar("_M", pb.Directory, pb.SignedDirectory, pb.DirectoryKey)
+_M = TypeVar("_M", pb.Directory, pb.SignedDirectory, pb.DirectoryKey, pb.SignedTimestamp)
 
 
 def to_timestamp(at: datetime) -> Timestamp:
@@ -93,6 +97,37 @@ def sign_directory(directory: pb.Directory, signers: Sequence[SigningKey]) -> pb
     for signer in signers:
         signed.signatures.add(key_id=signer.key_id, signature=signer.sign(signed_bytes(data)))
     return signed
+
+
+def sign_timestamp(
+    signed: pb.SignedDirectory, directory: pb.Directory, at: datetime, signers: Sequence[SigningKey]
+) -> pb.SignedTimestamp:
+    """ "`directory` (inside `signed`) is the newest version", as of `at`."""
+    stamp = pb.DirectoryTimestamp(
+        federation=directory.federation,
+        version=directory.version,
+        directory_sha256=hashlib.sha256(signed.directory).digest(),
+        issued_at=to_timestamp(at),
+    )
+    data = stamp.SerializeToString(deterministic=True)
+    out = pb.SignedTimestamp(timestamp=data)
+    for signer in signers:
+        out.signatures.add(key_id=signer.key_id, signature=signer.sign(TIMESTAMP_DOMAIN + data))
+    return out
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Whether a node's view of the federation may still be trusted for new
+    envelopes: `until` is the horizon (envelopes created after it are refused
+    while the node holds nothing fresher); `stale` says why not, or is empty."""
+
+    until: datetime
+    stale: str
+
+    @property
+    def fresh(self) -> bool:
+        return not self.stale
 
 
 def find_node(directory: pb.Directory, node_id: str) -> pb.DirectoryNode | None:
@@ -241,8 +276,14 @@ class TrustedDirectory:
         self._pinned = [_copy(k) for k in pinned_root_keys]
         self._signed: pb.SignedDirectory | None = None
         self._current: pb.Directory | None = None
+        self._stamp: pb.DirectoryTimestamp | None = None
+        self._signed_stamp: pb.SignedTimestamp | None = None
         if held is not None:
             self._load_held(held, now)
+            if held.HasField("timestamp") and now is not None:
+                # an old or bad timestamp beside a held directory: as if none
+                with contextlib.suppress(DirectoryError):
+                    self.update_timestamp(held.timestamp, now)
 
     @property
     def current(self) -> pb.Directory | None:
@@ -257,14 +298,87 @@ class TrustedDirectory:
         keys = self._pinned if self._current is None else self._current.root_keys
         return [_copy(k) for k in keys]
 
+    @property
+    def timestamp(self) -> pb.SignedTimestamp | None:
+        return None if self._signed_stamp is None else _copy(self._signed_stamp)
+
     def update(self, signed: pb.SignedDirectory, now: datetime) -> pb.Directory:
         """Accept `signed` as the new trusted directory, or raise `DirectoryError`."""
         directory = parse_directory(signed)
         self._check_signatures(signed, directory)
         self._check_freshness(directory, now)
         _check_unique_nodes(directory)
-        self._signed, self._current = _copy(signed), directory
+        bare = pb.SignedDirectory(directory=signed.directory, signatures=signed.signatures)
+        self._signed, self._current = bare, directory
+        if signed.HasField("timestamp"):
+            with contextlib.suppress(DirectoryError):
+                self.update_timestamp(signed.timestamp, now)
         return _copy(directory)
+
+    def update_timestamp(self, signed: pb.SignedTimestamp, now: datetime) -> bool:
+        """Take a newer root-signed timestamp; False if it is not newer than the
+        one held. Raises `DirectoryError` for one that does not verify."""
+        stamp = pb.DirectoryTimestamp()
+        try:
+            stamp.ParseFromString(signed.timestamp)
+        except DecodeError as e:
+            raise DirectoryError(f"timestamp bytes do not parse: {e}") from e
+        if not _valid_timestamp(stamp.issued_at):
+            raise DirectoryError("timestamp has an invalid issued_at")
+        issued_at = from_timestamp(stamp.issued_at)
+        held = self._current
+        if held is None:
+            raise DirectoryError("no directory held: a timestamp alone proves nothing")
+        if stamp.federation != held.federation:
+            raise DirectoryError(f"timestamp is of federation {stamp.federation!r}, not {held.federation!r}")
+        if issued_at > now + MAX_CLOCK_SKEW:
+            raise DirectoryError(
+                f"timestamp issued at {issued_at.isoformat()}, after now ({now.isoformat()})"
+            )
+        by_id = {k.key_id: k for k in self.trusted_root_keys}
+        good = [
+            sig.key_id
+            for sig in signed.signatures
+            if sig.key_id in by_id
+            and key_usable(by_id[sig.key_id], issued_at)
+            and verify_detached(
+                by_id[sig.key_id].public_key, TIMESTAMP_DOMAIN + signed.timestamp, sig.signature
+            )
+        ]
+        if not good:
+            raise DirectoryError("timestamp not signed by a trusted root key")
+        same = stamp.version == held.version and self._signed is not None
+        if same and stamp.directory_sha256 != hashlib.sha256(self._signed.directory).digest():  # type: ignore[union-attr]
+            raise DirectoryError(f"timestamp names another directory as version {stamp.version}")
+        if stamp.version < held.version:
+            return False  # about an older version: the directory we hold is newer news
+        if self._stamp is not None and from_timestamp(self._stamp.issued_at) >= issued_at:
+            return False
+        self._stamp, self._signed_stamp = stamp, _copy(signed)
+        return True
+
+    def freshness(self, now: datetime) -> Freshness:
+        """How long the held directory may be trusted for new envelopes."""
+        d = self._current
+        if d is None:
+            return Freshness(now, "no directory held")
+        expires = from_timestamp(d.expires_at)
+        until = expires
+        if d.timestamp_max_age_seconds:
+            vouched = from_timestamp(d.issued_at)
+            if self._stamp is not None and self._stamp.version >= d.version:
+                vouched = max(vouched, from_timestamp(self._stamp.issued_at))
+            until = min(expires, vouched + timedelta(seconds=d.timestamp_max_age_seconds))
+        if self._stamp is not None and self._stamp.version > d.version:
+            return Freshness(
+                min(until, from_timestamp(self._stamp.issued_at)),
+                f"directory version {self._stamp.version} exists (timestamp of "
+                f"{from_timestamp(self._stamp.issued_at).isoformat()}); this node holds version {d.version}",
+            )
+        if now >= until:
+            what = "expired" if until == expires else "has had no fresh timestamp since"
+            return Freshness(until, f"directory version {d.version} {what} {until.isoformat()}")
+        return Freshness(until, "")
 
     def _load_held(self, held: pb.SignedDirectory, now: datetime | None) -> None:
         directory = parse_directory(held)

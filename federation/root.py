@@ -53,6 +53,7 @@ from crypto.directory import (
     from_timestamp,
     parse_directory,
     sign_directory,
+    sign_timestamp,
     to_timestamp,
 )
 from crypto.errors import CryptoError
@@ -66,7 +67,8 @@ STATE_FILE = "state.json"
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
 ROOT_KEYS_DIR = "root-signing"
-FEDERATION_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+FEDERATION_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+DEFAULT_TIMESTAMP_MAX_AGE = timedelta(days=7)
 
 
 @dataclass
@@ -77,12 +79,16 @@ class _State:
     root_keys: list[pb.DirectoryKey] = field(default_factory=list)
     nodes: dict[str, pb.DirectoryNode] = field(default_factory=dict)
     bilateral: list[tuple[str, str]] = field(default_factory=list)
+    # How old a node's freshest timestamp may be (0: no timestamps; roots made
+    # before timestamps existed).
+    timestamp_max_age_seconds: int = 0
 
     def to_json(self) -> str:
         doc = {
             "federation": self.federation,
             "next_version": self.next_version,
             "latest_version": self.latest_version,
+            "timestamp_max_age_seconds": self.timestamp_max_age_seconds,
             "root_keys": [_to_dict(k) for k in self.root_keys],
             "nodes": [_to_dict(self.nodes[n]) for n in sorted(self.nodes)],
             "bilateral": [list(p) for p in self.bilateral],
@@ -100,6 +106,7 @@ class _State:
             root_keys=[json_format.ParseDict(k, pb.DirectoryKey()) for k in doc["root_keys"]],
             nodes={n.id: n for n in nodes},
             bilateral=[(a, b) for a, b in doc["bilateral"]],
+            timestamp_max_age_seconds=int(doc.get("timestamp_max_age_seconds", 0)),
         )
 
 
@@ -146,9 +153,17 @@ class RootStore:
     # -- creating and opening ------------------------------------------------
 
     @classmethod
-    def init(cls, path: Path, federation: str, now: datetime) -> RootStore:
-        """Create a root in `path` (absent or empty): a root key, a CA, no nodes."""
-        if not FEDERATION_RE.match(federation):
+    def init(
+        cls,
+        path: Path,
+        federation: str,
+        now: datetime,
+        timestamp_max_age: timedelta = DEFAULT_TIMESTAMP_MAX_AGE,
+    ) -> RootStore:
+        """Create a root in `path` (absent or empty): a root key, a CA, no nodes.
+        Nodes will need a timestamp (`timestamp`) no older than `timestamp_max_age`
+        (zero: no timestamps; a frozen view then lasts until the directory expires)."""
+        if not FEDERATION_RE.fullmatch(federation):
             raise RootError(f"federation name {federation!r} must be 2-63 lower-case letters, digits or '-'")
         if path.exists() and any(path.iterdir()):
             raise RootError(f"{path} is not empty; refusing to create a federation root over it")
@@ -158,7 +173,9 @@ class RootStore:
         ca_cert, ca_key = create_ca(federation, now)
         _write_new(path / CA_KEY_FILE, ca_key, 0o600)
         _write_new(path / CA_CERT_FILE, ca_cert, 0o644)
-        store = cls(path, _State(federation))
+        store = cls(
+            path, _State(federation, timestamp_max_age_seconds=int(timestamp_max_age.total_seconds()))
+        )
         store._add_root_key(now)
         return store
 
@@ -256,16 +273,26 @@ class RootStore:
         self._add_root_key(now)
 
     def publish(self, now: datetime, valid_days: int = 30) -> pb.SignedDirectory:
-        """Sign and write the next directory version, and return it."""
+        """Sign and write the next directory version, and return it (with a fresh timestamp)."""
         latest = self.latest()
         directory = self._next_directory(now, valid_days)
         signed = sign_directory(directory, self._signers(latest))
+        signed.timestamp.CopyFrom(sign_timestamp(signed, directory, now, self._signers(latest)))
         self._check_nodes_accept(signed, latest, now)
         _replace(self._directory_path(directory.version), signed.SerializeToString(), 0o644)
         self._state.latest_version = directory.version
         self._state.next_version = directory.version + 1
         self._save()
         return signed
+
+    def timestamp(self, now: datetime) -> pb.SignedTimestamp:
+        """ "The last published version is the newest", signed now: run it more
+        often than `timestamp_max_age` (e.g. daily from cron) and hand it to any
+        node (`gcn directory import`); it flows down the tree like a directory."""
+        latest = self.latest()
+        if latest is None:
+            raise RootError("nothing published yet: run `gcn root publish` first")
+        return sign_timestamp(latest, parse_directory(latest), now, self._signers(latest))
 
     # -- internals -------------------------------------------------------------
 
@@ -280,6 +307,7 @@ class RootStore:
             nodes=nodes,
             audiences=derive_audiences(nodes, self._state.bilateral),
             ca_certificate=self.ca_certificate(),
+            timestamp_max_age_seconds=self._state.timestamp_max_age_seconds,
         )
 
     def _signers(self, latest: pb.SignedDirectory | None) -> list[SigningKey]:

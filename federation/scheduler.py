@@ -134,6 +134,8 @@ class PeerSync:
     # A cheap call that succeeds when the peer answers again (a health check),
     # given as a future-returning callable; None: never probed.
     probe: Callable[[float], Any] | None = None
+    # Why this node must not send now (e.g. its directory is stale); "" to send.
+    hold_sends: Callable[[], str] = lambda: ""
 
     def state(self) -> PeerState:
         return self.store.load(self.peer.node_id, self.peer.endpoint)
@@ -150,14 +152,18 @@ class PeerSync:
         try:
             stub = self.stub()
             self._newer_directory(stub)
-            push(
-                stub,
-                self.peer.node_id,
-                self.source,
-                result,
-                self.settings.timeout,
-                self.settings.max_envelopes,
-            )
+            held = self.hold_sends()
+            if held:
+                self.log.debug("not sending to peer", peer=self.peer.node_id, reason=held)
+            else:
+                push(
+                    stub,
+                    self.peer.node_id,
+                    self.source,
+                    result,
+                    self.settings.timeout,
+                    self.settings.max_envelopes,
+                )
             if self.peer.upstream:
                 pull(
                     stub,
@@ -204,14 +210,16 @@ class PeerSync:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 return  # the upstream holds no directory yet
             raise
-        if not reply.directory:
+        if not reply.directory and not reply.HasField("timestamp"):
             return
         try:
-            self.on_directory(reply)  # verified there: newer, unexpired, signed by the trusted root
+            # Verified there: newer, unexpired, signed by the trusted root (or a newer timestamp).
+            taken = self.on_directory(reply)
         except CryptoError as e:
             self.log.warning("directory from upstream refused", peer=self.peer.node_id, reason=str(e))
             return
-        self.log.info("newer directory taken from upstream", peer=self.peer.node_id, had=have)
+        if taken is not None:
+            self.log.info("newer directory taken from upstream", peer=self.peer.node_id, had=have)
 
     def _count(self, state: PeerState, result: RoundResult) -> None:
         state.envelopes_sent += result.pushed
@@ -310,6 +318,7 @@ class SyncScheduler:
         directory_peers: Callable[[], list[Peer]] | None = None,
         make_peer: Callable[[Peer], PeerSync] | None = None,
         on_alarm: Callable[[str, str, str], None] | None = None,
+        on_check: Callable[[], None] | None = None,
     ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -320,6 +329,7 @@ class SyncScheduler:
         self._directory_peers = directory_peers
         self._make_peer = make_peer
         self._on_alarm = on_alarm
+        self._on_check = on_check
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._lock = threading.Lock()
         self._stopping = False
@@ -486,6 +496,8 @@ class SyncScheduler:
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.probe_interval):
             try:
+                if self._on_check is not None:
+                    self._on_check()  # the node's own periodic duties (trust files, rekey, health)
                 self.check()
                 self.probe()
             except Exception as e:  # the watchdog itself must never die

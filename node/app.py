@@ -4,6 +4,7 @@ the tests call; nothing else wires these pieces."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import partial
 
@@ -17,6 +18,7 @@ from federation.audiences import node_audience
 from federation.policy import load_policy
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import node_pb2 as npb
+from node.alarms import record_alarm
 from node.audience_keys import AudienceKeys, EpochKey
 from node.clock import Clock, system_clock
 from node.config import Config
@@ -87,6 +89,7 @@ class NodeApp:
     clock: Clock
     refusals: StreamRefusals
     quarantine: Quarantine
+    rekey_pending: bool = False
 
     @classmethod
     def open(cls, config: Config, clock: Clock = system_clock) -> NodeApp:
@@ -139,7 +142,16 @@ class NodeApp:
             RecordService(db, envelope_log, audience_keys, policy, clock),
             RecordReader(db, audience_keys, trust.is_active),
             keyring,
-            Receiver(config.node.id, db, envelope_log, audience_keys, trust, refusals, clock=clock),
+            Receiver(
+                config.node.id,
+                db,
+                envelope_log,
+                audience_keys,
+                trust,
+                refusals,
+                clock=clock,
+                horizon=lambda now: trust.freshness(now).until if trust.joined else None,
+            ),
             trust,
             source,
             clock,
@@ -160,14 +172,31 @@ class NodeApp:
             created.append(audience)
         return created
 
-    def accept_directory(self, signed: dir_pb.SignedDirectory) -> dir_pb.Directory:
-        """Adopt a newer verified directory, then do the key holder's duties."""
+    def accept_directory(self, signed: dir_pb.SignedDirectory) -> dir_pb.Directory | None:
+        """Adopt a newer verified directory, then do the key holder's duties; or,
+        for an answer that carries only a timestamp, take the timestamp.
+        Returns the new directory (None: only a timestamp, or nothing new)."""
+        if not signed.directory:
+            if signed.HasField("timestamp") and self.trust.accept_timestamp(signed.timestamp, self.clock()):
+                log.info("newer directory timestamp taken", version=self.trust.version())
+            return None
         directory = self.trust.accept(signed, self.clock())
         self.refresh_epochs()
         return directory
 
     def refresh_epochs(self) -> list[str]:
-        return refresh_epochs(self.trust, self.audience_keys, self.db, self.envelope_log, self.clock())
+        """The key holder's duty (see `refresh_epochs`). A failure is an alarm
+        and a log line, never a crash: `rekey_pending` makes the next call retry."""
+        try:
+            started = refresh_epochs(self.trust, self.audience_keys, self.db, self.envelope_log, self.clock())
+        except Exception as e:
+            log.exception("could not start a new audience epoch: retrying at the next check", error=str(e))
+            with contextlib.suppress(Exception):
+                record_alarm(self.db, "rekey_failed", self.clock(), f"new audience epoch failed: {e}")
+            self.rekey_pending = True
+            return []
+        self.rekey_pending = False
+        return started
 
     def rotate_signing_key(self) -> NodeKeys:
         """A new current signing key; the old one is retired now but stays in the

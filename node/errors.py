@@ -27,6 +27,10 @@ class ConflictError(NodeError):
     record twice, or retracting another origin's record)."""
 
 
+class FailedPreconditionError(NodeError):
+    """The node is not in a state to do this now (e.g. its trust is stale)."""
+
+
 class PermissionDeniedError(NodeError):
     """The caller is known but may not do this."""
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from google.protobuf import json_format
 
 from crypto.audience import MemberKey
-from crypto.directory import TrustedDirectory, encryption_keys, find_node
+from crypto.directory import Freshness, TrustedDirectory, encryption_keys, find_node, parse_directory
 from crypto.errors import DirectoryError
 from crypto.signing import KeyRing
 from federation.routing import Topology
@@ -65,6 +65,14 @@ class TrustFiles:
     def store(self, signed: dir_pb.SignedDirectory) -> None:
         _atomic_write(self.path / DIRECTORY_FILE, signed.SerializeToString())
 
+    def changed_since(self, mtime: float) -> float | None:
+        """The directory file's mtime if it changed after `mtime` (None: not)."""
+        try:
+            now = (self.path / DIRECTORY_FILE).stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return now if now != mtime else None
+
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -86,6 +94,8 @@ class FederationState:
         self._local = LocalTrust(node_id, role, country, own_keys)
         self._trusted: TrustedDirectory | None = None
         self._current: Trust = self._local
+        self._file_mtime = files.changed_since(-1.0) or -1.0
+        self._stale = ""  # the last freshness verdict (for transitions)
         pinned = files.pinned()
         if pinned:
             self._trusted = TrustedDirectory(pinned, files.held(), now)
@@ -129,7 +139,73 @@ class FederationState:
         return self._current.directory if isinstance(self._current, DirectoryTrust) else None
 
     def signed_directory(self) -> dir_pb.SignedDirectory | None:
-        return None if self._trusted is None else self._trusted.current_signed
+        """The held directory, with the newest timestamp held."""
+        if self._trusted is None:
+            return None
+        signed = self._trusted.current_signed
+        stamp = self._trusted.timestamp
+        if signed is not None and stamp is not None:
+            signed.timestamp.CopyFrom(stamp)
+        return signed
+
+    def timestamp(self) -> dir_pb.SignedTimestamp | None:
+        return None if self._trusted is None else self._trusted.timestamp
+
+    def freshness(self, now: datetime) -> Freshness:
+        """Is the view of the federation still to be trusted for new envelopes?"""
+        if self._trusted is None:
+            return Freshness(now + timedelta(days=36500), "")  # not federated: nothing to judge
+        return self._trusted.freshness(now)
+
+    def check_freshness(self, now: datetime) -> Freshness:
+        """`freshness`, logging the transitions: a warning when the view turns
+        stale, an info line when it is fresh again. Returns the verdict."""
+        verdict = self.freshness(now)
+        if verdict.stale and verdict.stale != self._stale:
+            log.warning(
+                "directory stale: refusing envelopes created after its horizon and not relaying",
+                reason=verdict.stale,
+                horizon=verdict.until.isoformat(),
+                hint="at the root: gcn root publish, or gcn root timestamp",
+            )
+        elif self._stale and not verdict.stale:
+            log.info("directory fresh again: relaying resumes", version=self.version())
+        self._stale = verdict.stale
+        return verdict
+
+    def accept_timestamp(self, signed: dir_pb.SignedTimestamp, now: datetime) -> bool:
+        """Take a newer root-signed timestamp (persisted with the directory)."""
+        if self._trusted is None:
+            raise DirectoryError("this node has pinned no federation root key (gcn init --root-key)")
+        with self._lock:
+            newer = self._trusted.update_timestamp(signed, now)
+            if newer:
+                self._store_held()
+        return newer
+
+    def _store_held(self) -> None:
+        signed = self.signed_directory()
+        if signed is not None:
+            self.files.store(signed)
+            self._file_mtime = self.files.changed_since(-1.0) or -1.0
+
+    def reload_if_changed(self, now: datetime) -> bool:
+        """A directory or timestamp written beside the running node (`gcn directory
+        import`): take it, if it is newer. True if anything changed."""
+        mtime = self.files.changed_since(self._file_mtime)
+        if mtime is None or self._trusted is None:
+            return False
+        self._file_mtime = mtime
+        held = self.files.held()
+        if held is None:
+            return False
+        changed = False
+        if held.directory and parse_directory(held).version > self.version():
+            self.accept(held, now)
+            changed = True
+        elif held.HasField("timestamp"):
+            changed = self.accept_timestamp(held.timestamp, now)
+        return changed
 
     def version(self) -> int:
         d = self.directory()
@@ -141,8 +217,8 @@ class FederationState:
             raise DirectoryError("this node has pinned no federation root key (gcn init --root-key)")
         with self._lock:
             directory = self._trusted.update(signed, now)
-            self.files.store(signed)
             self._current = DirectoryTrust.build(self.node_id, directory, self.own_keys)
+            self._store_held()
         me = find_node(directory, self.node_id)
         log.info(
             "directory accepted",

@@ -110,6 +110,7 @@ class Receiver:
         clock: Clock = system_clock,
         clock_skew: timedelta = MAX_CLOCK_SKEW,
         chunk: int = APPLY_CHUNK,
+        horizon: Callable[[datetime], datetime | None] = lambda now: None,
     ) -> None:
         self.node_id = node_id
         self.db = db
@@ -119,6 +120,8 @@ class Receiver:
         self.refusals = refusals or StreamRefusals(db, clock)
         self.clock_skew = clock_skew
         self.chunk = max(1, chunk)
+        # Envelopes created after this are refused (the held directory's trust ends there).
+        self.horizon = horizon
         self.on_commit: list[Callable[[], None]] = []  # relay onwards at once
         # (caller, refusals) after envelopes of a batch were refused (e.g. fetch intact copies).
         self.on_refused: list[Callable[[str, list[Refused]], None]] = []
@@ -138,17 +141,18 @@ class Receiver:
         """Judge each envelope on its own, in order: verified, or refused by name."""
         ring = self.trust.keyring()
         outcomes = _verify_all(envelopes, ring)
+        horizon = self.horizon(now)
         judged: list[env_crypto.VerifiedEnvelope | Refused] = []
         for i, (envelope, outcome) in enumerate(zip(envelopes, outcomes, strict=True)):
             if isinstance(outcome, Exception):
                 judged.append(_refusal(i, envelope, None, *_classify(outcome)))
                 continue
-            problem = self._admissible(outcome, caller, now)
+            problem = self._admissible(outcome, caller, now, horizon)
             judged.append(outcome if problem is None else _refusal(i, envelope, outcome, *problem))
         return judged
 
     def _admissible(
-        self, v: env_crypto.VerifiedEnvelope, caller: str, now: datetime
+        self, v: env_crypto.VerifiedEnvelope, caller: str, now: datetime, horizon: datetime | None
     ) -> tuple[str, str] | None:
         h = v.header
         created = env_crypto.header_created_at(h)
@@ -156,6 +160,11 @@ class Receiver:
             return codes.FUTURE, (
                 f"created_at {created.isoformat()} is beyond this node's clock ({now.isoformat()}) "
                 f"plus {int(self.clock_skew.total_seconds())} s"
+            )
+        if horizon is not None and created > horizon:
+            return codes.STALE_DIRECTORY, (
+                f"created_at {created.isoformat()} is after this node's directory stopped being "
+                f"trusted ({horizon.isoformat()}); waiting for a newer directory"
             )
         if h.origin != caller and not self.trust.may_relay(caller, h.origin, h.audience):
             return codes.NOT_PERMITTED, f"{caller} may not relay envelopes of {h.origin} to {h.audience}"

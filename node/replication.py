@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
@@ -56,6 +56,9 @@ class Replication:
         self._healer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heal")
         self._healing: set[vectors.Stream] = set()
         self._healing_lock = threading.Lock()
+        self._was_stale = False
+        # (serving?) after each periodic check: the federation listener's health.
+        self.on_health: Callable[[bool], None] | None = None
         self.scrubber = Scrubber(app.db, app.quarantine, per_step=f.scrub_envelopes_per_step)
 
     def peers(self) -> list[Peer]:
@@ -111,7 +114,31 @@ class Replication:
             directory_version=self.app.trust.version,
             on_directory=self.app.accept_directory,
             probe=partial(self._probe, p),
+            hold_sends=self._hold_sends,
         )
+
+    def _hold_sends(self) -> str:
+        return self.app.trust.freshness(self.app.clock()).stale
+
+    def periodic(self) -> None:
+        """Every watchdog tick: a directory or timestamp imported beside the
+        running node is taken; stale trust is noticed (and its end); a failed
+        rekey is tried again; health says what the node can do."""
+        app = self.app
+        now = app.clock()
+        try:
+            if app.trust.reload_if_changed(now):
+                app.refresh_epochs()
+        except Exception as e:  # a bad file beside us: say so, keep the one held
+            log.warning("directory file beside the node not taken", error=str(e))
+        verdict = app.trust.check_freshness(now)
+        if verdict.stale and not self._was_stale:
+            record_alarm(app.db, "directory_stale", now, verdict.stale)
+        self._was_stale = bool(verdict.stale)
+        if app.rekey_pending:
+            app.refresh_epochs()
+        if self.on_health is not None:
+            self.on_health(not verdict.stale)
 
     def peer_syncs(self) -> list[PeerSync]:
         return [self.peer_sync(p) for p in self.peers()]
@@ -125,6 +152,7 @@ class Replication:
             directory_peers=self.peers,
             make_peer=self.peer_sync,
             on_alarm=self._alarm,
+            on_check=self.periodic,
         )
         self.app.records.on_commit.append(self.scheduler.poke)
         self.app.receiver.on_commit.append(self.scheduler.poke)

@@ -9,16 +9,17 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 
-from grpc_health.v1 import health
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
 from federation.transport import TlsMaterial
 from gcn.v1 import node_pb2, node_pb2_grpc
 from node.app import NodeApp
 from node.config import Config
-from node.federation_server import build_federation_server
+from node.federation_server import SYNC_SERVICE, build_federation_server
 from node.grpc_server import RunningServer, new_server, start
 from node.interceptors import Authenticator, ErrorInterceptor
 from node.logging import get_logger
@@ -111,6 +112,12 @@ class RunningFederation:
         self.server.stop(grace)
 
 
+def _sync_health(server: RunningServer, serving: bool) -> None:
+    """`gcn.v1.SyncService` is NOT_SERVING while the node does not relay (stale trust)."""
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    server.health.set(SYNC_SERVICE, status)
+
+
 def start_federation(app: NodeApp) -> RunningFederation | None:
     """The mutual-TLS listener and replication, when the node has joined a
     federation (a certificate installed and a directory held). Before the node
@@ -133,6 +140,7 @@ def start_federation(app: NodeApp) -> RunningFederation | None:
     servicer = SyncServicer(app.trust, app.sync_source, app.receiver, app.clock)
     servicer.on_call = replication.called_in
     server = build_federation_server(servicer, config.federation.listen, tls)
+    replication.on_health = partial(_sync_health, server)
     replication.start()
     log.info(
         "federation serving",

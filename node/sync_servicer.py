@@ -11,7 +11,7 @@ from federation import vectors
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import sync_pb2, sync_pb2_grpc
 from node.clock import Clock
-from node.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError
+from node.errors import FailedPreconditionError, NotFoundError, PermissionDeniedError, UnauthenticatedError
 from node.federation_state import FederationState
 from node.logging import get_logger
 from node.receive import Receiver
@@ -38,6 +38,12 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         # A peer that calls us is alive: replication brings its round with it forward.
         self.on_call: Callable[[str], None] = lambda caller: None
 
+    def _relaying(self) -> None:
+        """Stale trust fails closed: nothing is served to relay on an old view."""
+        verdict = self.state.freshness(self.clock())
+        if verdict.stale:
+            raise FailedPreconditionError(f"this node is not relaying: {verdict.stale}")
+
     def _caller(self, context: Any) -> str:
         caller = caller_id(context)
         if not self.state.is_active(caller):
@@ -54,16 +60,20 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         if signed is None:
             raise NotFoundError("this node holds no directory")
         if request.have_version and request.have_version >= self.state.version():
-            return dir_pb.SignedDirectory()  # nothing newer: an empty answer
+            # Nothing newer: an empty answer, with the newest timestamp held.
+            stamp = self.state.timestamp()
+            return dir_pb.SignedDirectory(timestamp=stamp) if stamp is not None else dir_pb.SignedDirectory()
         return signed
 
     def GetVector(self, request: sync_pb2.GetVectorRequest, context: Any) -> sync_pb2.VersionVector:
         caller = self._caller(context)
+        self._relaying()
         heads = self.source.vector(caller, request.origin)
         return vectors.to_proto((h.origin, h.audience, h.seq, h.hash) for h in heads)
 
     def Pull(self, request: sync_pb2.PullRequest, context: Any) -> sync_pb2.PullResponse:
         caller = self._caller(context)
+        self._relaying()
         batch = self.source.batch_for(
             caller,
             vectors.from_proto(request.have),

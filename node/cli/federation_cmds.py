@@ -139,8 +139,18 @@ def _accept(config: Config, signed: dir_pb.SignedDirectory) -> int:
     try:
         directory = app.accept_directory(signed)
         holds = app.trust.held_audiences()
+        freshness = app.trust.freshness(app.clock())
     finally:
         app.close()
+    if directory is None:
+        if freshness.stale:
+            say(f"timestamp not newer than the one held, or not for the held version: {freshness.stale}")
+        else:
+            say(
+                f"timestamp taken: directory version {app.trust.version()} "
+                f"is current until {freshness.until:%Y-%m-%d %H:%M} UTC"
+            )
+        return 0
     me = config.node.id
     say(
         f"directory version {directory.version} of {directory.federation} accepted: "
@@ -151,7 +161,7 @@ def _accept(config: Config, signed: dir_pb.SignedDirectory) -> int:
     say(f"{me} holds the keys of: {', '.join(holds) or 'no audience'}")
     say(f"{me} is a member of: {', '.join(member_of) or 'no audience'}")
     _warn_about_self(config, directory)
-    say("a running `gcn serve` of this node takes it (and any new audience epoch) when restarted")
+    say("a running `gcn serve` of this node takes it within seconds (and starts any new audience epoch)")
     return 0
 
 

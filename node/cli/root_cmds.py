@@ -31,6 +31,7 @@ from node.joining import read_join_request, write_root_keys
 
 ROOT_KEYS_FILE = "root-keys.json"
 LATEST_DIRECTORY_FILE = "directory-latest.pb"
+LATEST_TIMESTAMP_FILE = "timestamp-latest.pb"
 
 
 def say(text: str) -> None:
@@ -124,6 +125,19 @@ def cmd_root_publish(a: argparse.Namespace) -> int:
     for audience in directory.audiences:
         say(f"  {audience.name}: held by {audience.holder}; members {', '.join(audience.members)}")
     say("hand it to every node: gcn directory import FILE (or they fetch it from a peer that holds it)")
+    return 0
+
+
+def cmd_root_timestamp(a: argparse.Namespace) -> int:
+    store = _store(a)
+    stamp = store.timestamp(system_clock())
+    out = Path(a.out) if a.out else store.path / LATEST_TIMESTAMP_FILE
+    _write_atomic(out, dir_pb.SignedDirectory(timestamp=stamp).SerializeToString())
+    latest = store.latest()
+    assert latest is not None
+    version = parse_directory(latest).version
+    say(f"timestamp for directory version {version} of {store.federation} → {out}")
+    say("hand it to the global hub (gcn directory import FILE); it flows down the tree by itself")
     return 0
 
 
@@ -247,6 +261,14 @@ def register(sub: Any) -> None:
     p = _add(actions, "publish", "sign and write the next directory version", cmd_root_publish)
     p.add_argument("--valid-days", type=int, default=30, help="days until it expires (default 30)")
     p.add_argument("--out", help=f"where to write it (default: ROOT/{LATEST_DIRECTORY_FILE})")
+
+    p = _add(
+        actions,
+        "timestamp",
+        "sign a fresh timestamp: 'the last published version is the newest' (run daily)",
+        cmd_root_timestamp,
+    )
+    p.add_argument("--out", help=f"where to write it (default: ROOT/{LATEST_TIMESTAMP_FILE})")
 
     p = _add(actions, "revoke", "revoke a node from now", cmd_root_revoke)
     p.add_argument("node_id")

@@ -183,12 +183,19 @@ class Directory(_message.Message):
     NODES_FIELD_NUMBER: _builtins.int
     AUDIENCES_FIELD_NUMBER: _builtins.int
     CA_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_MAX_AGE_SECONDS_FIELD_NUMBER: _builtins.int
     federation: _builtins.str
     """federation name, e.g. "gcn-wco" """
     version: _builtins.int
     """strictly increasing"""
     ca_certificate: _builtins.bytes
     """PEM of the federation CA (TLS)"""
+    timestamp_max_age_seconds: _builtins.int
+    """0: no timestamps. Otherwise a node trusts this directory only while it
+    holds a root-signed timestamp (or the directory itself) issued at most this
+    long ago: an upstream that withholds newer versions can freeze a node on
+    an old view for no longer than this (after TUF's timestamp role).
+    """
     @_builtins.property
     def issued_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -212,14 +219,77 @@ class Directory(_message.Message):
         nodes: _abc.Iterable[Global___DirectoryNode] | None = ...,
         audiences: _abc.Iterable[Global___DirectoryAudience] | None = ...,
         ca_certificate: _builtins.bytes = ...,
+        timestamp_max_age_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "issued_at", b"issued_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audiences", b"audiences", "ca_certificate", b"ca_certificate", "expires_at", b"expires_at", "federation", b"federation", "issued_at", b"issued_at", "nodes", b"nodes", "root_keys", b"root_keys", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audiences", b"audiences", "ca_certificate", b"ca_certificate", "expires_at", b"expires_at", "federation", b"federation", "issued_at", b"issued_at", "nodes", b"nodes", "root_keys", b"root_keys", "timestamp_max_age_seconds", b"timestamp_max_age_seconds", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Directory: _TypeAlias = Directory  # noqa: Y015
+
+@_typing.final
+class DirectoryTimestamp(_message.Message):
+    """"Version N is the newest directory", signed by the root, refreshed often
+    (`gcn root timestamp`), so a node learns that its view is current, or that
+    it is not.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEDERATION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DIRECTORY_SHA256_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    federation: _builtins.str
+    version: _builtins.int
+    """the newest published directory version"""
+    directory_sha256: _builtins.bytes
+    """SHA-256 of that version's directory bytes"""
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        federation: _builtins.str = ...,
+        version: _builtins.int = ...,
+        directory_sha256: _builtins.bytes = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["directory_sha256", b"directory_sha256", "federation", b"federation", "issued_at", b"issued_at", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DirectoryTimestamp: _TypeAlias = DirectoryTimestamp  # noqa: Y015
+
+@_typing.final
+class SignedTimestamp(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
+    timestamp: _builtins.bytes
+    """serialized DirectoryTimestamp, never re-serialized"""
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedCompositeFieldContainer[Global___RootSignature]:
+        """Ed25519 over "gcn-timestamp-v1\\0" || timestamp"""
+
+    def __init__(
+        self,
+        *,
+        timestamp: _builtins.bytes = ...,
+        signatures: _abc.Iterable[Global___RootSignature] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signatures", b"signatures", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedTimestamp: _TypeAlias = SignedTimestamp  # noqa: Y015
 
 @_typing.final
 class RootSignature(_message.Message):
@@ -250,19 +320,25 @@ class SignedDirectory(_message.Message):
 
     DIRECTORY_FIELD_NUMBER: _builtins.int
     SIGNATURES_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
     directory: _builtins.bytes
-    """serialized Directory, never re-serialized"""
+    """serialized Directory, never re-serialized (empty: no newer one)"""
     @_builtins.property
     def signatures(self) -> _containers.RepeatedCompositeFieldContainer[Global___RootSignature]: ...
+    @_builtins.property
+    def timestamp(self) -> Global___SignedTimestamp:
+        """the newest timestamp the sender holds, if any"""
+
     def __init__(
         self,
         *,
         directory: _builtins.bytes = ...,
         signatures: _abc.Iterable[Global___RootSignature] | None = ...,
+        timestamp: Global___SignedTimestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["directory", b"directory", "signatures", b"signatures"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["directory", b"directory", "signatures", b"signatures", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
