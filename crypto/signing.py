@@ -50,6 +50,10 @@ class KeyRing:
     def find(self, node_id: str, key_id: str) -> PublicSigningKey | None:
         return self._keys.get((node_id, key_id))
 
+    def ended(self) -> dict[tuple[str, str], datetime]:
+        """(node id, key id) -> end of window, for every key that has one."""
+        return {k: key.not_after for k, key in self._keys.items() if key.not_after is not None}
+
     def keys_of(self, node_id: str) -> list[PublicSigningKey]:
         return [k for (n, _), k in self._keys.items() if n == node_id]
 

@@ -33,6 +33,9 @@ class Batch(Protocol):
     @property
     def more(self) -> bool: ...
 
+    @property
+    def receipts(self) -> list[sync_pb2.SignedReceipt]: ...
+
 
 class Source(Protocol):
     def batch_for(
@@ -68,7 +71,13 @@ class Applied(Protocol):
 
 
 class Sink(Protocol):
-    def apply(self, envelopes: Sequence[epb.Envelope], caller: str, now: datetime) -> Applied: ...
+    def apply(
+        self,
+        envelopes: Sequence[epb.Envelope],
+        caller: str,
+        now: datetime,
+        receipts: Sequence[sync_pb2.SignedReceipt] = (),
+    ) -> Applied: ...
 
     def local_vector(self) -> vectors.Vector: ...
 
@@ -105,7 +114,7 @@ def push(
         batch = source.batch_for(peer, theirs, max_envelopes=max_envelopes, exclude=held_back)
         if not batch.envelopes:
             return
-        request = sync_pb2.PushRequest(envelopes=batch.envelopes)
+        request = sync_pb2.PushRequest(envelopes=batch.envelopes, receipts=batch.receipts)
         reply = stub.Push(request, timeout=timeout)
         result.calls += 1
         result.pushed += reply.stored
@@ -154,7 +163,7 @@ def pull(
         result.bytes_received += reply.ByteSize()
         stored = refused = 0
         if reply.envelopes:
-            applied = sink.apply(list(reply.envelopes), peer, now)
+            applied = sink.apply(list(reply.envelopes), peer, now, list(reply.receipts))
             stored, refused = applied.stored, len(applied.refused)
             result.pulled += stored
             result.duplicates += applied.duplicates

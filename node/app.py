@@ -22,6 +22,7 @@ from node.alarms import record_alarm
 from node.audience_keys import AudienceKeys, EpochKey
 from node.clock import Clock, system_clock
 from node.config import Config
+from node.custody import CustodyVouch
 from node.db import Database
 from node.federation_state import FederationState, TrustFiles, refresh_epochs
 from node.log import EnvelopeLog
@@ -133,6 +134,8 @@ class NodeApp:
         source = SyncSource(config.node.id, db, trust.topology, refusals)
         source.on_damaged = quarantine.quarantine
         source.on_suspect = quarantine.check
+        source.clock = clock
+        source.custody = CustodyVouch(config.node.id, db, trust, lambda: envelope_log.signer)
         return cls(
             config,
             keys,

@@ -223,6 +223,24 @@ class StreamRefusalRow(Base):
     retry_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class CustodyReceiptRow(Base):
+    """A custody receipt this node relied on (or may hand on): `holder` said it
+    held envelope `hash` at (origin, audience, seq) since `held_at`; the signed
+    bytes are kept as they came."""
+
+    __tablename__ = "custody_receipts"
+
+    origin: Mapped[str] = mapped_column(String(64), primary_key=True)
+    audience: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    receipt: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
 class QuarantineRow(Base):
     """A stored envelope found damaged (its bytes no longer match its hash, or
     its signature no longer verifies): moved out of the log, kept as evidence.

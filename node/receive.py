@@ -54,8 +54,10 @@ from federation.trust import Trust
 from federation.vectors import Stream
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
+from gcn.v1 import sync_pb2
 from node.audience_keys import AudienceKeys
 from node.clock import Clock, system_clock
+from node.custody import CustodyJudge, store_receipts
 from node.db import APPLY_LOCK, Database, writers_lock
 from node.index import Opened, index_records
 from node.key_messages import judge_body
@@ -122,6 +124,7 @@ class Receiver:
         self.chunk = max(1, chunk)
         # Envelopes created after this are refused (the held directory's trust ends there).
         self.horizon = horizon
+        self.custody = CustodyJudge(db, trust)
         self.on_commit: list[Callable[[], None]] = []  # relay onwards at once
         # (caller, refusals) after envelopes of a batch were refused (e.g. fetch intact copies).
         self.on_refused: list[Callable[[str, list[Refused]], None]] = []
@@ -172,16 +175,33 @@ class Receiver:
             return codes.NOT_MEMBER, f"{h.origin} may not write into {h.audience} (neither member nor holder)"
         return None
 
-    def apply(self, envelopes: Sequence[epb.Envelope], caller: str, now: datetime) -> ApplyResult:
-        """Store what is new and verifies, chunk by chunk; refuse the rest by name."""
+    def apply(
+        self,
+        envelopes: Sequence[epb.Envelope],
+        caller: str,
+        now: datetime,
+        receipts: Sequence[sync_pb2.SignedReceipt] = (),
+    ) -> ApplyResult:
+        """Store what is new and verifies, chunk by chunk; refuse the rest by name.
+        `receipts` are custody receipts for envelopes signed by keys that have ended."""
         result = ApplyResult()
         fresh_envelopes, indexes = self._not_held(envelopes, result)
-        fresh: list[_Fresh] = []
+        verified: list[_Fresh] = []
         for i, outcome in zip(indexes, self.verify_batch(fresh_envelopes, caller, now), strict=True):
             if isinstance(outcome, Refused):
                 result.refused.append(_renumbered(outcome, i))
             else:
-                fresh.append((i, outcome))
+                verified.append((i, outcome))
+        custody = self.custody.judge(verified, receipts, now)
+        fresh = [(i, v) for i, v in verified if i not in custody.refused]
+        result.refused += [
+            _refusal(i, v.envelope, v, codes.CUSTODY, custody.refused[i])
+            for i, v in verified
+            if i in custody.refused
+        ]
+        if custody.used:
+            with self.db.begin() as s:
+                store_receipts(s, custody.used)
         fresh.sort(key=lambda f: (f[1].header.origin, f[1].header.audience, f[1].header.seq))
         for start in range(0, len(fresh), self.chunk):
             self._apply_chunk(fresh[start : start + self.chunk], now, result)

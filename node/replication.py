@@ -295,8 +295,14 @@ class _OwnOnly:
         self.app = app
         self.me = me
 
-    def apply(self, envelopes: Sequence[epb.Envelope], caller: str, now: datetime) -> ApplyResult:
-        return self.app.receiver.apply(envelopes, caller, now)
+    def apply(
+        self,
+        envelopes: Sequence[epb.Envelope],
+        caller: str,
+        now: datetime,
+        receipts: Sequence[sync_pb2.SignedReceipt] = (),
+    ) -> ApplyResult:
+        return self.app.receiver.apply(envelopes, caller, now, receipts)
 
     def local_vector(self) -> vectors.Vector:
         return {k: v for k, v in self.app.receiver.local_vector().items() if k[0] == self.me}

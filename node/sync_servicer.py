@@ -82,11 +82,11 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             origin=request.origin,
             exclude={(h.origin, h.audience) for h in request.exclude},
         )
-        return sync_pb2.PullResponse(envelopes=batch.envelopes, more=batch.more)
+        return sync_pb2.PullResponse(envelopes=batch.envelopes, more=batch.more, receipts=batch.receipts)
 
     def Push(self, request: sync_pb2.PushRequest, context: Any) -> sync_pb2.PushResponse:
         caller = self._caller(context)
-        result = self.receiver.apply(list(request.envelopes), caller, self.clock())
+        result = self.receiver.apply(list(request.envelopes), caller, self.clock(), list(request.receipts))
         heads = vectors.to_proto((o, a, q, h) for (o, a), (q, h) in sorted(result.heads.items()))
         return sync_pb2.PushResponse(
             stored=result.stored,

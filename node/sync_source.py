@@ -10,7 +10,8 @@ corrections go before bulk seizure history.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, or_, select
 
@@ -19,6 +20,8 @@ from federation.refusal import DAMAGED, Refused
 from federation.routing import Topology
 from federation.vectors import Stream, Vector, lacking
 from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import sync_pb2
+from node.custody import CustodyVouch
 from node.db import Database
 from node.log import as_envelope
 from node.logging import get_logger
@@ -48,6 +51,7 @@ class Batch:
     envelopes: list[epb.Envelope]
     more: bool
     size: int
+    receipts: list[sync_pb2.SignedReceipt] = field(default_factory=list)
 
 
 class SyncSource:
@@ -71,6 +75,9 @@ class SyncSource:
         self.on_damaged: Callable[[dict[int, str], str], object] | None = None
         # (envelope ids, found_by): check these of ours, quarantine the damaged ones.
         self.on_suspect: Callable[[Sequence[int], str], object] | None = None
+        # Custody receipts for envelopes signed by keys that have ended (None: none sent).
+        self.custody: CustodyVouch | None = None
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def waiting(self, peer: str, theirs: Vector) -> set[Stream]:
         if self.refusals is None:
@@ -178,7 +185,14 @@ class SyncSource:
                     break
         if picked.damaged and self.on_damaged is not None:
             self.on_damaged(picked.damaged, "send")
-        return Batch(picked.out, picked.full, picked.size)
+        receipts: list[sync_pb2.SignedReceipt] = []
+        if self.custody is not None and picked.rows:
+            ended = self.custody.ended()
+            if ended:
+                receipts, cuts = self.custody.vouch(picked.runs(), ended, self.clock())
+                if picked.cut(cuts):
+                    return Batch(picked.out, True, picked.size, receipts)
+        return Batch(picked.out, picked.full, picked.size, receipts)
 
 
 class _Picked:
@@ -192,6 +206,28 @@ class _Picked:
         self.full = False
         self.damaged: dict[int, str] = {}
         self.stopped: set[Stream] = set()
+        self.rows: list[EnvelopeRow] = []
+
+    def runs(self) -> dict[Stream, list[EnvelopeRow]]:
+        """The picked rows per stream, in seq order."""
+        out: dict[Stream, list[EnvelopeRow]] = {}
+        for row in sorted(self.rows, key=lambda r: (r.origin, r.audience, r.seq)):
+            out.setdefault((row.origin, row.audience), []).append(row)
+        return out
+
+    def cut(self, cuts: dict[Stream, int]) -> bool:
+        """Drop what lies beyond each stream's cut; True if anything was dropped."""
+        keep = [
+            (row, env)
+            for row, env in zip(self.rows, self.out, strict=True)
+            if row.seq <= cuts.get((row.origin, row.audience), row.seq)
+        ]
+        if len(keep) == len(self.rows):
+            return False
+        self.rows = [r for r, _ in keep]
+        self.out = [e for _, e in keep]
+        self.size = sum(len(e.header) + len(e.ciphertext) + len(e.signature) for e in self.out)
+        return True
 
     def take(self, row: EnvelopeRow) -> bool:
         """Add `row`; False when the batch is full."""
@@ -210,6 +246,7 @@ class _Picked:
             )
             return True
         self.out.append(envelope)
+        self.rows.append(row)
         self.taken.add(row.id)
         self.size += n
         return True

@@ -24,10 +24,12 @@ from rich.table import Table
 
 from crypto.certs import certificate_not_after, needs_renewal
 from crypto.directory import find_node, from_timestamp, parse_directory
+from federation.peers import peers_of
 from federation.transport import TlsMaterial, peer_channel, sync_stub
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import sync_pb2
 from node.app import NodeApp
+from node.bundle import last_known_vector
 from node.cli import render
 from node.cli.client import CliError, call
 from node.cli.root_cmds import nodes_table, say
@@ -275,10 +277,37 @@ def cmd_directory_fetch(a: argparse.Namespace) -> int:
 # -- gcn keys --------------------------------------------------------------------------------
 
 
+def undelivered(app: NodeApp) -> list[str]:
+    """This node's own streams that some peer may hold but, as far as the peers
+    last said, none holds all of: after a rotation their envelopes signed by the
+    old key would be refused everywhere (no custody from before the rotation)."""
+    me = app.config.node.id
+    directory = app.trust.directory()
+    if directory is None:
+        return []
+    peers = [p.node_id for p in peers_of(directory, me, app.config.federation.upstream_ids)]
+    known = {p: last_known_vector(app, p) for p in peers}
+    out = []
+    for (origin, audience), head in sorted(app.receiver.local_vector().items()):
+        if origin != me or not any(app.sync_source.entitled(p, audience) for p in peers):
+            continue
+        best = max((known[p].get((origin, audience), 0) for p in peers), default=0)
+        if best < head:
+            out.append(f"{audience}: {head - best} of {head} envelopes held by no peer yet")
+    return out
+
+
 def cmd_keys_rotate(a: argparse.Namespace) -> int:
     config = _config(a)
     app = NodeApp.open(config)
     try:
+        waiting = undelivered(app)
+        if waiting and not a.force:
+            raise CliError(
+                "refusing to rotate: envelopes signed by the current key are not yet held by any peer "
+                f"({'; '.join(waiting)}). After a rotation they would be refused everywhere (custody: "
+                "docs/trust.md). Let them replicate first (gcn sync status), or pass --force"
+            )
         keys = app.rotate_signing_key()
         listed = app.signing_keys_for_directory()
     finally:
@@ -339,4 +368,9 @@ def register(sub: Any) -> None:
     _directory_commands(sub)
     keys = sub.add_parser("keys", help="this node's signing keys")
     actions = keys.add_subparsers(dest="action", required=True)
-    _add(actions, "rotate", "make a new signing key (the root must publish it)", cmd_keys_rotate)
+    p = _add(actions, "rotate", "make a new signing key (the root must publish it)", cmd_keys_rotate)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rotate although own envelopes are not yet held by any peer (they will be refused)",
+    )

@@ -25,7 +25,7 @@ from node import samples
 from node.clock import ManualClock
 from node.local_federation import LocalFederation
 from node.log import as_envelope
-from node.models import EnvelopeRow, RecordRow
+from node.models import EnvelopeRow, RecordRow, StreamRefusalRow
 
 pytestmark = pytest.mark.slow
 
@@ -217,7 +217,10 @@ def test_a_revoked_nodes_new_envelopes_are_refused_and_its_old_ones_kept(
 def test_signing_key_rotation_old_and_new_envelopes_both_verify(
     fed: LocalFederation, clock: ManualClock
 ) -> None:
+    """Routine rotation: what the hub held before it keeps verifying at a member
+    that pulls it only afterwards (the hub's custody receipt vouches for it)."""
     before = _record_bilateral(fed, clock)
+    fed.sync("KE", "WCO-GLOBAL")  # delivered before the rotation
     clock.advance(600)
     fed.nodes["KE"].app.rotate_signing_key()
     fed.root.update_keys("KE", fed.nodes["KE"].app.signing_keys_for_directory(), clock())
@@ -232,6 +235,25 @@ def test_signing_key_rotation_old_and_new_envelopes_both_verify(
         env_crypto.verify(stored.envelope, vn.trust.keyring())
     keys = {env_crypto.parse_header(vn.reader.get(r).envelope).key_id for r in (before, after)}
     assert len(keys) == 2
+
+
+def test_envelopes_signed_by_a_retired_key_and_held_by_no_one_before_are_refused_for_custody(
+    fed: LocalFederation, clock: ManualClock
+) -> None:
+    """What KE signed with its old key and delivered only after the rotation has
+    no custody from before it: refused (its stream waits, with the reason), so a
+    thief with the old key gains nothing by back-dating."""
+    _record_bilateral(fed, clock)
+    clock.advance(600)
+    fed.nodes["KE"].app.rotate_signing_key()
+    fed.root.update_keys("KE", fed.nodes["KE"].app.signing_keys_for_directory(), clock())
+    fed.publish()
+    result = fed.sync("KE", "WCO-GLOBAL")
+    assert result.refused >= 1
+    with fed.nodes["KE"].app.db.read() as s:
+        waiting = list(s.scalars(select(StreamRefusalRow)))
+    assert [(w.audience, w.code) for w in waiting] == [(BILATERAL, "custody")]
+    assert "no custody receipt" in waiting[0].reason
 
 
 def test_a_member_removed_from_a_region_cannot_open_what_is_sealed_after(

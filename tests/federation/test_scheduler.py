@@ -65,6 +65,7 @@ class FakePeer:
 class _Batch:
     envelopes: list[epb.Envelope] = field(default_factory=list)
     more: bool = False
+    receipts: list[sync_pb2.SignedReceipt] = field(default_factory=list)
 
 
 class NothingToSend:
@@ -79,7 +80,9 @@ class NothingToSend:
 
 
 class NothingToStore:
-    def apply(self, envelopes: Sequence[epb.Envelope], caller: str, now: datetime) -> Any:
+    def apply(
+        self, envelopes: Sequence[epb.Envelope], caller: str, now: datetime, receipts: Sequence[Any] = ()
+    ) -> Any:
         raise AssertionError("nothing is pulled")
 
     def local_vector(self) -> vectors.Vector:

@@ -163,8 +163,12 @@ def test_the_operator_flow_from_root_init_to_revocation(fed: Fed, capsys: pytest
     ]
     assert "active" in ok(capsys, "root", "nodes", "--dir", fed.root)
 
-    # KE rotates its signing key; the root lists both keys in version 2.
-    out = ok(capsys, "keys", "rotate", "--config", fed.config("KE"))
+    # KE rotates its signing key; the root lists both keys in version 2. Its
+    # bilateral key message has reached no peer yet: the CLI says so and waits
+    # for --force (after the rotation, no peer would take it).
+    err = refused(capsys, "keys", "rotate", "--config", fed.config("KE"))
+    assert "bilateral:KE+VN: 1 of 1 envelopes held by no peer yet" in err
+    out = ok(capsys, "keys", "rotate", "--config", fed.config("KE"), "--force")
     assert "gcn root update-keys" in out
     assert "restarted" in out
     keys_file = fed.path("ke", "signing-keys.json")
@@ -350,7 +354,7 @@ def test_a_certificate_for_another_node_is_not_installed(
 
 
 def test_update_keys_refuses_a_list_that_drops_a_key(fed: Fed, capsys: pytest.CaptureFixture[str]) -> None:
-    ok(capsys, "keys", "rotate", "--config", fed.config("KE"))
+    ok(capsys, "keys", "rotate", "--config", fed.config("KE"), "--force")
     keys_file = fed.path("ke", "signing-keys.json")
     keys_file.write_text(json.dumps(json.loads(keys_file.read_text())[1:]))
     err = refused(capsys, "root", "update-keys", str(keys_file), "--dir", fed.root, "--node", "KE")

@@ -157,21 +157,27 @@ class PullResponse(_message.Message):
 
     ENVELOPES_FIELD_NUMBER: _builtins.int
     MORE_FIELD_NUMBER: _builtins.int
+    RECEIPTS_FIELD_NUMBER: _builtins.int
     more: _builtins.bool
     """the caller should pull again"""
     @_builtins.property
     def envelopes(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]:
         """in stream order; urgent kinds (alerts, keys) first"""
 
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedReceipt]:
+        """custody of envelopes signed by keys that have ended"""
+
     def __init__(
         self,
         *,
         envelopes: _abc.Iterable[_envelope_pb2.Envelope] | None = ...,
         more: _builtins.bool = ...,
+        receipts: _abc.Iterable[Global___SignedReceipt] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelopes", b"envelopes", "more", b"more"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelopes", b"envelopes", "more", b"more", "receipts", b"receipts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -182,20 +188,96 @@ class PushRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ENVELOPES_FIELD_NUMBER: _builtins.int
+    RECEIPTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelopes(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]: ...
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedReceipt]:
+        """custody of envelopes signed by keys that have ended"""
+
     def __init__(
         self,
         *,
         envelopes: _abc.Iterable[_envelope_pb2.Envelope] | None = ...,
+        receipts: _abc.Iterable[Global___SignedReceipt] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelopes", b"envelopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelopes", b"envelopes", "receipts", b"receipts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PushRequest: _TypeAlias = PushRequest  # noqa: Y015
+
+@_typing.final
+class CustodyReceipt(_message.Message):
+    """"I held envelope `hash`, seq `seq` of stream (origin, audience), since
+    `held_at`." Signed by the holder, an active node other than the origin. It
+    vouches for that envelope and, through the prev_hash chain, for every
+    earlier one of the stream: an envelope signed by a key that has since ended
+    (retired or revoked) is accepted only with custody from before that end.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLDER_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    HELD_AT_FIELD_NUMBER: _builtins.int
+    holder: _builtins.str
+    origin: _builtins.str
+    audience: _builtins.str
+    seq: _builtins.int
+    hash: _builtins.bytes
+    @_builtins.property
+    def held_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        holder: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        audience: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        hash: _builtins.bytes = ...,
+        held_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["held_at", b"held_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "hash", b"hash", "held_at", b"held_at", "holder", b"holder", "origin", b"origin", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustodyReceipt: _TypeAlias = CustodyReceipt  # noqa: Y015
+
+@_typing.final
+class SignedReceipt(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    receipt: _builtins.bytes
+    """serialized CustodyReceipt, never re-serialized"""
+    key_id: _builtins.str
+    """holder's signing key (an unauthenticated hint)"""
+    signature: _builtins.bytes
+    """Ed25519 over "gcn-custody-v1\\0" || receipt"""
+    def __init__(
+        self,
+        *,
+        receipt: _builtins.bytes = ...,
+        key_id: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "receipt", b"receipt", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignedReceipt: _TypeAlias = SignedReceipt  # noqa: Y015
 
 @_typing.final
 class PushResponse(_message.Message):
