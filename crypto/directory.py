@@ -138,13 +138,16 @@ def find_node(directory: pb.Directory, node_id: str) -> pb.DirectoryNode | None:
 
 
 def _window_end(node: pb.DirectoryNode, key: pb.DirectoryKey) -> datetime | None:
-    """A key's `not_after`, capped at `revoked_at` for a revoked node (a revoked
-    node without `revoked_at` counts as revoked since the epoch)."""
+    """A key's `not_after`, capped for a revoked node at `revoked_at`, or at
+    `compromised_since` when its keys were stolen earlier (a revoked node
+    without `revoked_at` counts as revoked since the epoch)."""
     end = from_timestamp(key.not_after) if key.HasField("not_after") else None
     if node.status != pb.NODE_STATUS_REVOKED:
         return end
-    revoked_at = from_timestamp(node.revoked_at)
-    return revoked_at if end is None else min(end, revoked_at)
+    cut = from_timestamp(node.revoked_at)
+    if node.HasField("compromised_since"):
+        cut = min(cut, from_timestamp(node.compromised_since))
+    return cut if end is None else min(end, cut)
 
 
 def signing_keyring(directory: pb.Directory) -> KeyRing:

@@ -245,11 +245,17 @@ class RootStore:
         node.signing_keys.extend(signing_keys)
         self._save()
 
-    def revoke(self, node_id: str, now: datetime) -> None:
-        """Revoke `node_id` from `now`: envelopes it signs after `now` are refused."""
+    def revoke(self, node_id: str, now: datetime, compromised_since: datetime | None = None) -> None:
+        """Revoke `node_id` from `now`: envelopes it signs after `now` are refused.
+        With `compromised_since` (its keys stolen earlier), everything it signed
+        counts only with custody from before that time."""
+        if compromised_since is not None and compromised_since > now:
+            raise RootError("compromised_since must not be after the revocation")
         node = self._active_node(node_id)
         node.status = pb.NODE_STATUS_REVOKED
         node.revoked_at.CopyFrom(to_timestamp(now))
+        if compromised_since is not None:
+            node.compromised_since.CopyFrom(to_timestamp(compromised_since))
         self._save()
 
     def add_bilateral(self, a: str, b: str) -> None:

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +145,19 @@ def cmd_root_timestamp(a: argparse.Namespace) -> int:
 def cmd_root_revoke(a: argparse.Namespace) -> int:
     store = _store(a)
     now = system_clock()
-    store.revoke(a.node_id, now)
+    since = None
+    if a.compromised_since:
+        try:
+            since = datetime.fromisoformat(a.compromised_since)
+        except ValueError as e:
+            raise CliError(f"--compromised-since: {a.compromised_since!r} is not an ISO 8601 time") from e
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    store.revoke(a.node_id, now, since)
+    cut = since or now
     say(
-        f"{a.node_id} revoked at {now:%Y-%m-%d %H:%M:%S} UTC: what it signed before still verifies, "
-        "nothing after; publish a directory (gcn root publish) to tell the federation"
+        f"{a.node_id} revoked at {now:%Y-%m-%d %H:%M:%S} UTC: what it signed counts only if another node "
+        f"held it before {cut:%Y-%m-%d %H:%M:%S} UTC; "
+        "publish a directory (gcn root publish) to tell the federation"
     )
     return 0
 
@@ -272,6 +282,11 @@ def register(sub: Any) -> None:
 
     p = _add(actions, "revoke", "revoke a node from now", cmd_root_revoke)
     p.add_argument("node_id")
+    p.add_argument(
+        "--compromised-since",
+        help="ISO 8601 time its keys may have been stolen from (default: now); "
+        "what it signed counts only with custody from before then",
+    )
 
     p = _add(actions, "bilateral", "share an audience between two countries", cmd_root_bilateral)
     p.add_argument("a", help="country holding the audience keys (ISO 3166-1 alpha-2)")

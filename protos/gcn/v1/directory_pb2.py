@@ -25,31 +25,31 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gcn/v1/directory.proto\x12\x06gcn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n\x0c\x44irectoryKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12.\n\nnot_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xac\x02\n\rDirectoryNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x11\n\tendpoints\x18\x06 \x03(\t\x12*\n\x0csigning_keys\x18\x07 \x03(\x0b\x32\x14.gcn.v1.DirectoryKey\x12,\n\x0e\x65ncryption_key\x18\x08 \x01(\x0b\x32\x14.gcn.v1.DirectoryKey\x12\"\n\x06status\x18\t \x01(\x0e\x32\x12.gcn.v1.NodeStatus\x12.\n\nrevoked_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tupstreams\x18\x0b \x03(\t\"B\n\x11\x44irectoryAudience\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x0f\n\x07members\x18\x03 \x03(\t\"\xc7\x02\n\tDirectory\x12\x12\n\nfederation\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\troot_keys\x18\x05 \x03(\x0b\x32\x14.gcn.v1.DirectoryKey\x12$\n\x05nodes\x18\x06 \x03(\x0b\x32\x15.gcn.v1.DirectoryNode\x12,\n\taudiences\x18\x07 \x03(\x0b\x32\x19.gcn.v1.DirectoryAudience\x12\x16\n\x0e\x63\x61_certificate\x18\x08 \x01(\x0c\x12!\n\x19timestamp_max_age_seconds\x18\t \x01(\r\"\x82\x01\n\x12\x44irectoryTimestamp\x12\x12\n\nfederation\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x18\n\x10\x64irectory_sha256\x18\x03 \x01(\x0c\x12-\n\tissued_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\x0fSignedTimestamp\x12\x11\n\ttimestamp\x18\x01 \x01(\x0c\x12)\n\nsignatures\x18\x02 \x03(\x0b\x32\x15.gcn.v1.RootSignature\"2\n\rRootSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"{\n\x0fSignedDirectory\x12\x11\n\tdirectory\x18\x01 \x01(\x0c\x12)\n\nsignatures\x18\x02 \x03(\x0b\x32\x15.gcn.v1.RootSignature\x12*\n\ttimestamp\x18\x03 \x01(\x0b\x32\x17.gcn.v1.SignedTimestamp\"\xae\x02\n\x0bJoinRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x11\n\tendpoints\x18\x06 \x03(\t\x12)\n\x0bsigning_key\x18\x07 \x01(\x0b\x32\x14.gcn.v1.DirectoryKey\x12,\n\x0e\x65ncryption_key\x18\x08 \x01(\x0b\x32\x14.gcn.v1.DirectoryKey\x12\x0f\n\x07\x63sr_pem\x18\t \x01(\x0c\x12\x11\n\tupstreams\x18\n \x03(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\x0c \x01(\x0c*Z\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12NODE_STATUS_ACTIVE\x10\x01\x12\x17\n\x13NODE_STATUS_REVOKED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gcn/v1/directory.proto\x12\x06gcn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n\x0c\x44irectoryKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12.\n\nnot_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe3\x02\n\rDirectoryNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x11\n\tendpoints\x18\x06 \x03(\t\x12*\n\x0csigning_keys\x18\x07 \x03(\x0b\x32\x14.gcn.v1.DirectoryKey\x12,\n\x0e\x65ncryption_key\x18\x08 \x01(\x0b\x32\x14.gcn.v1.DirectoryKey\x12\"\n\x06status\x18\t \x01(\x0e\x32\x12.gcn.v1.NodeStatus\x12.\n\nrevoked_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tupstreams\x18\x0b \x03(\t\x12\x35\n\x11\x63ompromised_since\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x11\x44irectoryAudience\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x0f\n\x07members\x18\x03 \x03(\t\"\xc7\x02\n\tDirectory\x12\x12\n\nfederation\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\troot_keys\x18\x05 \x03(\x0b\x32\x14.gcn.v1.DirectoryKey\x12$\n\x05nodes\x18\x06 \x03(\x0b\x32\x15.gcn.v1.DirectoryNode\x12,\n\taudiences\x18\x07 \x03(\x0b\x32\x19.gcn.v1.DirectoryAudience\x12\x16\n\x0e\x63\x61_certificate\x18\x08 \x01(\x0c\x12!\n\x19timestamp_max_age_seconds\x18\t \x01(\r\"\x82\x01\n\x12\x44irectoryTimestamp\x12\x12\n\nfederation\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x18\n\x10\x64irectory_sha256\x18\x03 \x01(\x0c\x12-\n\tissued_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\x0fSignedTimestamp\x12\x11\n\ttimestamp\x18\x01 \x01(\x0c\x12)\n\nsignatures\x18\x02 \x03(\x0b\x32\x15.gcn.v1.RootSignature\"2\n\rRootSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"{\n\x0fSignedDirectory\x12\x11\n\tdirectory\x18\x01 \x01(\x0c\x12)\n\nsignatures\x18\x02 \x03(\x0b\x32\x15.gcn.v1.RootSignature\x12*\n\ttimestamp\x18\x03 \x01(\x0b\x32\x17.gcn.v1.SignedTimestamp\"\xae\x02\n\x0bJoinRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x11\n\tendpoints\x18\x06 \x03(\t\x12)\n\x0bsigning_key\x18\x07 \x01(\x0b\x32\x14.gcn.v1.DirectoryKey\x12,\n\x0e\x65ncryption_key\x18\x08 \x01(\x0b\x32\x14.gcn.v1.DirectoryKey\x12\x0f\n\x07\x63sr_pem\x18\t \x01(\x0c\x12\x11\n\tupstreams\x18\n \x03(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\x0c \x01(\x0c*Z\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12NODE_STATUS_ACTIVE\x10\x01\x12\x17\n\x13NODE_STATUS_REVOKED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gcn.v1.directory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODESTATUS']._serialized_start=1612
-  _globals['_NODESTATUS']._serialized_end=1702
+  _globals['_NODESTATUS']._serialized_start=1667
+  _globals['_NODESTATUS']._serialized_end=1757
   _globals['_DIRECTORYKEY']._serialized_start=68
   _globals['_DIRECTORYKEY']._serialized_end=213
   _globals['_DIRECTORYNODE']._serialized_start=216
-  _globals['_DIRECTORYNODE']._serialized_end=516
-  _globals['_DIRECTORYAUDIENCE']._serialized_start=518
-  _globals['_DIRECTORYAUDIENCE']._serialized_end=584
-  _globals['_DIRECTORY']._serialized_start=587
-  _globals['_DIRECTORY']._serialized_end=914
-  _globals['_DIRECTORYTIMESTAMP']._serialized_start=917
-  _globals['_DIRECTORYTIMESTAMP']._serialized_end=1047
-  _globals['_SIGNEDTIMESTAMP']._serialized_start=1049
-  _globals['_SIGNEDTIMESTAMP']._serialized_end=1128
-  _globals['_ROOTSIGNATURE']._serialized_start=1130
-  _globals['_ROOTSIGNATURE']._serialized_end=1180
-  _globals['_SIGNEDDIRECTORY']._serialized_start=1182
-  _globals['_SIGNEDDIRECTORY']._serialized_end=1305
-  _globals['_JOINREQUEST']._serialized_start=1308
-  _globals['_JOINREQUEST']._serialized_end=1610
+  _globals['_DIRECTORYNODE']._serialized_end=571
+  _globals['_DIRECTORYAUDIENCE']._serialized_start=573
+  _globals['_DIRECTORYAUDIENCE']._serialized_end=639
+  _globals['_DIRECTORY']._serialized_start=642
+  _globals['_DIRECTORY']._serialized_end=969
+  _globals['_DIRECTORYTIMESTAMP']._serialized_start=972
+  _globals['_DIRECTORYTIMESTAMP']._serialized_end=1102
+  _globals['_SIGNEDTIMESTAMP']._serialized_start=1104
+  _globals['_SIGNEDTIMESTAMP']._serialized_end=1183
+  _globals['_ROOTSIGNATURE']._serialized_start=1185
+  _globals['_ROOTSIGNATURE']._serialized_end=1235
+  _globals['_SIGNEDDIRECTORY']._serialized_start=1237
+  _globals['_SIGNEDDIRECTORY']._serialized_end=1360
+  _globals['_JOINREQUEST']._serialized_start=1363
+  _globals['_JOINREQUEST']._serialized_end=1665
 # @@protoc_insertion_point(module_scope)

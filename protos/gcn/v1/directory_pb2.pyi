@@ -88,6 +88,7 @@ class DirectoryNode(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     UPSTREAMS_FIELD_NUMBER: _builtins.int
+    COMPROMISED_SINCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """"KE", "KE-MBA", "RINEX-ESA", "WCO-GLOBAL" """
     name: _builtins.str
@@ -118,6 +119,12 @@ class DirectoryNode(_message.Message):
     def upstreams(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """node ids this node replicates to"""
 
+    @_builtins.property
+    def compromised_since(self) -> _timestamp_pb2.Timestamp:
+        """Revoked because its keys were stolen: from when they may have been misused
+        (<= revoked_at). Its envelopes count only with custody from before this.
+        """
+
     def __init__(
         self,
         *,
@@ -132,10 +139,11 @@ class DirectoryNode(_message.Message):
         status: Global___NodeStatus.ValueType = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
         upstreams: _abc.Iterable[_builtins.str] | None = ...,
+        compromised_since: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["encryption_key", b"encryption_key", "revoked_at", b"revoked_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compromised_since", b"compromised_since", "encryption_key", b"encryption_key", "revoked_at", b"revoked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "encryption_key", b"encryption_key", "endpoints", b"endpoints", "id", b"id", "name", b"name", "region", b"region", "revoked_at", b"revoked_at", "role", b"role", "signing_keys", b"signing_keys", "status", b"status", "upstreams", b"upstreams"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compromised_since", b"compromised_since", "country", b"country", "encryption_key", b"encryption_key", "endpoints", b"endpoints", "id", b"id", "name", b"name", "region", b"region", "revoked_at", b"revoked_at", "role", b"role", "signing_keys", b"signing_keys", "status", b"status", "upstreams", b"upstreams"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
