@@ -44,6 +44,14 @@ def record_alarm(db: Database, kind: str, now: datetime, detail: str, **where: o
         add_alarm(s, kind, now, detail, **where)  # type: ignore[arg-type]
 
 
-def recent_alarms(db: Database, limit: int = 50) -> list[AlarmRow]:
+def recent_alarms(
+    db: Database, limit: int = 50, *, kind: str | None = None, since: datetime | None = None
+) -> list[AlarmRow]:
+    """The newest alarms first, optionally of one kind or from a time on."""
+    stmt = select(AlarmRow)
+    if kind:
+        stmt = stmt.where(AlarmRow.kind == kind)
+    if since is not None:
+        stmt = stmt.where(AlarmRow.created_at >= since)
     with db.read() as s:
-        return list(s.scalars(select(AlarmRow).order_by(AlarmRow.id.desc()).limit(limit)))
+        return list(s.scalars(stmt.order_by(AlarmRow.id.desc()).limit(limit)))

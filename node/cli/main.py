@@ -27,7 +27,7 @@ from federation.errors import FederationError
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
-from node.cli import federation_cmds, forms, hub_cmds, render, root_cmds, sync_cmds
+from node.cli import alarm_cmds, federation_cmds, forms, hub_cmds, render, root_cmds, sync_cmds
 from node.cli.client import CliError, call, connect
 from node.clock import system_clock
 from node.config import FederationSection, load_config
@@ -469,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     root_cmds.register(sub)
     federation_cmds.register(sub)
     sync_cmds.register(sub)
+    alarm_cmds.register(sub)
     hub_cmds.register(sub)
     return parser
 

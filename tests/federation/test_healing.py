@@ -6,6 +6,7 @@ port-less chain: KE, TZ → RINEX-ESA → WCO-GLOBAL."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +21,14 @@ from federation.transport import sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import sync_pb2
 from node import samples
+from node.cli.main import main
 from node.clock import ManualClock
 from node.local_federation import LocalFederation
 from node.log import as_envelope
 from node.models import AlarmRow, EnvelopeRow, QuarantineRow, StreamRow
 from node.replication import Replication
 from node.scrub import Scrubber
+from node.setup import CONFIG_FILE
 
 pytestmark = pytest.mark.slow
 GLOBAL = "global"
@@ -105,7 +108,7 @@ def _fully_delivered(fed: LocalFederation, node: str, origin: str, audience: str
 
 
 def test_a_damaged_envelope_at_the_hub_is_never_sent_and_heals_from_its_origin(
-    fed: LocalFederation, clock: ManualClock
+    fed: LocalFederation, clock: ManualClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _record(fed, "KE", 30, clock)
     _record(fed, "TZ", 10, clock)
@@ -125,6 +128,16 @@ def test_a_damaged_envelope_at_the_hub_is_never_sent_and_heals_from_its_origin(
         [q] = s.scalars(select(QuarantineRow))
     assert (q.origin, q.audience, q.seq, q.found_by) == ("KE", GLOBAL, 10, "send")
     assert [a.kind for a in _alarms(fed, "RINEX-ESA")] == ["corrupt_envelope"]
+    # ... and an operator sees it with `gcn alarms`, naming the stream.
+    config = fed.base / "RINEX-ESA" / CONFIG_FILE
+    assert main(["alarms", "--json", "--config", str(config)]) == 0
+    [shown] = json.loads(capsys.readouterr().out)["alarms"]
+    assert (shown["kind"], shown["origin"], shown["audience"], shown["seq"]) == (
+        "corrupt_envelope",
+        "KE",
+        GLOBAL,
+        10,
+    )
 
     # The origin's next round finds the hub lacking seq 10 and sends it again.
     fed.sync("KE", "RINEX-ESA")

@@ -1,0 +1,85 @@
+"""`gcn alarms`: what the node has flagged for an operator (evidence of
+misbehaviour, refused or damaged envelopes, trouble of the node itself), read
+from the node's own files so it works while the node is stopped."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+
+from node.alarms import recent_alarms
+from node.app import NodeApp
+from node.cli import render
+from node.cli.client import CliError
+from node.cli.federation_cmds import _add, _config
+from node.models import AlarmRow
+
+KINDS = (
+    "equivocation",
+    "broken_chain",
+    "unauthorised_key_message",
+    "refused_by_peer",
+    "refused_from_peer",
+    "corrupt_envelope",
+    "sync_job_missing",
+    "rekey_failed",
+    "directory_stale",
+)
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise CliError(f"--since {value!r} is not an ISO 8601 date or time (e.g. 2026-12-01T08:00Z)") from e
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def alarm_row(a: AlarmRow) -> dict[str, Any]:
+    return {
+        "at": a.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "kind": a.kind,
+        "origin": a.origin,
+        "audience": a.audience,
+        "seq": a.seq,
+        "detail": a.detail,
+    }
+
+
+def cmd_alarms(a: argparse.Namespace) -> int:
+    since = _since(a.since)
+    app = NodeApp.open(_config(a))
+    try:
+        rows = [alarm_row(r) for r in recent_alarms(app.db, a.limit, kind=a.kind, since=since)]
+    finally:
+        app.close()
+    if a.json:
+        json.dump({"alarms": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not rows:
+        render.console.print("no alarms")
+        return 0
+    table = Table(title=f"alarms of {app.config.node.id}, newest first")
+    for col in ("at", "kind", "stream", "seq", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        stream = f"{r['origin']} {r['audience']}".strip()
+        table.add_row(r["at"], r["kind"], stream, str(r["seq"] or ""), r["detail"])
+    render.console.print(table)
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = _add(sub, "alarms", "what the node flagged for an operator, newest first", cmd_alarms)
+    p.add_argument("--kind", choices=KINDS, help="only alarms of this kind")
+    p.add_argument("--since", help="only alarms from this UTC time on (ISO 8601)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--json", action="store_true", help="print {\"alarms\": [...]} instead of a table")
