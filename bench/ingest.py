@@ -392,9 +392,8 @@ def measure_bulk(
 def seizure_envelopes(app: NodeApp) -> int:
     """How many seizure envelopes the node stored (the policy may seal several per record)."""
     with app.db.begin() as s:
-        stmt = (
-            select(func.count()).select_from(EnvelopeRow).where(EnvelopeRow.kind == epb.RECORD_KIND_SEIZURE)
-        )
+        seizures = (epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_SEALED)
+        stmt = select(func.count()).select_from(EnvelopeRow).where(EnvelopeRow.kind.in_(seizures))
         return int(s.scalar(stmt) or 0)
 
 

@@ -12,6 +12,13 @@ An envelope is (header bytes, ciphertext, signature):
 The envelope's identity is `envelope_hash`, a SHA-256 over the three parts with
 length prefixes: it does not depend on protobuf encoding, and it is what the
 stream's `prev_hash` chain links.
+
+Version 2 (what nodes write) keeps out of the clear header what routing does
+not need: its `record_id` is a random UUID of the envelope alone, its `kind`
+only a class (`KEY`, `SEALED`, `SEALED_URGENT`), its `view` unset; the record's
+own id, kind and view travel inside the ciphertext. Version 1 envelopes (the
+record's id, kind and view in clear) are still accepted: stored envelopes are
+immutable and keep verifying.
 """
 
 from __future__ import annotations
@@ -32,7 +39,20 @@ from crypto.keys import SigningKey
 from crypto.signing import KeyRing, PublicSigningKey
 from gcn.v1 import envelope_pb2 as pb
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2
+VERSIONS = frozenset({1, 2})
+# The kinds a header may carry, by version.
+SEALED_KINDS = frozenset({pb.RECORD_KIND_SEALED, pb.RECORD_KIND_SEALED_URGENT})
+_V1_KINDS = frozenset(
+    {
+        pb.RECORD_KIND_SEIZURE,
+        pb.RECORD_KIND_ALERT,
+        pb.RECORD_KIND_RETRACTION,
+        pb.RECORD_KIND_CORRECTION,
+        pb.RECORD_KIND_KEY,
+    }
+)
+_V2_KINDS = SEALED_KINDS | {pb.RECORD_KIND_KEY}
 NONCE_BYTES = 12
 HASH_BYTES = 32
 # Bounds of what a header may hold, checked when it is parsed, so no field can
@@ -88,8 +108,10 @@ def seal(
     audience_key: bytes | None,
 ) -> VerifiedEnvelope:
     """Encrypt `body` under `audience_key` (None only for key messages, epoch 0)
-    and sign. The header's `key_id` and `version` are filled here."""
-    header.version = ENVELOPE_VERSION
+    and sign. The header's `key_id` and `version` are filled here: version 2
+    when its kind is a class (`KEY`, `SEALED*`), else the old version 1 (a
+    record's own kind in clear; still accepted, written only by tests)."""
+    header.version = ENVELOPE_VERSION if header.kind in _V2_KINDS else 1
     header.key_id = signer.key_id
     header_bytes = header.SerializeToString(deterministic=True)
     if header.kind == pb.RECORD_KIND_KEY:
@@ -130,8 +152,8 @@ def parse_header(envelope: pb.Envelope) -> pb.EnvelopeHeader:
     except DecodeError as e:
         raise MalformedEnvelopeError(f"envelope header does not parse: {e}") from e
     problems = []
-    if header.version != ENVELOPE_VERSION:
-        problems.append(f"version {header.version} is not {ENVELOPE_VERSION}")
+    if header.version not in VERSIONS:
+        problems.append(f"version {header.version} is not one of {sorted(VERSIONS)}")
     for name in ("record_id", "origin", "audience", "key_id"):
         if not getattr(header, name):
             problems.append(f"{name} is empty")
@@ -144,8 +166,11 @@ def parse_header(envelope: pb.Envelope) -> pb.EnvelopeHeader:
         problems.append("the first envelope of a stream has no prev_hash")
     if header.seq > 1 and len(header.prev_hash) != HASH_BYTES:
         problems.append(f"prev_hash must be {HASH_BYTES} bytes")
-    if header.kind not in pb.RecordKind.values() or header.kind == pb.RECORD_KIND_UNSPECIFIED:
-        problems.append(f"kind {header.kind} is not a known record kind")
+    kinds = _V2_KINDS if header.version == 2 else _V1_KINDS
+    if header.kind not in kinds:
+        problems.append(f"kind {header.kind} is not a header kind of version {header.version}")
+    if header.version == 2 and header.view != pb.VIEW_UNSPECIFIED:
+        problems.append("a version 2 header carries no view (it travels inside the ciphertext)")
     if (header.kind == pb.RECORD_KIND_KEY) != (header.epoch == 0):
         problems.append("epoch 0 is for key messages only")
     if not header.HasField("created_at"):
@@ -219,6 +244,21 @@ def damage(envelope: pb.Envelope, stored_hash: bytes, keyring: KeyRing | None = 
     except (MalformedEnvelopeError, SignatureError) as e:
         return str(e)
     return None
+
+
+URGENT_KINDS = frozenset({pb.RECORD_KIND_ALERT, pb.RECORD_KIND_RETRACTION, pb.RECORD_KIND_CORRECTION})
+
+
+def header_kind(kind: pb.RecordKind.ValueType) -> pb.RecordKind.ValueType:
+    """What a version 2 header says of a record of `kind`: only its class."""
+    if kind == pb.RECORD_KIND_KEY:
+        return kind
+    return pb.RECORD_KIND_SEALED_URGENT if kind in URGENT_KINDS else pb.RECORD_KIND_SEALED
+
+
+def is_sealed(header: pb.EnvelopeHeader) -> bool:
+    """Does the record's id, kind and view travel inside the ciphertext (version 2)?"""
+    return header.kind in SEALED_KINDS
 
 
 def open_body(envelope: pb.Envelope, header: pb.EnvelopeHeader, audience_key: bytes) -> bytes:

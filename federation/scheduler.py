@@ -513,6 +513,7 @@ class SyncScheduler:
                 self._alarm("sync_job_missing", peer_id, "the sync job of this peer was missing: re-created")
                 with self._lock:
                     slot.due = self._mono()
+                    slot.again = True  # a running round goes once more; else the new job fires now
                 self._add_job(peer_id, slot.due)
                 repaired.append(peer_id)
                 continue

@@ -9,6 +9,7 @@ own records and those it receives, so search behaves the same for both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,6 +17,7 @@ from datetime import date, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from crypto import envelope as env_crypto
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
@@ -161,14 +163,46 @@ def _tlp(body: rec.RecordBody) -> int:
     return rec.TLP_UNSPECIFIED
 
 
+_KIND_OF_BODY = {
+    "seizure": epb.RECORD_KIND_SEIZURE,
+    "alert": epb.RECORD_KIND_ALERT,
+    "retraction": epb.RECORD_KIND_RETRACTION,
+    "correction": epb.RECORD_KIND_CORRECTION,
+}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def record_header(header: epb.EnvelopeHeader, body: rec.RecordBody) -> epb.EnvelopeHeader:
+    """The header as the record sees it: a version 1 header as it is; for
+    version 2, the wire header with the record's id, kind and view taken from
+    inside the ciphertext. Raises ValueError when a version 2 body lacks them
+    (the origin sealed something no node can index)."""
+    if not env_crypto.is_sealed(header):
+        return header
+    which = body.WhichOneof("body")
+    if which is None or not _UUID.fullmatch(body.record_id) or body.view == epb.VIEW_UNSPECIFIED:
+        raise ValueError("the sealed body lacks its record id, kind or view")
+    out = epb.EnvelopeHeader()
+    out.CopyFrom(header)
+    out.record_id, out.kind, out.view = body.record_id, _KIND_OF_BODY[which], body.view
+    return out
+
+
 @dataclass(frozen=True)
 class Opened:
-    """A record envelope in the log, opened: what `index_records` indexes."""
+    """A record envelope in the log, opened: what `index_records` indexes.
+    `header` is the record's view of it (`record_header`)."""
 
     envelope_id: int
     header: epb.EnvelopeHeader
     body: rec.RecordBody
     created_at: datetime
+
+    @classmethod
+    def of(
+        cls, envelope_id: int, wire: epb.EnvelopeHeader, body: rec.RecordBody, created_at: datetime
+    ) -> Opened:
+        return cls(envelope_id, record_header(wire, body), body, created_at)
 
 
 def index_records(session: Session, opened: list[Opened], *, fresh: bool = False) -> None:

@@ -8,6 +8,7 @@ uses; only the orchestration (who calls whom, when) lives here.
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,11 +30,24 @@ from node.joining import install_certificate, prepare_join
 from node.setup import CONFIG_FILE, init_node
 from node.sync_servicer import SyncServicer
 
+# Ports are handed out below the kernel's ephemeral range (32768-60999 by
+# default): a port picked here and bound a moment later is then never taken
+# meanwhile by an outgoing connection's source port, only (rarely) by another
+# test process picking the same random port.
+_PORTS = range(20000, 32000)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, for a server that binds it later."""
+    for _ in range(200):
+        port = random.choice(_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on {host} in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 @dataclass

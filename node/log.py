@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,16 +136,17 @@ class EnvelopeLog:
         created_at = _timestamp(now)
         for item in items:
             seq, prev = heads.get(item.audience, (0, b""))
+            # Version 2: the header names this envelope alone and only the
+            # record's class; its id, kind and view are inside `body`.
             header = epb.EnvelopeHeader(
-                record_id=item.record_id,
+                record_id=str(uuid.uuid4()),
                 origin=self.node_id,
                 audience=item.audience,
                 seq=seq + 1,
                 prev_hash=prev,
                 epoch=item.epoch,
-                kind=item.kind,
+                kind=env_crypto.header_kind(item.kind),
                 created_at=created_at,
-                view=item.view,
             )
             verified = env_crypto.seal(header, item.body, self.signer, item.audience_key)
             heads[item.audience] = (header.seq, verified.hash)
@@ -208,14 +210,6 @@ class EnvelopeLog:
 
     def get(self, session: Session, envelope_id: int) -> EnvelopeRow | None:
         return session.get(EnvelopeRow, envelope_id)
-
-    def envelopes_of_record(self, session: Session, origin: str, record_id: str) -> list[EnvelopeRow]:
-        stmt = (
-            select(EnvelopeRow)
-            .where(EnvelopeRow.origin == origin, EnvelopeRow.record_id == record_id)
-            .order_by(EnvelopeRow.id)
-        )
-        return list(session.scalars(stmt))
 
     def key_envelopes(self, session: Session) -> list[EnvelopeRow]:
         stmt = select(EnvelopeRow).where(EnvelopeRow.kind == epb.RECORD_KIND_KEY).order_by(EnvelopeRow.id)

@@ -439,6 +439,7 @@ class Receiver:
                 continue
             try:
                 body = rec.RecordBody.FromString(env_crypto.open_body(v.envelope, v.header, key))
+                item = Opened.of(envelope_id, v.header, body, env_crypto.header_created_at(v.header))
             except (CryptoError, ValueError) as e:
                 log.warning(
                     "envelope does not open",
@@ -448,7 +449,7 @@ class Receiver:
                     reason=str(e),
                 )
                 continue
-            opened.append(Opened(envelope_id, v.header, body, env_crypto.header_created_at(v.header)))
+            opened.append(item)
         index_records(s, opened)
         return len(opened)
 

@@ -227,6 +227,8 @@ class RecordService:
             p.body.recorded_at.CopyFrom(recorded_at)
             for share in self._keyed(p):
                 body = self._project(p.body, share)
+                # Inside the ciphertext, not in the clear header (envelope version 2).
+                body.record_id, body.view = p.record_id, share.view
                 epoch, key = self._current_key(share.audience)
                 items.append(
                     OwnEnvelope(
@@ -241,16 +243,16 @@ class RecordService:
             index_records(
                 s,
                 [
-                    Opened(a.envelope_id, a.verified.header, b, now)
+                    Opened.of(a.envelope_id, a.verified.header, b, now)
                     for a, b in zip(appended, bodies, strict=True)
                 ],
                 fresh=True,
             )
         refs: dict[str, list[npb.EnvelopeRef]] = {}
-        for a in appended:
+        for a, item in zip(appended, items, strict=True):
             h = a.verified.header
-            refs.setdefault(h.record_id, []).append(
-                npb.EnvelopeRef(audience=h.audience, view=h.view, seq=h.seq, envelope_hash=a.verified.hash)
+            refs.setdefault(item.record_id, []).append(
+                npb.EnvelopeRef(audience=h.audience, view=item.view, seq=h.seq, envelope_hash=a.verified.hash)
             )
         notify(self.on_commit)
         return [Recorded(p.record_id, p.kind, now, refs.get(p.record_id, []), p.co2e) for p in pending]

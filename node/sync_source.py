@@ -35,7 +35,15 @@ DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 # always fits a message (16 MiB) and is read from the database in pieces.
 MAX_ENVELOPES = 5000
 MAX_BYTES = 8 * 1024 * 1024
-_URGENT = (epb.RECORD_KIND_KEY, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_RETRACTION, epb.RECORD_KIND_CORRECTION)
+# Sent first: key messages and urgent records (version 2 header class, or a
+# version 1 header's own kind).
+_URGENT = (
+    epb.RECORD_KIND_KEY,
+    epb.RECORD_KIND_SEALED_URGENT,
+    epb.RECORD_KIND_ALERT,
+    epb.RECORD_KIND_RETRACTION,
+    epb.RECORD_KIND_CORRECTION,
+)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, database=None)
 
 
 def seizure_header(**fields: object) -> pb.EnvelopeHeader:
-    """The 42nd envelope of KE's region:ESA stream, sealed under epoch 3."""
+    """The 42nd envelope of KE's region:ESA stream, sealed under epoch 3 (version 2:
+    the record's kind and view are inside the ciphertext)."""
     header = pb.EnvelopeHeader(
         record_id=RECORD_ID,
         origin="KE",
@@ -76,8 +77,7 @@ def seizure_header(**fields: object) -> pb.EnvelopeHeader:
         seq=42,
         prev_hash=PREV_HASH,
         epoch=3,
-        kind=pb.RECORD_KIND_SEIZURE,
-        view=pb.VIEW_FULL,
+        kind=pb.RECORD_KIND_SEALED,
     )
     header.created_at.FromDatetime(NOW)
     for name, value in fields.items():
@@ -135,6 +135,20 @@ def test_seal_verify_open_round_trip() -> None:
     assert (checked.header.version, checked.header.key_id) == (ENVELOPE_VERSION, KE.key_id)
     assert (checked.signer.node_id, checked.signer.key_id) == ("KE", KE.key_id)
     assert BODY not in wire.SerializeToString()
+
+
+def test_a_version_1_envelope_still_verifies_and_opens() -> None:
+    """Stored envelopes are immutable: those written before version 2 (the
+    record's id, kind and view in clear) keep verifying."""
+    v = seal(seizure_header(kind=pb.RECORD_KIND_SEIZURE, view=pb.VIEW_FULL), BODY, KE, ESA_KEY)
+    checked = verify(pb.Envelope.FromString(v.envelope.SerializeToString()), RING)
+
+    assert (checked.header.version, checked.header.kind, checked.header.view) == (
+        1,
+        pb.RECORD_KIND_SEIZURE,
+        pb.VIEW_FULL,
+    )
+    assert open_body(v.envelope, checked.header, ESA_KEY) == BODY
 
 
 def test_each_seal_uses_a_fresh_nonce() -> None:
@@ -196,9 +210,9 @@ def _reorder_header(v: VerifiedEnvelope) -> pb.Envelope:
     """The same header fields, serialized in another order: a relay that
     re-serializes instead of forwarding bytes breaks the signature."""
     header = pb.EnvelopeHeader.FromString(v.envelope.header)
-    view = pb.EnvelopeHeader(view=header.view).SerializeToString()
-    header.ClearField("view")
-    return copy(v.envelope, header=view + header.SerializeToString())
+    kind = pb.EnvelopeHeader(kind=header.kind).SerializeToString()
+    header.ClearField("kind")
+    return copy(v.envelope, header=kind + header.SerializeToString())
 
 
 def _claim_tz_and_its_key(header: pb.EnvelopeHeader) -> None:
@@ -289,10 +303,28 @@ TAMPERED: list[object] = [
         id="key-id-missing",
     ),
     pytest.param(
-        lambda v: signed_as(lambda h: setattr(h, "version", 2)),
+        lambda v: signed_as(lambda h: setattr(h, "version", 3)),
         MalformedEnvelopeError,
-        "version 2 is not 1",
+        "version 3 is not one of [1, 2]",
         id="future-version",
+    ),
+    pytest.param(
+        lambda v: signed_as(lambda h: setattr(h, "kind", pb.RECORD_KIND_ALERT)),
+        MalformedEnvelopeError,
+        "kind 2 is not a header kind of version 2",
+        id="v2-header-naming-the-records-kind",
+    ),
+    pytest.param(
+        lambda v: signed_as(lambda h: setattr(h, "view", pb.VIEW_FULL)),
+        MalformedEnvelopeError,
+        "a version 2 header carries no view",
+        id="v2-header-naming-the-view",
+    ),
+    pytest.param(
+        lambda v: signed_as(lambda h: h.MergeFrom(pb.EnvelopeHeader(version=1, view=pb.VIEW_FULL))),
+        MalformedEnvelopeError,
+        "kind 6 is not a header kind of version 1",
+        id="v1-header-with-a-class",
     ),
     pytest.param(
         lambda v: signed_as(lambda h: setattr(h, "seq", 0)),
@@ -321,13 +353,13 @@ TAMPERED: list[object] = [
     pytest.param(
         lambda v: signed_as(lambda h: setattr(h, "kind", 99)),
         MalformedEnvelopeError,
-        "kind 99 is not a known record kind",
+        "kind 99 is not a header kind of version 2",
         id="kind-unknown",
     ),
     pytest.param(
         lambda v: signed_as(lambda h: setattr(h, "kind", pb.RECORD_KIND_UNSPECIFIED)),
         MalformedEnvelopeError,
-        "kind 0 is not a known record kind",
+        "kind 0 is not a header kind of version 2",
         id="kind-unspecified",
     ),
     pytest.param(
@@ -488,9 +520,12 @@ def headers(draw: st.DrawFn) -> pb.EnvelopeHeader:
         seq=seq,
         prev_hash=draw(st.binary(min_size=32, max_size=32)) if seq > 1 else b"",
         epoch=draw(st.integers(min_value=1, max_value=2**31 - 1)),
-        kind=draw(st.sampled_from(RECORD_KINDS)),
-        view=draw(st.sampled_from([pb.VIEW_FULL, pb.VIEW_REDACTED, pb.VIEW_STATISTICAL])),
     )
+    if draw(st.booleans()):  # version 1: the record's kind and view in clear
+        header.kind = draw(st.sampled_from(RECORD_KINDS))
+        header.view = draw(st.sampled_from([pb.VIEW_FULL, pb.VIEW_REDACTED, pb.VIEW_STATISTICAL]))
+    else:  # version 2: a class only
+        header.kind = draw(st.sampled_from([pb.RECORD_KIND_SEALED, pb.RECORD_KIND_SEALED_URGENT]))
     header.created_at.FromDatetime(NOW)
     return header
 

@@ -8,7 +8,7 @@ KE, TZ, VN national nodes; KE-MBA, a port of KE; WCO-GLOBAL, their hub."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -77,6 +77,36 @@ def _write_own(app: NodeApp, item: OwnEnvelope, now: datetime) -> epb.Envelope:
     with app.envelope_log.writing_own(), app.db.begin() as s:
         [appended] = app.envelope_log.append_own(s, [item], now)
     return appended.verified.envelope
+
+
+def _write_own_header(
+    app: NodeApp, audience: str, edit: Callable[[epb.EnvelopeHeader], object], body: bytes, now: datetime
+) -> epb.Envelope:
+    """A hostile node's own code writing a header of its choosing as the next
+    envelope of its stream to `audience`, sealed and signed for real."""
+    epoch, key = app.audience_keys.current(audience) or (0, None)
+    log_ = app.envelope_log
+    with log_.writing_own(), app.db.begin() as s:
+        head = log_.head(s, log_.node_id, audience)
+        seq, prev = (head.head_seq, head.head_hash) if head else (0, b"")
+        header = epb.EnvelopeHeader(
+            record_id=str(uuid.uuid4()),
+            origin=log_.node_id,
+            audience=audience,
+            seq=seq + 1,
+            prev_hash=prev,
+            epoch=epoch,
+            kind=epb.RECORD_KIND_SEALED,
+        )
+        header.created_at.FromDatetime(now)
+        edit(header)
+        v = env_crypto.seal(header, body, log_.signer, key)
+        log_.store_many(s, [v], now)
+        if head is None:
+            head = StreamRow(origin=log_.node_id, audience=audience)
+            s.add(head)
+        head.head_seq, head.head_hash, head.updated_at = header.seq, v.hash, now
+    return v.envelope
 
 
 def _key_message(audience: str, epoch: int, members: dict[str, aud.MemberKey]) -> bytes:
@@ -191,21 +221,9 @@ def test_a_40_character_record_id_is_refused_at_the_first_hop_and_the_uplink_kee
     fed: LocalFederation, clock: ManualClock
 ) -> None:
     port, ke, hub = _app(fed, "KE-MBA"), _app(fed, "KE"), _app(fed, "WCO-GLOBAL")
-    key = port.audience_keys.current("global")
-    assert key is not None
     body = samples.ivory_seizure(clock().date()).SerializeToString()
-    long_id = _write_own(
-        port,
-        OwnEnvelope(
-            "global",
-            epb.RECORD_KIND_SEIZURE,
-            epb.VIEW_STATISTICAL,
-            str(uuid.uuid4()) + "-abc",
-            body,
-            key[0],
-            key[1],
-        ),
-        clock(),
+    long_id = _write_own_header(
+        port, "global", lambda h: setattr(h, "record_id", str(uuid.uuid4()) + "-abc"), body, clock()
     )
     reply = _push(fed, "KE-MBA", "KE", [long_id])
     assert [r.code for r in reply.refused] == ["malformed"] and "record_id" in reply.refused[0].reason

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,7 @@ from node.clock import ManualClock
 from node.local_federation import LocalFederation
 from node.log import as_envelope
 from node.models import EnvelopeRow, RecordRow, StreamRefusalRow
+from tests.federation.holdings import envelopes_of_record
 
 pytestmark = pytest.mark.slow
 
@@ -61,9 +63,8 @@ def _record_bilateral(fed: LocalFederation, clock: ManualClock) -> str:
     return ke.records.record_seizure(samples.ivory_seizure(clock().date())).record_id
 
 
-def _envelopes(fed: LocalFederation, node: str, record_id: str) -> list[EnvelopeRow]:
-    with fed.nodes[node].app.db.begin() as s:
-        return list(s.scalars(select(EnvelopeRow).where(EnvelopeRow.record_id == record_id)))
+def _envelopes(fed: LocalFederation, node: str, record_id: str, origin: str = "KE") -> list[EnvelopeRow]:
+    return envelopes_of_record(fed.nodes[origin].app, fed.nodes[node].app, record_id)
 
 
 def _count(fed: LocalFederation, node: str) -> int:
@@ -193,6 +194,42 @@ def test_a_node_may_not_relay_another_nodes_envelopes(fed: LocalFederation, cloc
     assert reply.stored == 0 and len(reply.refused) == len(stream)
     assert {r.code for r in reply.refused} == {"not_permitted"}
     assert "TZ may not relay envelopes of KE" in reply.refused[0].reason
+
+
+def test_a_relay_cannot_pair_the_views_of_one_record_nor_tell_their_kind_or_view(
+    fed: LocalFederation, clock: ManualClock
+) -> None:
+    """Issue 9, "what a relay learns": the hub relays KE's bilateral FULL view
+    (which it cannot read) and holds the global STATISTICAL one (which it can);
+    nothing in the two headers links them, and neither says seizure or FULL."""
+    ke = fed.nodes["KE"].app
+    ke.records.policy = FixedPolicy(  # type: ignore[assignment]
+        [Share(BILATERAL, epb.VIEW_FULL), Share("global", epb.VIEW_STATISTICAL)]
+    )
+    fed.sync_all(rounds=2)
+    seizure = ke.records.record_seizure(samples.ivory_seizure(clock().date()))
+    alert = ke.records.record_alert(samples.vessel_alert(clock().date() + timedelta(days=30)))
+    fed.sync("KE", "WCO-GLOBAL")
+
+    held = _envelopes(fed, "WCO-GLOBAL", seizure.record_id)
+    headers = [env_crypto.parse_header(as_envelope(row)) for row in held]
+    assert sorted(h.audience for h in headers) == [BILATERAL, "global"]
+    ids = {h.record_id for h in headers}
+    assert len(ids) == 2 and seizure.record_id not in ids
+    assert {(h.version, h.kind, h.view) for h in headers} == {
+        (2, epb.RECORD_KIND_SEALED, epb.VIEW_UNSPECIFIED)
+    }
+    alert_headers = [
+        env_crypto.parse_header(as_envelope(r)) for r in _envelopes(fed, "WCO-GLOBAL", alert.record_id)
+    ]
+    assert [h.kind for h in alert_headers] == [epb.RECORD_KIND_SEALED_URGENT] * 2  # sent first, still unnamed
+    # Readers still see one record under its own id, kind and view.
+    hub_view = fed.nodes["WCO-GLOBAL"].app.reader.get(seizure.record_id)
+    assert (hub_view.kind, hub_view.view) == (epb.RECORD_KIND_SEIZURE, epb.VIEW_STATISTICAL)
+    assert fed.nodes["WCO-GLOBAL"].app.reader.get(alert.record_id).kind == epb.RECORD_KIND_ALERT
+    fed.sync("VN", "WCO-GLOBAL")
+    vn_view = fed.nodes["VN"].app.reader.get(seizure.record_id)
+    assert (vn_view.record_id, vn_view.view) == (seizure.record_id, epb.VIEW_FULL)
 
 
 def test_a_revoked_nodes_new_envelopes_are_refused_and_its_old_ones_kept(

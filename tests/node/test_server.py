@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from crypto import envelope as env_crypto
 from crypto.signing import KeyRing, PublicSigningKey
+from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from gcn.v1 import records_pb2 as rec
@@ -88,8 +89,12 @@ def test_a_seizure_recorded_over_grpc_reads_back_with_every_field_and_verifies(
         ]
     )
     verified = env_crypto.verify(got.envelope, ring)
-    assert verified.header.record_id == reply.record_id
     assert verified.hash == reply.envelopes[0].envelope_hash
+    # What a relay sees names neither the record nor its kind nor its view (envelope version 2).
+    assert verified.header.version == 2
+    assert verified.header.record_id != reply.record_id
+    assert (verified.header.kind, verified.header.view) == (epb.RECORD_KIND_SEALED, epb.VIEW_UNSPECIFIED)
+    assert (got.record_id, got.kind, got.view) == (reply.record_id, epb.RECORD_KIND_SEIZURE, epb.VIEW_FULL)
 
 
 Mutator = Callable[[Any], None]

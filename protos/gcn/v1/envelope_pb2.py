@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gcn/v1/envelope.proto\x12\x06gcn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x0e\x45nvelopeHeader\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x0e\n\x06origin\x18\x03 \x01(\t\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x11\n\tprev_hash\x18\x06 \x01(\x0c\x12\r\n\x05\x65poch\x18\x07 \x01(\r\x12 \n\x04kind\x18\x08 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\n \x01(\t\x12\x1a\n\x04view\x18\x0b \x01(\x0e\x32\x0c.gcn.v1.View\"A\n\x08\x45nvelope\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"H\n\x07KeyWrap\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x19\n\x11\x65ncryption_key_id\x18\x02 \x01(\t\x12\x12\n\nsealed_key\x18\x03 \x01(\x0c\"}\n\nKeyMessage\x12\x10\n\x08\x61udience\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x1e\n\x05wraps\x18\x03 \x03(\x0b\x32\x0f.gcn.v1.KeyWrap\x12.\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa6\x01\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13RECORD_KIND_SEIZURE\x10\x01\x12\x15\n\x11RECORD_KIND_ALERT\x10\x02\x12\x1a\n\x16RECORD_KIND_RETRACTION\x10\x03\x12\x1a\n\x16RECORD_KIND_CORRECTION\x10\x04\x12\x13\n\x0fRECORD_KIND_KEY\x10\x05*T\n\x04View\x12\x14\n\x10VIEW_UNSPECIFIED\x10\x00\x12\r\n\tVIEW_FULL\x10\x01\x12\x11\n\rVIEW_REDACTED\x10\x02\x12\x14\n\x10VIEW_STATISTICAL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gcn/v1/envelope.proto\x12\x06gcn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x0e\x45nvelopeHeader\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x0e\n\x06origin\x18\x03 \x01(\t\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x11\n\tprev_hash\x18\x06 \x01(\x0c\x12\r\n\x05\x65poch\x18\x07 \x01(\r\x12 \n\x04kind\x18\x08 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\n \x01(\t\x12\x1a\n\x04view\x18\x0b \x01(\x0e\x32\x0c.gcn.v1.View\"A\n\x08\x45nvelope\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"H\n\x07KeyWrap\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x19\n\x11\x65ncryption_key_id\x18\x02 \x01(\t\x12\x12\n\nsealed_key\x18\x03 \x01(\x0c\"}\n\nKeyMessage\x12\x10\n\x08\x61udience\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x1e\n\x05wraps\x18\x03 \x03(\x0b\x32\x0f.gcn.v1.KeyWrap\x12.\n\nnot_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xdd\x01\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13RECORD_KIND_SEIZURE\x10\x01\x12\x15\n\x11RECORD_KIND_ALERT\x10\x02\x12\x1a\n\x16RECORD_KIND_RETRACTION\x10\x03\x12\x1a\n\x16RECORD_KIND_CORRECTION\x10\x04\x12\x13\n\x0fRECORD_KIND_KEY\x10\x05\x12\x16\n\x12RECORD_KIND_SEALED\x10\x06\x12\x1d\n\x19RECORD_KIND_SEALED_URGENT\x10\x07*T\n\x04View\x12\x14\n\x10VIEW_UNSPECIFIED\x10\x00\x12\r\n\tVIEW_FULL\x10\x01\x12\x11\n\rVIEW_REDACTED\x10\x02\x12\x14\n\x10VIEW_STATISTICAL\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gcn.v1.envelope_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECORDKIND']._serialized_start=597
-  _globals['_RECORDKIND']._serialized_end=763
-  _globals['_VIEW']._serialized_start=765
-  _globals['_VIEW']._serialized_end=849
+  _globals['_RECORDKIND']._serialized_end=818
+  _globals['_VIEW']._serialized_start=820
+  _globals['_VIEW']._serialized_end=904
   _globals['_ENVELOPEHEADER']._serialized_start=67
   _globals['_ENVELOPEHEADER']._serialized_end=326
   _globals['_ENVELOPE']._serialized_start=328

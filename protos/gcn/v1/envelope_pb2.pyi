@@ -41,6 +41,13 @@ class _RecordKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordKind
     """An audience epoch key wrapped for each member (body: KeyMessage, not
     encrypted under an audience key; each wrap is sealed to one member).
     """
+    RECORD_KIND_SEALED: _RecordKind.ValueType  # 6
+    """Envelope version 2 headers carry only a class, so a relay that cannot read
+    the record does not learn its kind: a record whose kind travels inside the
+    ciphertext, routine (a seizure) or urgent (an alert, retraction or
+    correction: sent first). Never a record's own kind.
+    """
+    RECORD_KIND_SEALED_URGENT: _RecordKind.ValueType  # 7
 
 class RecordKind(_RecordKind, metaclass=_RecordKindEnumTypeWrapper): ...
 
@@ -53,6 +60,13 @@ RECORD_KIND_KEY: RecordKind.ValueType  # 5
 """An audience epoch key wrapped for each member (body: KeyMessage, not
 encrypted under an audience key; each wrap is sealed to one member).
 """
+RECORD_KIND_SEALED: RecordKind.ValueType  # 6
+"""Envelope version 2 headers carry only a class, so a relay that cannot read
+the record does not learn its kind: a record whose kind travels inside the
+ciphertext, routine (a seizure) or urgent (an alert, retraction or
+correction: sent first). Never a record's own kind.
+"""
+RECORD_KIND_SEALED_URGENT: RecordKind.ValueType  # 7
 Global___RecordKind: _TypeAlias = RecordKind  # noqa: Y015
 
 class _View:
@@ -94,9 +108,14 @@ class EnvelopeHeader(_message.Message):
     KEY_ID_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
     version: _builtins.int
-    """envelope format version, currently 1"""
+    """Envelope format version: 2 (what nodes write), or 1 (still accepted). In
+    version 2 a relay sees no record id, kind or view: `record_id` is a random
+    UUID of this envelope alone (two views of one record share nothing), `kind`
+    is KEY, SEALED or SEALED_URGENT, `view` is unset, and the record's id, kind
+    and view travel inside the ciphertext (RecordBody.record_id, its oneof, view).
+    """
     record_id: _builtins.str
-    """UUID of the record (same for every view)"""
+    """v2: this envelope's random UUID; v1: the record's UUID (same for every view)"""
     origin: _builtins.str
     """node id of the origin, e.g. "KE" or "KE-MBA" """
     audience: _builtins.str
@@ -111,6 +130,7 @@ class EnvelopeHeader(_message.Message):
     key_id: _builtins.str
     """origin's signing key id (an unauthenticated hint)"""
     view: Global___View.ValueType
+    """v1 only"""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(

@@ -22,68 +22,69 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from gcn.v1 import envelope_pb2 as gcn_dot_v1_dot_envelope__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14gcn/v1/records.proto\x12\x06gcn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x05Money\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"5\n\x08Quantity\x12\r\n\x05value\x18\x01 \x01(\x01\x12\x1a\n\x04unit\x18\x02 \x01(\x0e\x32\x0c.gcn.v1.Unit\"B\n\x05Place\x12\x13\n\x0bport_locode\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xa2\x02\n\tGoodsItem\x12$\n\tcommodity\x18\x01 \x01(\x0e\x32\x11.gcn.v1.Commodity\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0f\n\x07hs_code\x18\x03 \x01(\t\x12\x0f\n\x07species\x18\x04 \x01(\t\x12-\n\x0e\x63ites_appendix\x18\x05 \x01(\x0e\x32\x15.gcn.v1.CitesAppendix\x12\x15\n\rods_substance\x18\x06 \x01(\t\x12\x12\n\nbasel_code\x18\x07 \x01(\t\x12\"\n\x08quantity\x18\x08 \x01(\x0b\x32\x10.gcn.v1.Quantity\x12%\n\x0e\x64\x65\x63lared_value\x18\t \x01(\x0b\x32\r.gcn.v1.Money\x12\x13\n\x0b\x63o2e_tonnes\x18\n \x01(\x01\"\xa3\x01\n\nConveyance\x12#\n\x04mode\x18\x01 \x01(\x0e\x32\x15.gcn.v1.TransportMode\x12\x12\n\nvessel_imo\x18\x02 \x01(\t\x12\x13\n\x0bvessel_name\x18\x03 \x01(\t\x12\x0e\n\x06\x66light\x18\x04 \x01(\t\x12\x1c\n\x14vehicle_registration\x18\x05 \x01(\t\x12\x19\n\x11\x63ontainer_numbers\x18\x06 \x03(\t\"c\n\x06Permit\x12 \n\x04type\x18\x01 \x01(\x0e\x32\x12.gcn.v1.PermitType\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x17\n\x0fissuing_country\x18\x03 \x01(\t\x12\x0e\n\x06\x66orged\x18\x04 \x01(\x08\"Y\n\tDocuments\x12\x16\n\x0e\x62ill_of_lading\x18\x01 \x01(\t\x12\x13\n\x0b\x61ir_waybill\x18\x02 \x01(\t\x12\x1f\n\x07permits\x18\x03 \x03(\x0b\x32\x0e.gcn.v1.Permit\"o\n\x05Route\x12\x16\n\x0eorigin_country\x18\x01 \x01(\t\x12\x16\n\x0e\x65xport_country\x18\x02 \x01(\t\x12\x19\n\x11transit_countries\x18\x03 \x03(\t\x12\x1b\n\x13\x64\x65stination_country\x18\x04 \x01(\t\"\x93\x01\n\x05Party\x12\x1f\n\x04kind\x18\x01 \x01(\x0e\x32\x11.gcn.v1.PartyKind\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.gcn.v1.PartyRole\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x12\n\nidentifier\x18\x05 \x01(\t\x12\x15\n\rpersonal_data\x18\x06 \x01(\x08\"\x9b\x03\n\x07Seizure\x12\x15\n\rincident_date\x18\x01 \x01(\t\x12\x1c\n\x05place\x18\x02 \x01(\x0b\x32\r.gcn.v1.Place\x12$\n\tdirection\x18\x03 \x01(\x0e\x32\x11.gcn.v1.Direction\x12\x31\n\x10\x64\x65tection_method\x18\x04 \x01(\x0e\x32\x17.gcn.v1.DetectionMethod\x12 \n\x05goods\x18\x05 \x03(\x0b\x32\x11.gcn.v1.GoodsItem\x12\x13\n\x0b\x63oncealment\x18\x06 \x01(\t\x12&\n\nconveyance\x18\x07 \x01(\x0b\x32\x12.gcn.v1.Conveyance\x12$\n\tdocuments\x18\x08 \x01(\x0b\x32\x11.gcn.v1.Documents\x12\x1c\n\x05route\x18\t \x01(\x0b\x32\r.gcn.v1.Route\x12\x1e\n\x07parties\x18\n \x03(\x0b\x32\r.gcn.v1.Party\x12\x16\n\x0eoperation_code\x18\x0b \x01(\t\x12\x18\n\x03tlp\x18\x0c \x01(\x0e\x32\x0b.gcn.v1.TLP\x12\r\n\x05notes\x18\r \x01(\t\"@\n\x0c\x41lertSubject\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.gcn.v1.SubjectKind\x12\r\n\x05value\x18\x02 \x01(\t\"\x8e\x02\n\x05\x41lert\x12\r\n\x05title\x18\x01 \x01(\t\x12&\n\x08subjects\x18\x02 \x03(\x0b\x32\x14.gcn.v1.AlertSubject\x12\x12\n\nindicators\x18\x03 \x03(\t\x12$\n\tcommodity\x18\x04 \x01(\x0e\x32\x11.gcn.v1.Commodity\x12\"\n\x08priority\x18\x05 \x01(\x0e\x32\x10.gcn.v1.Priority\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12\x1a\n\x12recommended_action\x18\x07 \x01(\t\x12\x16\n\x0eoperation_code\x18\x08 \x01(\t\x12\x18\n\x03tlp\x18\t \x01(\x0e\x32\x0b.gcn.v1.TLP\x12\r\n\x05notes\x18\n \x01(\t\"6\n\nRetraction\x12\x18\n\x10target_record_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x89\x01\n\nCorrection\x12\x18\n\x10target_record_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\"\n\x07seizure\x18\x03 \x01(\x0b\x32\x0f.gcn.v1.SeizureH\x00\x12\x1e\n\x05\x61lert\x18\x04 \x01(\x0b\x32\r.gcn.v1.AlertH\x00\x42\r\n\x0breplacement\"\xdd\x01\n\nRecordBody\x12\"\n\x07seizure\x18\x01 \x01(\x0b\x32\x0f.gcn.v1.SeizureH\x00\x12\x1e\n\x05\x61lert\x18\x02 \x01(\x0b\x32\r.gcn.v1.AlertH\x00\x12(\n\nretraction\x18\x03 \x01(\x0b\x32\x12.gcn.v1.RetractionH\x00\x12(\n\ncorrection\x18\x04 \x01(\x0b\x32\x12.gcn.v1.CorrectionH\x00\x12/\n\x0brecorded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\n\x04\x62ody*j\n\x03TLP\x12\x13\n\x0fTLP_UNSPECIFIED\x10\x00\x12\r\n\tTLP_CLEAR\x10\x01\x12\r\n\tTLP_GREEN\x10\x02\x12\r\n\tTLP_AMBER\x10\x03\x12\x14\n\x10TLP_AMBER_STRICT\x10\x04\x12\x0b\n\x07TLP_RED\x10\x05*i\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44IRECTION_IMPORT\x10\x01\x12\x14\n\x10\x44IRECTION_EXPORT\x10\x02\x12\x15\n\x11\x44IRECTION_TRANSIT\x10\x03*\xa5\x02\n\x0f\x44\x65tectionMethod\x12 \n\x1c\x44\x45TECTION_METHOD_UNSPECIFIED\x10\x00\x12!\n\x1d\x44\x45TECTION_METHOD_RISK_PROFILE\x10\x01\x12!\n\x1d\x44\x45TECTION_METHOD_INTELLIGENCE\x10\x02\x12\x1d\n\x19\x44\x45TECTION_METHOD_NII_SCAN\x10\x03\x12\x1b\n\x17\x44\x45TECTION_METHOD_CANINE\x10\x04\x12\x1b\n\x17\x44\x45TECTION_METHOD_RANDOM\x10\x05\x12&\n\"DETECTION_METHOD_DOCUMENTARY_CHECK\x10\x06\x12)\n%DETECTION_METHOD_PHYSICAL_EXAMINATION\x10\x07*\x8f\x02\n\tCommodity\x12\x19\n\x15\x43OMMODITY_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OMMODITY_WILDLIFE\x10\x01\x12\x14\n\x10\x43OMMODITY_TIMBER\x10\x02\x12\x1d\n\x19\x43OMMODITY_HAZARDOUS_WASTE\x10\x03\x12\x15\n\x11\x43OMMODITY_E_WASTE\x10\x04\x12\x1b\n\x17\x43OMMODITY_PLASTIC_WASTE\x10\x05\x12\x15\n\x11\x43OMMODITY_ODS_HFC\x10\x06\x12\x16\n\x12\x43OMMODITY_IUU_FISH\x10\x07\x12\x1c\n\x18\x43OMMODITY_CHEMICALS_POPS\x10\x08\x12\x19\n\x15\x43OMMODITY_RADIOACTIVE\x10\t*t\n\rCitesAppendix\x12\x1e\n\x1a\x43ITES_APPENDIX_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43ITES_APPENDIX_I\x10\x01\x12\x15\n\x11\x43ITES_APPENDIX_II\x10\x02\x12\x16\n\x12\x43ITES_APPENDIX_III\x10\x03*\xb5\x01\n\x04Unit\x12\x14\n\x10UNIT_UNSPECIFIED\x10\x00\x12\x0b\n\x07UNIT_KG\x10\x01\x12\n\n\x06UNIT_G\x10\x02\x12\x0e\n\nUNIT_TONNE\x10\x03\x12\x0e\n\nUNIT_LITRE\x10\x04\x12\x14\n\x10UNIT_CUBIC_METRE\x10\x05\x12\x0e\n\nUNIT_PIECE\x10\x06\x12\r\n\tUNIT_PAIR\x10\x07\x12\x15\n\x11UNIT_SQUARE_METRE\x10\x08\x12\x12\n\x0eUNIT_CONTAINER\x10\t*\xe7\x01\n\rTransportMode\x12\x1e\n\x1aTRANSPORT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRANSPORT_MODE_SEA\x10\x01\x12\x16\n\x12TRANSPORT_MODE_AIR\x10\x02\x12\x17\n\x13TRANSPORT_MODE_ROAD\x10\x03\x12\x17\n\x13TRANSPORT_MODE_RAIL\x10\x04\x12\x19\n\x15TRANSPORT_MODE_POSTAL\x10\x05\x12\x1a\n\x16TRANSPORT_MODE_COURIER\x10\x06\x12\x1d\n\x19TRANSPORT_MODE_PEDESTRIAN\x10\x07*V\n\tPartyKind\x12\x1a\n\x16PARTY_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11PARTY_KIND_PERSON\x10\x01\x12\x16\n\x12PARTY_KIND_COMPANY\x10\x02*\xd5\x01\n\tPartyRole\x12\x1a\n\x16PARTY_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12PARTY_ROLE_SHIPPER\x10\x01\x12\x18\n\x14PARTY_ROLE_CONSIGNEE\x10\x02\x12\x16\n\x12PARTY_ROLE_CARRIER\x10\x03\x12\x15\n\x11PARTY_ROLE_BROKER\x10\x04\x12\x18\n\x14PARTY_ROLE_PASSENGER\x10\x05\x12\x1b\n\x17PARTY_ROLE_NOTIFY_PARTY\x10\x06\x12\x14\n\x10PARTY_ROLE_OWNER\x10\x07*\xda\x01\n\nPermitType\x12\x1b\n\x17PERMIT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11PERMIT_TYPE_CITES\x10\x01\x12\"\n\x1ePERMIT_TYPE_BASEL_NOTIFICATION\x10\x02\x12\x1b\n\x17PERMIT_TYPE_ODS_LICENCE\x10\x03\x12\x1d\n\x19PERMIT_TYPE_FLEGT_LICENCE\x10\x04\x12!\n\x1dPERMIT_TYPE_CATCH_CERTIFICATE\x10\x05\x12\x15\n\x11PERMIT_TYPE_OTHER\x10\x06*s\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_MEDIUM\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x13\n\x0fPRIORITY_URGENT\x10\x04*\xe4\x01\n\x0bSubjectKind\x12\x1c\n\x18SUBJECT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13SUBJECT_KIND_VESSEL\x10\x01\x12\x1a\n\x16SUBJECT_KIND_CONTAINER\x10\x02\x12\x18\n\x14SUBJECT_KIND_COMPANY\x10\x03\x12\x17\n\x13SUBJECT_KIND_PERSON\x10\x04\x12\x1e\n\x1aSUBJECT_KIND_PERMIT_SERIES\x10\x05\x12\x16\n\x12SUBJECT_KIND_ROUTE\x10\x06\x12\x17\n\x13SUBJECT_KIND_FLIGHT\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14gcn/v1/records.proto\x12\x06gcn.v1\x1a\x15gcn/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x05Money\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"5\n\x08Quantity\x12\r\n\x05value\x18\x01 \x01(\x01\x12\x1a\n\x04unit\x18\x02 \x01(\x0e\x32\x0c.gcn.v1.Unit\"B\n\x05Place\x12\x13\n\x0bport_locode\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xa2\x02\n\tGoodsItem\x12$\n\tcommodity\x18\x01 \x01(\x0e\x32\x11.gcn.v1.Commodity\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0f\n\x07hs_code\x18\x03 \x01(\t\x12\x0f\n\x07species\x18\x04 \x01(\t\x12-\n\x0e\x63ites_appendix\x18\x05 \x01(\x0e\x32\x15.gcn.v1.CitesAppendix\x12\x15\n\rods_substance\x18\x06 \x01(\t\x12\x12\n\nbasel_code\x18\x07 \x01(\t\x12\"\n\x08quantity\x18\x08 \x01(\x0b\x32\x10.gcn.v1.Quantity\x12%\n\x0e\x64\x65\x63lared_value\x18\t \x01(\x0b\x32\r.gcn.v1.Money\x12\x13\n\x0b\x63o2e_tonnes\x18\n \x01(\x01\"\xa3\x01\n\nConveyance\x12#\n\x04mode\x18\x01 \x01(\x0e\x32\x15.gcn.v1.TransportMode\x12\x12\n\nvessel_imo\x18\x02 \x01(\t\x12\x13\n\x0bvessel_name\x18\x03 \x01(\t\x12\x0e\n\x06\x66light\x18\x04 \x01(\t\x12\x1c\n\x14vehicle_registration\x18\x05 \x01(\t\x12\x19\n\x11\x63ontainer_numbers\x18\x06 \x03(\t\"c\n\x06Permit\x12 \n\x04type\x18\x01 \x01(\x0e\x32\x12.gcn.v1.PermitType\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x17\n\x0fissuing_country\x18\x03 \x01(\t\x12\x0e\n\x06\x66orged\x18\x04 \x01(\x08\"Y\n\tDocuments\x12\x16\n\x0e\x62ill_of_lading\x18\x01 \x01(\t\x12\x13\n\x0b\x61ir_waybill\x18\x02 \x01(\t\x12\x1f\n\x07permits\x18\x03 \x03(\x0b\x32\x0e.gcn.v1.Permit\"o\n\x05Route\x12\x16\n\x0eorigin_country\x18\x01 \x01(\t\x12\x16\n\x0e\x65xport_country\x18\x02 \x01(\t\x12\x19\n\x11transit_countries\x18\x03 \x03(\t\x12\x1b\n\x13\x64\x65stination_country\x18\x04 \x01(\t\"\x93\x01\n\x05Party\x12\x1f\n\x04kind\x18\x01 \x01(\x0e\x32\x11.gcn.v1.PartyKind\x12\x1f\n\x04role\x18\x02 \x01(\x0e\x32\x11.gcn.v1.PartyRole\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x12\n\nidentifier\x18\x05 \x01(\t\x12\x15\n\rpersonal_data\x18\x06 \x01(\x08\"\x9b\x03\n\x07Seizure\x12\x15\n\rincident_date\x18\x01 \x01(\t\x12\x1c\n\x05place\x18\x02 \x01(\x0b\x32\r.gcn.v1.Place\x12$\n\tdirection\x18\x03 \x01(\x0e\x32\x11.gcn.v1.Direction\x12\x31\n\x10\x64\x65tection_method\x18\x04 \x01(\x0e\x32\x17.gcn.v1.DetectionMethod\x12 \n\x05goods\x18\x05 \x03(\x0b\x32\x11.gcn.v1.GoodsItem\x12\x13\n\x0b\x63oncealment\x18\x06 \x01(\t\x12&\n\nconveyance\x18\x07 \x01(\x0b\x32\x12.gcn.v1.Conveyance\x12$\n\tdocuments\x18\x08 \x01(\x0b\x32\x11.gcn.v1.Documents\x12\x1c\n\x05route\x18\t \x01(\x0b\x32\r.gcn.v1.Route\x12\x1e\n\x07parties\x18\n \x03(\x0b\x32\r.gcn.v1.Party\x12\x16\n\x0eoperation_code\x18\x0b \x01(\t\x12\x18\n\x03tlp\x18\x0c \x01(\x0e\x32\x0b.gcn.v1.TLP\x12\r\n\x05notes\x18\r \x01(\t\"@\n\x0c\x41lertSubject\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.gcn.v1.SubjectKind\x12\r\n\x05value\x18\x02 \x01(\t\"\x8e\x02\n\x05\x41lert\x12\r\n\x05title\x18\x01 \x01(\t\x12&\n\x08subjects\x18\x02 \x03(\x0b\x32\x14.gcn.v1.AlertSubject\x12\x12\n\nindicators\x18\x03 \x03(\t\x12$\n\tcommodity\x18\x04 \x01(\x0e\x32\x11.gcn.v1.Commodity\x12\"\n\x08priority\x18\x05 \x01(\x0e\x32\x10.gcn.v1.Priority\x12\x13\n\x0bvalid_until\x18\x06 \x01(\t\x12\x1a\n\x12recommended_action\x18\x07 \x01(\t\x12\x16\n\x0eoperation_code\x18\x08 \x01(\t\x12\x18\n\x03tlp\x18\t \x01(\x0e\x32\x0b.gcn.v1.TLP\x12\r\n\x05notes\x18\n \x01(\t\"6\n\nRetraction\x12\x18\n\x10target_record_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x89\x01\n\nCorrection\x12\x18\n\x10target_record_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\"\n\x07seizure\x18\x03 \x01(\x0b\x32\x0f.gcn.v1.SeizureH\x00\x12\x1e\n\x05\x61lert\x18\x04 \x01(\x0b\x32\r.gcn.v1.AlertH\x00\x42\r\n\x0breplacement\"\x8c\x02\n\nRecordBody\x12\"\n\x07seizure\x18\x01 \x01(\x0b\x32\x0f.gcn.v1.SeizureH\x00\x12\x1e\n\x05\x61lert\x18\x02 \x01(\x0b\x32\r.gcn.v1.AlertH\x00\x12(\n\nretraction\x18\x03 \x01(\x0b\x32\x12.gcn.v1.RetractionH\x00\x12(\n\ncorrection\x18\x04 \x01(\x0b\x32\x12.gcn.v1.CorrectionH\x00\x12/\n\x0brecorded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\trecord_id\x18\x0b \x01(\t\x12\x1a\n\x04view\x18\x0c \x01(\x0e\x32\x0c.gcn.v1.ViewB\x06\n\x04\x62ody*j\n\x03TLP\x12\x13\n\x0fTLP_UNSPECIFIED\x10\x00\x12\r\n\tTLP_CLEAR\x10\x01\x12\r\n\tTLP_GREEN\x10\x02\x12\r\n\tTLP_AMBER\x10\x03\x12\x14\n\x10TLP_AMBER_STRICT\x10\x04\x12\x0b\n\x07TLP_RED\x10\x05*i\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44IRECTION_IMPORT\x10\x01\x12\x14\n\x10\x44IRECTION_EXPORT\x10\x02\x12\x15\n\x11\x44IRECTION_TRANSIT\x10\x03*\xa5\x02\n\x0f\x44\x65tectionMethod\x12 \n\x1c\x44\x45TECTION_METHOD_UNSPECIFIED\x10\x00\x12!\n\x1d\x44\x45TECTION_METHOD_RISK_PROFILE\x10\x01\x12!\n\x1d\x44\x45TECTION_METHOD_INTELLIGENCE\x10\x02\x12\x1d\n\x19\x44\x45TECTION_METHOD_NII_SCAN\x10\x03\x12\x1b\n\x17\x44\x45TECTION_METHOD_CANINE\x10\x04\x12\x1b\n\x17\x44\x45TECTION_METHOD_RANDOM\x10\x05\x12&\n\"DETECTION_METHOD_DOCUMENTARY_CHECK\x10\x06\x12)\n%DETECTION_METHOD_PHYSICAL_EXAMINATION\x10\x07*\x8f\x02\n\tCommodity\x12\x19\n\x15\x43OMMODITY_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OMMODITY_WILDLIFE\x10\x01\x12\x14\n\x10\x43OMMODITY_TIMBER\x10\x02\x12\x1d\n\x19\x43OMMODITY_HAZARDOUS_WASTE\x10\x03\x12\x15\n\x11\x43OMMODITY_E_WASTE\x10\x04\x12\x1b\n\x17\x43OMMODITY_PLASTIC_WASTE\x10\x05\x12\x15\n\x11\x43OMMODITY_ODS_HFC\x10\x06\x12\x16\n\x12\x43OMMODITY_IUU_FISH\x10\x07\x12\x1c\n\x18\x43OMMODITY_CHEMICALS_POPS\x10\x08\x12\x19\n\x15\x43OMMODITY_RADIOACTIVE\x10\t*t\n\rCitesAppendix\x12\x1e\n\x1a\x43ITES_APPENDIX_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43ITES_APPENDIX_I\x10\x01\x12\x15\n\x11\x43ITES_APPENDIX_II\x10\x02\x12\x16\n\x12\x43ITES_APPENDIX_III\x10\x03*\xb5\x01\n\x04Unit\x12\x14\n\x10UNIT_UNSPECIFIED\x10\x00\x12\x0b\n\x07UNIT_KG\x10\x01\x12\n\n\x06UNIT_G\x10\x02\x12\x0e\n\nUNIT_TONNE\x10\x03\x12\x0e\n\nUNIT_LITRE\x10\x04\x12\x14\n\x10UNIT_CUBIC_METRE\x10\x05\x12\x0e\n\nUNIT_PIECE\x10\x06\x12\r\n\tUNIT_PAIR\x10\x07\x12\x15\n\x11UNIT_SQUARE_METRE\x10\x08\x12\x12\n\x0eUNIT_CONTAINER\x10\t*\xe7\x01\n\rTransportMode\x12\x1e\n\x1aTRANSPORT_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRANSPORT_MODE_SEA\x10\x01\x12\x16\n\x12TRANSPORT_MODE_AIR\x10\x02\x12\x17\n\x13TRANSPORT_MODE_ROAD\x10\x03\x12\x17\n\x13TRANSPORT_MODE_RAIL\x10\x04\x12\x19\n\x15TRANSPORT_MODE_POSTAL\x10\x05\x12\x1a\n\x16TRANSPORT_MODE_COURIER\x10\x06\x12\x1d\n\x19TRANSPORT_MODE_PEDESTRIAN\x10\x07*V\n\tPartyKind\x12\x1a\n\x16PARTY_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11PARTY_KIND_PERSON\x10\x01\x12\x16\n\x12PARTY_KIND_COMPANY\x10\x02*\xd5\x01\n\tPartyRole\x12\x1a\n\x16PARTY_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12PARTY_ROLE_SHIPPER\x10\x01\x12\x18\n\x14PARTY_ROLE_CONSIGNEE\x10\x02\x12\x16\n\x12PARTY_ROLE_CARRIER\x10\x03\x12\x15\n\x11PARTY_ROLE_BROKER\x10\x04\x12\x18\n\x14PARTY_ROLE_PASSENGER\x10\x05\x12\x1b\n\x17PARTY_ROLE_NOTIFY_PARTY\x10\x06\x12\x14\n\x10PARTY_ROLE_OWNER\x10\x07*\xda\x01\n\nPermitType\x12\x1b\n\x17PERMIT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11PERMIT_TYPE_CITES\x10\x01\x12\"\n\x1ePERMIT_TYPE_BASEL_NOTIFICATION\x10\x02\x12\x1b\n\x17PERMIT_TYPE_ODS_LICENCE\x10\x03\x12\x1d\n\x19PERMIT_TYPE_FLEGT_LICENCE\x10\x04\x12!\n\x1dPERMIT_TYPE_CATCH_CERTIFICATE\x10\x05\x12\x15\n\x11PERMIT_TYPE_OTHER\x10\x06*s\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_MEDIUM\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x13\n\x0fPRIORITY_URGENT\x10\x04*\xe4\x01\n\x0bSubjectKind\x12\x1c\n\x18SUBJECT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13SUBJECT_KIND_VESSEL\x10\x01\x12\x1a\n\x16SUBJECT_KIND_CONTAINER\x10\x02\x12\x18\n\x14SUBJECT_KIND_COMPANY\x10\x03\x12\x17\n\x13SUBJECT_KIND_PERSON\x10\x04\x12\x1e\n\x1aSUBJECT_KIND_PERMIT_SERIES\x10\x05\x12\x16\n\x12SUBJECT_KIND_ROUTE\x10\x06\x12\x17\n\x13SUBJECT_KIND_FLIGHT\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gcn.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TLP']._serialized_start=2318
-  _globals['_TLP']._serialized_end=2424
-  _globals['_DIRECTION']._serialized_start=2426
-  _globals['_DIRECTION']._serialized_end=2531
-  _globals['_DETECTIONMETHOD']._serialized_start=2534
-  _globals['_DETECTIONMETHOD']._serialized_end=2827
-  _globals['_COMMODITY']._serialized_start=2830
-  _globals['_COMMODITY']._serialized_end=3101
-  _globals['_CITESAPPENDIX']._serialized_start=3103
-  _globals['_CITESAPPENDIX']._serialized_end=3219
-  _globals['_UNIT']._serialized_start=3222
-  _globals['_UNIT']._serialized_end=3403
-  _globals['_TRANSPORTMODE']._serialized_start=3406
-  _globals['_TRANSPORTMODE']._serialized_end=3637
-  _globals['_PARTYKIND']._serialized_start=3639
-  _globals['_PARTYKIND']._serialized_end=3725
-  _globals['_PARTYROLE']._serialized_start=3728
-  _globals['_PARTYROLE']._serialized_end=3941
-  _globals['_PERMITTYPE']._serialized_start=3944
-  _globals['_PERMITTYPE']._serialized_end=4162
-  _globals['_PRIORITY']._serialized_start=4164
-  _globals['_PRIORITY']._serialized_end=4279
-  _globals['_SUBJECTKIND']._serialized_start=4282
-  _globals['_SUBJECTKIND']._serialized_end=4510
-  _globals['_MONEY']._serialized_start=65
-  _globals['_MONEY']._serialized_end=106
-  _globals['_QUANTITY']._serialized_start=108
-  _globals['_QUANTITY']._serialized_end=161
-  _globals['_PLACE']._serialized_start=163
-  _globals['_PLACE']._serialized_end=229
-  _globals['_GOODSITEM']._serialized_start=232
-  _globals['_GOODSITEM']._serialized_end=522
-  _globals['_CONVEYANCE']._serialized_start=525
-  _globals['_CONVEYANCE']._serialized_end=688
-  _globals['_PERMIT']._serialized_start=690
-  _globals['_PERMIT']._serialized_end=789
-  _globals['_DOCUMENTS']._serialized_start=791
-  _globals['_DOCUMENTS']._serialized_end=880
-  _globals['_ROUTE']._serialized_start=882
-  _globals['_ROUTE']._serialized_end=993
-  _globals['_PARTY']._serialized_start=996
-  _globals['_PARTY']._serialized_end=1143
-  _globals['_SEIZURE']._serialized_start=1146
-  _globals['_SEIZURE']._serialized_end=1557
-  _globals['_ALERTSUBJECT']._serialized_start=1559
-  _globals['_ALERTSUBJECT']._serialized_end=1623
-  _globals['_ALERT']._serialized_start=1626
-  _globals['_ALERT']._serialized_end=1896
-  _globals['_RETRACTION']._serialized_start=1898
-  _globals['_RETRACTION']._serialized_end=1952
-  _globals['_CORRECTION']._serialized_start=1955
-  _globals['_CORRECTION']._serialized_end=2092
-  _globals['_RECORDBODY']._serialized_start=2095
-  _globals['_RECORDBODY']._serialized_end=2316
+  _globals['_TLP']._serialized_start=2388
+  _globals['_TLP']._serialized_end=2494
+  _globals['_DIRECTION']._serialized_start=2496
+  _globals['_DIRECTION']._serialized_end=2601
+  _globals['_DETECTIONMETHOD']._serialized_start=2604
+  _globals['_DETECTIONMETHOD']._serialized_end=2897
+  _globals['_COMMODITY']._serialized_start=2900
+  _globals['_COMMODITY']._serialized_end=3171
+  _globals['_CITESAPPENDIX']._serialized_start=3173
+  _globals['_CITESAPPENDIX']._serialized_end=3289
+  _globals['_UNIT']._serialized_start=3292
+  _globals['_UNIT']._serialized_end=3473
+  _globals['_TRANSPORTMODE']._serialized_start=3476
+  _globals['_TRANSPORTMODE']._serialized_end=3707
+  _globals['_PARTYKIND']._serialized_start=3709
+  _globals['_PARTYKIND']._serialized_end=3795
+  _globals['_PARTYROLE']._serialized_start=3798
+  _globals['_PARTYROLE']._serialized_end=4011
+  _globals['_PERMITTYPE']._serialized_start=4014
+  _globals['_PERMITTYPE']._serialized_end=4232
+  _globals['_PRIORITY']._serialized_start=4234
+  _globals['_PRIORITY']._serialized_end=4349
+  _globals['_SUBJECTKIND']._serialized_start=4352
+  _globals['_SUBJECTKIND']._serialized_end=4580
+  _globals['_MONEY']._serialized_start=88
+  _globals['_MONEY']._serialized_end=129
+  _globals['_QUANTITY']._serialized_start=131
+  _globals['_QUANTITY']._serialized_end=184
+  _globals['_PLACE']._serialized_start=186
+  _globals['_PLACE']._serialized_end=252
+  _globals['_GOODSITEM']._serialized_start=255
+  _globals['_GOODSITEM']._serialized_end=545
+  _globals['_CONVEYANCE']._serialized_start=548
+  _globals['_CONVEYANCE']._serialized_end=711
+  _globals['_PERMIT']._serialized_start=713
+  _globals['_PERMIT']._serialized_end=812
+  _globals['_DOCUMENTS']._serialized_start=814
+  _globals['_DOCUMENTS']._serialized_end=903
+  _globals['_ROUTE']._serialized_start=905
+  _globals['_ROUTE']._serialized_end=1016
+  _globals['_PARTY']._serialized_start=1019
+  _globals['_PARTY']._serialized_end=1166
+  _globals['_SEIZURE']._serialized_start=1169
+  _globals['_SEIZURE']._serialized_end=1580
+  _globals['_ALERTSUBJECT']._serialized_start=1582
+  _globals['_ALERTSUBJECT']._serialized_end=1646
+  _globals['_ALERT']._serialized_start=1649
+  _globals['_ALERT']._serialized_end=1919
+  _globals['_RETRACTION']._serialized_start=1921
+  _globals['_RETRACTION']._serialized_end=1975
+  _globals['_CORRECTION']._serialized_start=1978
+  _globals['_CORRECTION']._serialized_end=2115
+  _globals['_RECORDBODY']._serialized_start=2118
+  _globals['_RECORDBODY']._serialized_end=2386
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,7 @@ as UNSPECIFIED; a required enum left at 0 is refused by validation.
 """
 
 from collections import abc as _abc
+from gcn.v1 import envelope_pb2 as _envelope_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -824,6 +825,13 @@ class RecordBody(_message.Message):
     RETRACTION_FIELD_NUMBER: _builtins.int
     CORRECTION_FIELD_NUMBER: _builtins.int
     RECORDED_AT_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    """Envelope version 2: the record's UUID (the same in every view) and the view
+    this body is, kept out of the clear header.
+    """
+    view: _envelope_pb2.View.ValueType
     @_builtins.property
     def seizure(self) -> Global___Seizure: ...
     @_builtins.property
@@ -844,10 +852,12 @@ class RecordBody(_message.Message):
         retraction: Global___Retraction | None = ...,
         correction: Global___Correction | None = ...,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        record_id: _builtins.str = ...,
+        view: _envelope_pb2.View.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "body", b"body", "correction", b"correction", "recorded_at", b"recorded_at", "retraction", b"retraction", "seizure", b"seizure"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "body", b"body", "correction", b"correction", "recorded_at", b"recorded_at", "retraction", b"retraction", "seizure", b"seizure"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "body", b"body", "correction", b"correction", "record_id", b"record_id", "recorded_at", b"recorded_at", "retraction", b"retraction", "seizure", b"seizure", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["seizure", "alert", "retraction", "correction"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
