@@ -23,6 +23,7 @@ from node.federation_server import SYNC_SERVICE, build_federation_server
 from node.grpc_server import RunningServer, new_server, start
 from node.interceptors import Authenticator, ErrorInterceptor
 from node.logging import get_logger
+from node.peer_state import Health
 from node.permissions import NODE_PERMISSIONS, check_covers
 from node.replication import Replication
 from node.servicers import NodeServicer
@@ -84,6 +85,8 @@ def serve(config: Config) -> None:
         workers=config.server.workers,
         authenticator=users,
     )
+    if federation is not None:
+        federation.replication.on_health.append(partial(report_health, running))
     host = config.server.listen.rsplit(":", 1)[0]
     log.info("node serving", node_id=config.node.id, address=f"{host}:{running.port}")
     stop = threading.Event()
@@ -112,10 +115,22 @@ class RunningFederation:
         self.server.stop(grace)
 
 
-def _sync_health(server: RunningServer, serving: bool) -> None:
-    """`gcn.v1.SyncService` is NOT_SERVING while the node does not relay (stale trust)."""
-    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-    server.health.set(SYNC_SERVICE, status)
+LINKS_SERVICE = "gcn.links"  # every link ok and no stream waiting behind a refused envelope
+LINK_SERVICE = "gcn.link/"  # + a peer's id: that link ok (UNKNOWN before its first round)
+
+
+def report_health(server: RunningServer, health: Health) -> None:
+    """What the node can do, in its health service: `gcn.v1.SyncService` is
+    NOT_SERVING while the node does not relay (stale trust); `gcn.links` while a
+    link is down or stalled or a stream waits; `gcn.link/PEER` per link."""
+    status = health_pb2.HealthCheckResponse
+    server.health.set(SYNC_SERVICE, status.SERVING if health.relaying else status.NOT_SERVING)
+    server.health.set(LINKS_SERVICE, status.SERVING if health.links_ok else status.NOT_SERVING)
+    for peer, state in health.links.items():
+        server.health.set(
+            LINK_SERVICE + peer,
+            status.SERVING if state == "ok" else status.UNKNOWN if state == "never" else status.NOT_SERVING,
+        )
 
 
 def start_federation(app: NodeApp) -> RunningFederation | None:
@@ -140,7 +155,7 @@ def start_federation(app: NodeApp) -> RunningFederation | None:
     servicer = SyncServicer(app.trust, app.sync_source, app.receiver, app.clock)
     servicer.on_call = replication.called_in
     server = build_federation_server(servicer, config.federation.listen, tls)
-    replication.on_health = partial(_sync_health, server)
+    replication.on_health.append(partial(report_health, server))
     replication.start()
     log.info(
         "federation serving",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,35 +14,16 @@ from rich.table import Table
 
 from federation import vectors
 from federation.peers import peers_of
-from federation.scheduler import PeerState
 from node.app import NodeApp
 from node.bundle import export_bundle, import_bundle, last_known_vector
 from node.cli import render
 from node.cli.federation_cmds import _add, _config
-from node.peer_state import DbPeerStateStore
+from node.peer_state import DbPeerStateStore, link_state
 from node.refusals import BY_PEER
 
 
 def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%SZ") if at else "never"
-
-
-# A link that has not succeeded for this many intervals without failing is stalled:
-# its rounds are not running (the failure this guards against: a job that vanished).
-STALLED_INTERVALS = 3
-
-
-def link_state(state: PeerState | None, now: datetime, interval: float) -> str:
-    """ok, down (failing, backing off), stalled (no success for several
-    intervals and no failure either), or never (no round yet)."""
-    if state is None or (state.last_success_at is None and not state.failures):
-        return "never"
-    if state.failures:
-        return "down"
-    assert state.last_success_at is not None
-    if now - state.last_success_at > timedelta(seconds=STALLED_INTERVALS * interval):
-        return "stalled"
-    return "ok"
 
 
 def waiting_rows(app: NodeApp) -> list[dict[str, Any]]:
