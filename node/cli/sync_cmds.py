@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from rich.table import Table
 
 from federation import vectors
 from federation.peers import peers_of
+from node.alarms import recent_alarms
 from node.app import NodeApp
 from node.bundle import export_bundle, import_bundle, last_known_vector
 from node.cli import render
@@ -24,6 +25,32 @@ from node.refusals import BY_PEER
 
 def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%SZ") if at else "never"
+
+
+# The node's own trouble (not one peer's): shown by `sync status` for a day.
+NODE_ALARMS = ("rekey_failed", "directory_stale", "sync_job_missing")
+NODE_ALARM_HOURS = 24
+
+
+def trust_row(app: NodeApp) -> dict[str, Any]:
+    """The held directory: its version, and whether new envelopes are trusted."""
+    if not app.trust.joined:
+        return {"directory_version": 0, "state": "not federated", "fresh_until": "never", "stale": ""}
+    verdict = app.trust.freshness(app.clock())
+    return {
+        "directory_version": app.trust.version(),
+        "state": "stale" if verdict.stale else "fresh",
+        "fresh_until": _when(verdict.until),
+        "stale": verdict.stale,
+    }
+
+
+def node_alarm_rows(app: NodeApp) -> list[dict[str, Any]]:
+    """The node's own alarms of the last day (rekey failures, stale trust, lost jobs)."""
+    since = app.clock() - timedelta(hours=NODE_ALARM_HOURS)
+    rows = [r for kind in NODE_ALARMS for r in recent_alarms(app.db, 20, kind=kind, since=since)]
+    rows.sort(key=lambda r: r.id, reverse=True)
+    return [{"kind": r.kind, "at": _when(r.created_at), "detail": r.detail} for r in rows]
 
 
 def waiting_rows(app: NodeApp) -> list[dict[str, Any]]:
@@ -91,10 +118,13 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
     try:
         rows = status_rows(app)
         waiting = waiting_rows(app)
+        trust = trust_row(app)
+        alarms = node_alarm_rows(app)
     finally:
         app.close()
     if a.json:
-        json.dump({"peers": rows, "streams_waiting": waiting}, sys.stdout, indent=2)
+        out = {"trust": trust, "peers": rows, "streams_waiting": waiting, "node_alarms": alarms}
+        json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     table = Table(title=f"sync status of {app.config.node.id}")
@@ -128,7 +158,18 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
             f"{r['envelopes_received']} ({r['bytes_received']:,} B)",
             r["last_error"],
         )
+    if trust["state"] == "stale":
+        render.console.print(
+            f"directory version {trust['directory_version']} is STALE: {trust['stale']} "
+            f"(envelopes created after {trust['fresh_until']} are refused; nothing is relayed)"
+        )
+    elif trust["state"] == "fresh":
+        render.console.print(
+            f"directory version {trust['directory_version']}, fresh until {trust['fresh_until']}"
+        )
     render.console.print(table)
+    for al in alarms:
+        render.console.print(f"alarm {al['kind']} at {al['at']}: {al['detail']}")
     if not rows:
         render.console.print("no peers: the node holds no directory, or lists no upstreams")
     for w in waiting:
