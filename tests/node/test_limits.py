@@ -4,16 +4,26 @@ ListRecords over real gRPC on loopback, on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
+from gcn.v1 import node_pb2_grpc
 from gcn.v1 import records_pb2 as rec
 from node import limits, samples
+from node.app import NodeApp
+from node.cli.client import with_token
+from node.clock import ManualClock
 from node.config import load_config
 from node.errors import ConfigError, ValidationError
+from node.server import build_server
 from node.validation import check_alert, check_seizure
 from node.validation_pool import check_inline
 
@@ -200,3 +210,142 @@ def test_max_message_bytes_cannot_be_set_below_a_maximal_reply(tmp_path: Path) -
     with pytest.raises(ConfigError, match=f"at least {limits.MIN_MESSAGE_BYTES}"):
         load_config(path, env={"GCN_SERVER_MAX_MESSAGE_BYTES": str(limits.MIN_MESSAGE_BYTES - 1)})
     assert load_config(path, env={"GCN_SERVER_MAX_MESSAGE_BYTES": str(limits.MIN_MESSAGE_BYTES)})
+
+
+# --- reading back, over gRPC -------------------------------------------------------------
+
+
+@pytest.fixture
+def served(app: NodeApp, officer_token: str) -> Iterator[node_pb2_grpc.NodeServiceStub]:
+    """The node at the smallest message limit its config allows, and a client
+    with gRPC's default receive limit (as the CLI has)."""
+    running = build_server(app, "127.0.0.1:0", max_message_bytes=limits.MIN_MESSAGE_BYTES, workers=4)
+    channel = with_token(grpc.insecure_channel(f"127.0.0.1:{running.port}"), officer_token)
+    yield node_pb2_grpc.NodeServiceStub(channel)
+    channel.close()
+    running.stop(None)
+
+
+def _list_all(stub: node_pb2_grpc.NodeServiceStub, **kw: Any) -> list[npb.ListRecordsResponse]:
+    pages = [stub.ListRecords(npb.ListRecordsRequest(**kw), timeout=30)]
+    while pages[-1].next_page_token:
+        req = npb.ListRecordsRequest(page_token=pages[-1].next_page_token, **kw)
+        pages.append(stub.ListRecords(req, timeout=30))
+    return pages
+
+
+@pytest.mark.usefixtures("db_url")
+def test_a_seizure_of_60000_goods_is_refused_and_listing_keeps_working(
+    app: NodeApp, officer_token: str, clock: ManualClock
+) -> None:
+    running = build_server(app, "127.0.0.1:0", max_message_bytes=4 * limits.MIB, workers=2)
+    channel = with_token(grpc.insecure_channel(f"127.0.0.1:{running.port}"), officer_token)
+    stub = node_pb2_grpc.NodeServiceStub(channel)
+    try:
+        seizure = samples.ivory_seizure(clock().date())
+        line = rec.GoodsItem(
+            commodity=rec.COMMODITY_WILDLIFE,
+            description="raw ivory, one tusk of the consignment",
+            hs_code="050710",
+            quantity=rec.Quantity(value=1, unit=rec.UNIT_PIECE),
+        )
+        del seizure.goods[:]
+        seizure.goods.extend([line] * 60_000)
+        assert 3_500_000 < seizure.ByteSize() < 4 * limits.MIB  # the issue's 3.8 MB
+        with pytest.raises(grpc.RpcError) as err:
+            stub.RecordSeizure(npb.RecordSeizureRequest(seizure=seizure), timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details() == "goods: must list at most 1000 items (got 60000)"
+        assert list(stub.ListRecords(npb.ListRecordsRequest(), timeout=10).records) == []
+    finally:
+        channel.close()
+        running.stop(None)
+
+
+@pytest.mark.usefixtures("db_url")
+def test_the_largest_record_reads_back_and_lists_within_the_reply_limit(
+    app: NodeApp, served: node_pb2_grpc.NodeServiceStub, clock: ManualClock
+) -> None:
+    largest = _largest_seizure()
+    largest.incident_date = clock().date().isoformat()
+    first = served.RecordSeizure(npb.RecordSeizureRequest(seizure=largest), timeout=60)
+    # A correction carries the record and a reason of 2,000 four-byte characters: the largest body.
+    correction = served.Correct(
+        npb.CorrectRequest(record_id=first.record_id, reason="\U0001d535" * 2000, seizure=largest), timeout=60
+    )
+    got = served.GetRecord(npb.GetRecordRequest(record_id=correction.record_id), timeout=30)
+    assert got.correction.seizure.ByteSize() > limits.MAX_RECORD_BYTES - 1024
+    assert not got.too_large
+    assert got.ByteSize() <= limits.MAX_STORED_RECORD_BYTES
+    assert got.envelope.ByteSize() <= limits.MAX_ENVELOPE_BYTES
+    pages = _list_all(served, include_inactive=True)
+    assert [len(p.records) for p in pages] == [1, 1]  # each alone fills most of a page
+    assert {r.record_id for p in pages for r in p.records} == {first.record_id, correction.record_id}
+    assert max(p.ByteSize() for p in pages) <= limits.MAX_REPLY_BYTES
+
+
+@pytest.mark.usefixtures("db_url")
+def test_pages_are_bounded_by_bytes_a_short_page_carries_a_token(
+    app: NodeApp, served: node_pb2_grpc.NodeServiceStub, clock: ManualClock
+) -> None:
+    seizures = []
+    for i in range(220):
+        s = samples.ivory_seizure(clock().date())
+        s.notes = f"{i:03d}" + "n" * 9_997
+        seizures.append(s)
+    app.records.record_seizures(seizures)
+    pages = _list_all(served, page_size=500)
+    sizes = [len(p.records) for p in pages]
+    assert len(pages) > 1 and sum(sizes) == 220 and sizes[0] < 220
+    assert all(p.ByteSize() <= limits.MAX_PAGE_BYTES for p in pages)
+    notes = [r.seizure.notes[:3] for p in pages for r in p.records]
+    assert notes == [f"{i:03d}" for i in reversed(range(220))]  # newest first, each once
+
+
+def _token(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(_token("e:" + "9" * 30), id="beyond-64-bits"),
+        pytest.param(_token(f"e:{2**63}"), id="just-beyond-int64"),
+        pytest.param(_token("e:-5"), id="negative"),
+        pytest.param(_token("e:0"), id="zero"),
+        pytest.param(_token("e:+5"), id="plus-sign"),
+        pytest.param(_token("e:5\n"), id="trailing-newline"),
+        pytest.param(_token("e:\u0665"), id="arabic-digit"),
+        pytest.param(_token("x:5"), id="other-kind"),
+        pytest.param("a" * 65, id="too-long"),
+        pytest.param("e:5", id="not-base64"),
+        pytest.param(_token("e:5") + "\n", id="base64-then-newline"),
+    ],
+)
+@pytest.mark.usefixtures("db_url")
+def test_a_forged_page_token_is_invalid_argument_naming_page_token(
+    served: node_pb2_grpc.NodeServiceStub, token: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        served.ListRecords(npb.ListRecordsRequest(page_token=token), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith("page_token: ")
+
+
+@pytest.mark.usefixtures("db_url")
+def test_a_record_stored_before_the_bounds_is_listed_without_body_nor_envelope(
+    app: NodeApp, served: node_pb2_grpc.NodeServiceStub, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = app.records.record_seizure(samples.ivory_seizure(clock().date()))
+    with monkeypatch.context() as old_node:  # a node from before the bounds
+        old_node.setattr(limits, "MAX_GOODS", 100_000)
+        old_node.setattr(limits, "MAX_RECORD_BYTES", 64 * limits.MIB)
+        huge = samples.ivory_seizure(clock().date())
+        _goods(huge, 60_000)
+        big = app.records.record_seizure(huge)
+    got = served.GetRecord(npb.GetRecordRequest(record_id=big.record_id), timeout=30)
+    assert got.too_large and got.WhichOneof("body") is None and not got.HasField("envelope")
+    assert (got.origin, got.kind) == ("KE", epb.RECORD_KIND_SEIZURE)
+    listed = served.ListRecords(npb.ListRecordsRequest(), timeout=30).records
+    assert [r.too_large for r in listed] == [True, False]
+    assert listed[1].record_id == small.record_id and listed[1].seizure.goods
