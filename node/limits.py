@@ -58,4 +58,19 @@ CLIENT_RECEIVE_BYTES = 4 * MIB
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 MAX_PAGE_TOKEN_CHARS = 64
 
+# -- replication (SyncService.Pull) --------------------------------------------------------------
+# A Pull batch, whatever the caller asks: at most this many envelopes and bytes
+# (a batch always fits the federation listener's 16 MiB messages; its rows are
+# read from the database in pieces). 0 in the request means the default.
+PULL_DEFAULT_ENVELOPES = 2000
+PULL_DEFAULT_BYTES = 2 * MIB
+PULL_MAX_ENVELOPES = 5000
+PULL_MAX_BYTES = 8 * MIB
+
+# -- hand-carried bundles -----------------------------------------------------------------------
+# One bundle file, signed and serialized. Import reads at most this much (it
+# parses the whole file in memory, and applies it like a sync batch); export
+# writes what does not fit into further parts (FILE.2, FILE.3, ...).
+MAX_BUNDLE_BYTES = 64 * MIB
+
 assert MAX_REPLY_BYTES <= CLIENT_RECEIVE_BYTES, "a maximal record's reply must fit a default client"
