@@ -26,6 +26,14 @@ MAX_SUBJECTS = 200  # alert.subjects
 MAX_INDICATORS = 50  # alert.indicators
 MAX_ROUTE_HOPS = 32  # countries in a route subject "CN>VN>KE"
 
+# -- numbers of a record ------------------------------------------------------------------------
+# A goods quantity (in its unit) and a declared value: far beyond any seizure,
+# and small enough that the figures computed from them (CO2-equivalents, at
+# most 1e12 t x a GWP of some 10^4; the sums of statistics over any number of
+# records) stay finite.
+MAX_QUANTITY = 1e12
+MAX_AMOUNT = 1e15
+
 # -- one record ---------------------------------------------------------------------------------
 # A validated Seizure or Alert, serialized. 1,000 goods lines of a few hundred
 # bytes each fit with room to spare; the bound is what keeps the sum of the

@@ -184,6 +184,11 @@ def _finite(value: float, field: str, *, strict: bool) -> None:
         raise ValidationError(field, f"must be a finite number {bound} (got {value})")
 
 
+def _at_most_value(value: float, limit: float, field: str) -> None:
+    if value > limit:
+        raise ValidationError(field, f"must be at most {limit:g} (got {value:g})")
+
+
 def _copy(message: _M) -> _M:
     clone = type(message)()
     clone.CopyFrom(message)
@@ -491,9 +496,6 @@ def _check_goods_list(seizure: rec.Seizure) -> None:
     _at_most(seizure.goods, limits.MAX_GOODS, "goods", "items")
     for i, item in enumerate(seizure.goods):
         _check_goods(item, f"goods[{i}]")
-    total = sum(item.co2e_tonnes for item in seizure.goods)
-    if not math.isfinite(total):
-        raise ValidationError("goods", "the CO2-equivalents of the goods must add up to a finite number")
 
 
 def _check_goods(item: rec.GoodsItem, path: str) -> None:
@@ -545,6 +547,7 @@ def _check_quantity(item: rec.GoodsItem, path: str) -> None:
     if not item.HasField("quantity"):
         raise ValidationError(field, "is required")
     _finite(item.quantity.value, f"{field}.value", strict=True)
+    _at_most_value(item.quantity.value, limits.MAX_QUANTITY, f"{field}.value")
     _enum(item.quantity.unit, rec.Unit.DESCRIPTOR, f"{field}.unit", required=True)
     if item.commodity == rec.COMMODITY_ODS_HFC and item.quantity.unit not in _TONNE_DIVISOR:
         rule = f"must be a mass unit ({_MASS_UNITS_TEXT}) for ODS goods, so CO2e can be computed"
@@ -553,6 +556,7 @@ def _check_quantity(item: rec.GoodsItem, path: str) -> None:
 
 def _check_money(money: rec.Money, path: str) -> None:
     _finite(money.amount, f"{path}.amount", strict=False)
+    _at_most_value(money.amount, limits.MAX_AMOUNT, f"{path}.amount")
     money.currency = _check_currency(money.currency, f"{path}.currency")
 
 

@@ -5,6 +5,7 @@ ListRecords over real gRPC on loopback, on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -24,7 +25,7 @@ from node.clock import ManualClock
 from node.config import load_config
 from node.errors import ConfigError, ValidationError
 from node.server import build_server
-from node.validation import check_alert, check_seizure
+from node.validation import check_alert, check_seizure, co2e_tonnes
 from node.validation_pool import check_inline
 
 TODAY = date(2026, 11, 28)
@@ -61,11 +62,6 @@ def _ods(s: rec.Seizure, value: float, unit: rec.Unit.ValueType = rec.UNIT_TONNE
     s.goods[0].quantity.unit = unit
 
 
-def _many_ods(s: rec.Seizure) -> None:
-    _ods(s, 1e304)  # each line's CO2e is finite, their sum is not
-    _goods(s, 1000)
-
-
 def _set(path: str, value: str) -> Mutator:
     def mutate(s: rec.Seizure) -> None:
         *parents, name = path.split(".")
@@ -85,9 +81,14 @@ SEIZURE_BOUNDS = [
     pytest.param(lambda s: _permits(s, 201), "documents.permits", "at most 200 permits", id="permits"),
     pytest.param(lambda s: _transit(s, 31), "route.transit_countries", "at most 30", id="transit"),
     pytest.param(
-        lambda s: _ods(s, 1e308), "goods[0].quantity.value", "CO2-equivalent", id="co2e-overflows-one-item"
+        lambda s: _ods(s, 1e308), "goods[0].quantity.value", "at most 1e+12 (got 1e+308)", id="1e308-t"
     ),
-    pytest.param(_many_ods, "goods", "add up to a finite number", id="co2e-total"),
+    pytest.param(
+        lambda s: setattr(s.goods[1].declared_value, "amount", 1e300),
+        "goods[1].declared_value.amount",
+        "at most 1e+15",
+        id="declared-value",
+    ),
     pytest.param(_set("notes", "seized\x00"), "notes", "U+0000 at character 6", id="nul-in-notes"),
     pytest.param(_set("notes", "\x1b[2Jgone"), "notes", "control characters", id="escape-in-notes"),
     pytest.param(_set("notes", "a\rb"), "notes", "U+000D", id="bare-cr-in-notes"),
@@ -153,6 +154,17 @@ def test_an_alert_beyond_a_bound_is_refused_naming_the_field(
         check_alert(alert, TODAY)
     assert err.value.field == field
     assert rule in err.value.rule
+
+
+def test_the_largest_quantities_give_finite_figures_and_co2e_refuses_an_overflow() -> None:
+    seizure = samples.ivory_seizure(TODAY)
+    _ods(seizure, limits.MAX_QUANTITY)
+    _goods(seizure, limits.MAX_GOODS)
+    checked = check_seizure(seizure, TODAY)
+    assert math.isfinite(sum(g.co2e_tonnes for g in checked.goods))
+    with pytest.raises(ValidationError) as err:
+        co2e_tonnes("HCFC-22", rec.Quantity(value=1e308, unit=rec.UNIT_TONNE), "goods[3].quantity")
+    assert err.value.field == "goods[3].quantity.value" and "not a finite number" in err.value.rule
 
 
 def test_tabs_and_newlines_stay_in_multi_line_text_and_crlf_becomes_a_newline() -> None:
