@@ -18,10 +18,11 @@ from typing import Any
 
 import pycountry
 
+from node import limits
 from node.errors import ConfigError
 
 ROLES = ("national", "port", "regional", "global")
-NODE_ID_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,62}$")
+NODE_ID_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,62}")
 LOG_FORMATS = ("auto", "console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -168,7 +169,7 @@ def _build_section(name: str, raw: Mapping[str, Any], env: Mapping[str, str]) ->
 
 def check_config(config: Config) -> Config:
     n = config.node
-    if not NODE_ID_RE.match(n.id):
+    if not NODE_ID_RE.fullmatch(n.id):
         raise ConfigError(f"[node] id {n.id!r} must be 2-63 upper-case letters, digits or '-'")
     if n.role not in ROLES:
         raise ConfigError(f"[node] role {n.role!r} must be one of {', '.join(ROLES)}")
@@ -180,8 +181,12 @@ def check_config(config: Config) -> Config:
         raise ConfigError(f"[logging] format must be one of {', '.join(LOG_FORMATS)}")
     if config.logging.level not in LOG_LEVELS:
         raise ConfigError(f"[logging] level must be one of {', '.join(LOG_LEVELS)}")
-    if config.server.max_message_bytes < 64 * 1024:
-        raise ConfigError("[server] max_message_bytes must be at least 65536")
+    if config.server.max_message_bytes < limits.MIN_MESSAGE_BYTES:
+        raise ConfigError(
+            f"[server] max_message_bytes must be at least {limits.MIN_MESSAGE_BYTES} "
+            f"(got {config.server.max_message_bytes}): the reply carrying the largest record "
+            "the node accepts needs that much (docs/operations.md, Limits)"
+        )
     return config
 
 

@@ -194,7 +194,7 @@ def cmd_records_list(a: argparse.Namespace) -> int:
 
 
 def cmd_records_show(a: argparse.Namespace) -> int:
-    r = call(_stub(a).GetRecord, npb.GetRecordRequest(record_id=a.record_id))
+    r = call(_stub(a).GetRecord, npb.GetRecordRequest(record_id=a.record_id, origin=a.origin or ""))
     if a.json:
         render.print_json(r)
     else:
@@ -374,6 +374,9 @@ def _record_commands(sub: Any) -> None:
     p.set_defaults(handler=cmd_records_list)
     p = records.add_parser("show", help="show one record")
     p.add_argument("record_id")
+    p.add_argument(
+        "--origin", help="the node that recorded it (needed when records of several origins share the id)"
+    )
     _client_args(p)
     p.set_defaults(handler=cmd_records_show)
 

@@ -183,26 +183,38 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
 def cmd_bundle_export(a: argparse.Namespace) -> int:
     app = NodeApp.open(_config(a))
     try:
-        n = export_bundle(app, a.to.upper(), Path(a.out))
+        done = export_bundle(app, a.to, Path(a.out))
     finally:
         app.close()
+    files = ", ".join(str(p) for p in done.paths)
     render.console.print(
-        f"wrote {n} envelopes for {a.to.upper()} to {a.out} (signed by {app.config.node.id})"
+        f"wrote {done.envelopes} envelopes ({done.bytes:,} B) for {a.to.strip().upper()} to {files} "
+        f"(signed by {app.config.node.id})"
     )
+    if len(done.paths) > 1:
+        render.console.print(f"the bundle is in {len(done.paths)} parts: import every one of them")
     return 0
 
 
 def cmd_bundle_import(a: argparse.Namespace) -> int:
+    """Exit 0 when every envelope is now held; 1 when some were refused (each named on stderr)."""
     app = NodeApp.open(_config(a))
     try:
-        result = import_bundle(app, Path(a.file))
+        done = import_bundle(app, Path(a.file))
     finally:
         app.close()
+    r = done.result
     render.console.print(
-        f"imported {a.file}: {result.stored} new envelopes, {result.duplicates} already held, "
-        f"{result.indexed} readable"
+        f"imported {a.file}: {done.total} envelopes: {r.stored} new, {r.duplicates} already held, "
+        f"{len(r.refused)} refused; {r.indexed} readable"
     )
-    return 0
+    for refused in r.refused:
+        print(
+            f"gcn: refused envelope {refused.index} ({refused.origin} {refused.audience} seq {refused.seq}): "
+            f"{refused.code}: {refused.reason}",
+            file=sys.stderr,
+        )
+    return 1 if r.refused else 0
 
 
 def register(sub: Any) -> None:
@@ -220,5 +232,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--to", required=True, help="the node id the bundle is for")
     p.add_argument("--out", required=True, help="the bundle file to write")
-    p = _add(bundle, "import", "verify and apply a bundle", cmd_bundle_import)
+    p = _add(
+        bundle,
+        "import",
+        "verify and apply a bundle (run again to resume an interrupted import)",
+        cmd_bundle_import,
+    )
     p.add_argument("file")

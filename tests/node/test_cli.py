@@ -92,6 +92,10 @@ def test_seizure_by_flags_then_show_as_json(
     assert shown["goods"][0]["hs_code"] == "050710"
     assert shown["conveyance"]["vessel_imo"] == "9074729"
     assert {p["name"] for p in shown["parties"]} == {"John Doe", "Sesame Traders Ltd"}
+    code, out, _ = run(capsys, "records", "show", record_id, "--origin", "ke", "--node", address, "--json")
+    assert code == 0 and json.loads(out)["origin"] == "KE"
+    code, _, err = run(capsys, "records", "show", record_id, "--origin", "TZ", "--node", address)
+    assert code == 2 and f"not found: no record {record_id} of TZ on this node" in err
 
 
 def test_seizure_from_a_json_file_and_list_by_container(
