@@ -126,6 +126,15 @@ def test_a_node_listening_on_every_interface_names_this_machine(node: NodeApp) -
     ipaddress.ip_address(names[1])
 
 
+def test_serve_refuses_an_api_key_that_group_or_others_can_read(
+    node: NodeApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = node.config.api_tls_dir / KEY_FILE
+    key.chmod(0o640)
+    code, _, err = run(capsys, "serve", "--config", _config_file(node))
+    assert (code, err) == (2, f"gcn: key file {key} is readable by group or others: chmod 600 it\n")
+
+
 # -- who the client trusts -------------------------------------------------------------------
 
 
