@@ -24,6 +24,7 @@ import ipaddress
 import os
 import socket
 import stat
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,9 @@ from crypto.certs import (
 from crypto.errors import CertificateError
 from node.config import Config
 from node.errors import ConfigError
+from node.logging import get_logger
+
+log = get_logger(__name__)
 
 CA_FILE = "ca.pem"
 CA_KEY_FILE = "ca-key.pem"
@@ -180,12 +184,8 @@ def api_certificate(config: Config) -> ApiCertificate:
     )
 
 
-def server_credentials(config: Config) -> grpc.ServerCredentials | None:
-    """The officer API's TLS credentials; None for plaintext, which only a
-    loopback listen address may have (ConfigError otherwise)."""
-    if config.server.tls == "off":
-        check_plaintext_listen(config.server.listen)
-        return None
+def _load_pair(config: Config) -> tuple[bytes, bytes]:
+    """The server certificate and its key, checked to belong together."""
     directory = config.api_tls_dir
     cert = _read(config, CERT_FILE, "certificate")
     key = _read(config, KEY_FILE, "key", private=True)
@@ -195,7 +195,73 @@ def server_credentials(config: Config) -> grpc.ServerCredentials | None:
         raise ConfigError(f"officer API TLS in {directory}: {e}") from e
     if not matches:
         raise ConfigError(f"{directory / KEY_FILE} is not the key of {directory / CERT_FILE}")
-    return grpc.ssl_server_credentials([(key, cert)])
+    return cert, key
+
+
+Stamp = tuple[int, int, int, int]
+MISSING: Stamp = (-1, -1, -1, -1)
+
+
+def _stamp(config: Config) -> Stamp:
+    cert, key = (os.stat(config.api_tls_dir / name) for name in (CERT_FILE, KEY_FILE))
+    return cert.st_mtime_ns, cert.st_size, key.st_mtime_ns, key.st_size
+
+
+class CertificateReloader:
+    """gRPC asks it, at each new TLS handshake, whether the certificate changed:
+    a certificate re-issued on disk (`gcn api rotate`) is served from the next
+    connection on, without a restart. A pair that does not load (a key that is
+    not the certificate's, a file half-replaced) is not taken: the previous one
+    stays, and the reason is logged once."""
+
+    def __init__(self, config: Config, stamp: Stamp) -> None:
+        self._config = config
+        self._stamp = stamp
+        self._refused: Stamp | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> grpc.ServerCertificateConfiguration | None:
+        with self._lock:
+            try:
+                stamp = _stamp(self._config)
+            except OSError as e:
+                self._refuse(MISSING, e)
+                return None
+            if stamp in (self._stamp, self._refused):
+                return None
+            try:
+                cert, key = _load_pair(self._config)
+            except ConfigError as e:
+                self._refuse(stamp, e)
+                return None
+            self._stamp, self._refused = stamp, None
+        log.info(
+            "officer API certificate reloaded",
+            names=certificate_names(cert),
+            not_after=certificate_not_after(cert).isoformat(),
+        )
+        return grpc.ssl_server_certificate_configuration([(key, cert)])
+
+    def _refuse(self, stamp: Stamp, error: Exception) -> None:
+        if stamp != self._refused:
+            self._refused = stamp
+            log.warning(
+                "officer API certificate on disk not taken: serving the previous one", error=str(error)
+            )
+
+
+def server_credentials(config: Config) -> grpc.ServerCredentials | None:
+    """The officer API's TLS credentials, which take a re-issued certificate at
+    the next handshake; None for plaintext, which only a loopback listen address
+    may have (ConfigError otherwise)."""
+    if config.server.tls == "off":
+        check_plaintext_listen(config.server.listen)
+        return None
+    cert, key = _load_pair(config)  # says which file is missing, and what to run
+    stamp = _stamp(config)
+    return grpc.dynamic_ssl_server_credentials(
+        grpc.ssl_server_certificate_configuration([(key, cert)]), CertificateReloader(config, stamp)
+    )
 
 
 def api_tls_warnings(config: Config, now: datetime, renew_before: timedelta = RENEW_BEFORE) -> list[str]:

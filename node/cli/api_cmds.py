@@ -45,7 +45,7 @@ def cmd_api_ca(a: argparse.Namespace) -> int:
 def cmd_api_rotate(a: argparse.Namespace) -> int:
     cert = rotate_api_certificate(_config(a), system_clock())
     _describe(cert)
-    say("same CA: officers change nothing; restart `gcn serve` to use the new certificate")
+    say("same CA: officers change nothing; a running node serves it from its next connection on")
     return 0
 
 

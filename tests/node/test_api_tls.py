@@ -288,6 +288,33 @@ def test_rotation_keeps_the_ca_so_officers_change_nothing(
         assert code == 0 and '"node_id": "KE"' in out
 
 
+def _fresh_connection(address: str, ca: bytes, name: str) -> grpc.Channel:
+    """A channel that makes its own connection (a handshake), whatever other channels hold."""
+    options = [("grpc.ssl_target_name_override", name), ("grpc.use_local_subchannel_pool", 1)]
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(ca), options=options)
+
+
+def test_a_rotated_certificate_is_served_from_the_next_connection_without_a_restart(
+    node: NodeApp, token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_file = Path(_config_file(node))
+    ca = api_ca_pem(node.config)
+    with serving(node) as address:
+        with _fresh_connection(address, ca, "api2.kra.example") as ch:
+            assert "Hostname Verification" in _refused(ch)
+        config_file.write_text(
+            config_file.read_text().replace('tls_names = ""', 'tls_names = "api2.kra.example"')
+        )
+        code, out, _ = run(capsys, "api", "rotate", "--config", str(config_file))
+        assert code == 0 and "api2.kra.example" in out
+        with _fresh_connection(address, ca, "api2.kra.example") as ch:
+            assert _check(ch) == health_pb2.HealthCheckResponse.SERVING
+        # A key on disk that is not the certificate's is not taken: the last good pair stays.
+        (node.config.api_tls_dir / KEY_FILE).write_bytes(generate_tls_key())
+        with _fresh_connection(address, ca, "api2.kra.example") as ch:
+            assert _check(ch) == health_pb2.HealthCheckResponse.SERVING
+
+
 def test_serve_warns_of_a_certificate_near_its_end_or_not_from_the_officers_ca(
     node: NodeApp, clock: ManualClock
 ) -> None:
