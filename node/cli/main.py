@@ -33,7 +33,7 @@ from node.api_tls import api_ca_pem, is_loopback, listen_host
 from node.cli import alarm_cmds, api_cmds, federation_cmds, forms, hub_cmds, render, root_cmds, sync_cmds
 from node.cli.client import ClientTls, CliError, call, connect
 from node.clock import system_clock
-from node.config import FederationSection, load_config
+from node.config import Config, FederationSection, load_config
 from node.db import Database
 from node.errors import NodeError
 from node.joining import JOIN_REQUEST_FILE, prepare_join, read_root_keys
@@ -59,13 +59,26 @@ def _node_address(a: argparse.Namespace) -> str:
     return "127.0.0.1:7401"
 
 
+def _known_node_config(a: argparse.Namespace) -> Config | None:
+    """The config of the node the CLI is pointed at: `--config` / GCN_CONFIG
+    (which must load), else ./gcn.toml when it loads."""
+    if a.config or os.environ.get("GCN_CONFIG"):
+        return load_config(_config_path(a))
+    path = Path(CONFIG_FILE)
+    if not path.exists():
+        return None
+    try:
+        return load_config(path)
+    except NodeError:
+        return None  # someone else's file here: the CLI then trusts no node CA and says so
+
+
 def _client_tls(a: argparse.Namespace, address: str) -> ClientTls | None:
     """What the CLI trusts: `--ca` / GCN_NODE_CA, else the API CA of the node
     of `--config` (GCN_CONFIG, ./gcn.toml), else gRPC's default roots; None
     (plaintext) with `--plaintext` or a node configured so, to loopback only."""
     ca_file = a.ca or os.environ.get("GCN_NODE_CA")
-    config_path = _config_path(a)
-    config = load_config(config_path) if not ca_file and config_path.exists() else None
+    config = None if ca_file else _known_node_config(a)
     if a.plaintext or (config is not None and config.server.tls == "off"):
         if not is_loopback(listen_host(address)):
             raise CliError(f"plaintext is only for a node on loopback, not {address}: drop --plaintext")

@@ -157,7 +157,11 @@ def test_the_node_ca_is_trusted_and_a_client_that_does_not_trust_it_is_refused(
 
 
 def test_the_cli_trusts_ca_flag_env_or_its_configs_node_and_says_what_to_do_otherwise(
-    node: NodeApp, token: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    node: NodeApp,
+    token: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     ca = str(node.config.api_tls_dir / "ca.pem")
     with serving(node) as address:
@@ -170,6 +174,13 @@ def test_the_cli_trusts_ca_flag_env_or_its_configs_node_and_says_what_to_do_othe
         assert code == 0 and '"node_id": "KE"' in out
         code, out, _ = run(capsys, "node", "info", "--node", address, "--config", _config_file(node))
         assert code == 0 and '"node_id": "KE"' in out
+        monkeypatch.chdir(node.config.base_dir)  # ./gcn.toml is the node's: its CA is trusted
+        code, out, _ = run(capsys, "node", "info", "--node", address)
+        assert code == 0 and '"node_id": "KE"' in out
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "gcn.toml").write_text("[nonsense]\n")  # someone else's file does not get in the way
+        code, _, err = run(capsys, "node", "info", "--node", address)
+        assert code == 2 and "is not signed by a CA this CLI trusts" in err
         monkeypatch.setenv("GCN_NODE_CA", ca)
         code, out, _ = run(capsys, "node", "info", "--node", address)
         assert code == 0 and '"node_id": "KE"' in out
