@@ -25,6 +25,7 @@ ROLES = ("national", "port", "regional", "global")
 NODE_ID_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,62}")
 LOG_FORMATS = ("auto", "console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+TLS_MODES = ("on", "off")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,15 @@ class ServerSection:
     max_message_bytes: int = 4 * 1024 * 1024
     workers: int = 16
     grace_seconds: float = 10.0
+    # The officer API over TLS ("on") or plaintext ("off": loopback listen addresses only).
+    tls: str = "on"
+    tls_dir: str = "api-tls"  # ca.pem (what officers trust), cert.pem, key.pem, ca-key.pem; under data_dir
+    # Extra names (DNS or IP, comma-separated) officers reach the node by, put in the certificate.
+    tls_names: str = ""
+
+    @property
+    def tls_name_list(self) -> list[str]:
+        return [n.strip() for n in self.tls_names.split(",") if n.strip()]
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,11 @@ class Config:
         return self.data_dir / "tls"
 
     @property
+    def api_tls_dir(self) -> Path:
+        """The officer API's TLS files (its CA, certificate and key)."""
+        return (self.data_dir / self.server.tls_dir).resolve()
+
+    @property
     def national_audience(self) -> str:
         return f"national:{self.node.country}"
 
@@ -181,6 +196,8 @@ def check_config(config: Config) -> Config:
         raise ConfigError(f"[logging] format must be one of {', '.join(LOG_FORMATS)}")
     if config.logging.level not in LOG_LEVELS:
         raise ConfigError(f"[logging] level must be one of {', '.join(LOG_LEVELS)}")
+    if config.server.tls not in TLS_MODES:
+        raise ConfigError(f"[server] tls must be one of {', '.join(TLS_MODES)} (got {config.server.tls!r})")
     if config.server.max_message_bytes < limits.MIN_MESSAGE_BYTES:
         raise ConfigError(
             f"[server] max_message_bytes must be at least {limits.MIN_MESSAGE_BYTES} "

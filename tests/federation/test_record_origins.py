@@ -75,7 +75,7 @@ def test_a_record_id_held_from_two_origins_is_looked_up_by_origin(
     assert fed.nodes["KE"].app.reader.get(str(SHARED_ID), origin="KE").view == epb.VIEW_FULL
 
     token = UserStore(hub.db, clock).add("analyst", Role.ANALYST, clock())
-    running = build_server(hub, "127.0.0.1:0", max_message_bytes=4 * 1024 * 1024, workers=2)
+    running = build_server(hub, "127.0.0.1:0", max_message_bytes=4 * 1024 * 1024, workers=2, tls=None)
     channel = with_token(grpc.insecure_channel(f"127.0.0.1:{running.port}"), token)
     try:
         stub = node_pb2_grpc.NodeServiceStub(channel)

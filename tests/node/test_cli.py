@@ -12,6 +12,7 @@ from google.protobuf import json_format
 
 from gcn.v1 import records_pb2 as rec
 from node import samples
+from node.api_tls import server_credentials
 from node.app import NodeApp
 from node.cli.main import main
 from node.clock import ManualClock
@@ -23,9 +24,12 @@ pytestmark = pytest.mark.usefixtures("db_url")
 
 @pytest.fixture
 def address(app: NodeApp, officer_token: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The node's address; commands find an officer's token in GCN_TOKEN."""
+    """The node's address; commands find an officer's token in GCN_TOKEN and
+    the node's API CA in GCN_NODE_CA."""
     monkeypatch.setenv("GCN_TOKEN", officer_token)
-    running: RunningServer = build_server(app, "127.0.0.1:0", max_message_bytes=4 << 20, workers=4)
+    monkeypatch.setenv("GCN_NODE_CA", str(app.config.api_tls_dir / "ca.pem"))
+    tls = server_credentials(app.config)
+    running: RunningServer = build_server(app, "127.0.0.1:0", max_message_bytes=4 << 20, workers=4, tls=tls)
     yield f"127.0.0.1:{running.port}"
     running.stop(None)
 

@@ -231,7 +231,9 @@ def test_max_message_bytes_cannot_be_set_below_a_maximal_reply(tmp_path: Path) -
 def served(app: NodeApp, officer_token: str) -> Iterator[node_pb2_grpc.NodeServiceStub]:
     """The node at the smallest message limit its config allows, and a client
     with gRPC's default receive limit (as the CLI has)."""
-    running = build_server(app, "127.0.0.1:0", max_message_bytes=limits.MIN_MESSAGE_BYTES, workers=4)
+    running = build_server(
+        app, "127.0.0.1:0", max_message_bytes=limits.MIN_MESSAGE_BYTES, workers=4, tls=None
+    )
     channel = with_token(grpc.insecure_channel(f"127.0.0.1:{running.port}"), officer_token)
     yield node_pb2_grpc.NodeServiceStub(channel)
     channel.close()
@@ -250,7 +252,7 @@ def _list_all(stub: node_pb2_grpc.NodeServiceStub, **kw: Any) -> list[npb.ListRe
 def test_a_seizure_of_60000_goods_is_refused_and_listing_keeps_working(
     app: NodeApp, officer_token: str, clock: ManualClock
 ) -> None:
-    running = build_server(app, "127.0.0.1:0", max_message_bytes=4 * limits.MIB, workers=2)
+    running = build_server(app, "127.0.0.1:0", max_message_bytes=4 * limits.MIB, workers=2, tls=None)
     channel = with_token(grpc.insecure_channel(f"127.0.0.1:{running.port}"), officer_token)
     stub = node_pb2_grpc.NodeServiceStub(channel)
     try:
