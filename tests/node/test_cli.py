@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,7 +15,7 @@ from gcn.v1 import records_pb2 as rec
 from node import samples
 from node.api_tls import server_credentials
 from node.app import NodeApp
-from node.cli.main import main
+from node.cli.main import _host_port, main
 from node.clock import ManualClock
 from node.grpc_server import RunningServer
 from node.server import build_server
@@ -317,3 +318,12 @@ def test_seizure_import_from_json_lines_in_batches(
     path.write_text(json_format.MessageToJson(seizures[0], indent=None) + "\n{not json}\n")
     code, _, err = run(capsys, "seizure", "import", str(path), "--node", address)
     assert code == 2 and "line 2: not a Seizure" in err
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1:\uff17\uff14\uff10\uff11", "127.0.0.1:7401\n", "127.0.0.1:+7401", ":7401"]
+)
+def test_a_host_port_takes_ascii_digits_only(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        _host_port(value)
+    assert _host_port("127.0.0.1:7401") == "127.0.0.1:7401"

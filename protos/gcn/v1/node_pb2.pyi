@@ -416,7 +416,7 @@ Global___ListRecordsRequest: _TypeAlias = ListRecordsRequest  # noqa: Y015
 
 @_typing.final
 class ListRecordsResponse(_message.Message):
-    """A page holds at most page_size records and at most 2 MiB (docs/protocol.md,
+    """A page holds at most page_size records and at most 2,134,016 bytes (docs/protocol.md,
     "Limits"): a page can be short and still carry a next_page_token.
     """
 
