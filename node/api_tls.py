@@ -25,6 +25,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -134,17 +135,22 @@ class ApiCertificate:
     not_after: datetime
 
 
-def _issue(config: Config, ca_pem: bytes, ca_key_pem: bytes, now: datetime) -> ApiCertificate:
-    directory = config.api_tls_dir
+def _issue(config: Config, ca_pem: bytes, ca_key_pem: bytes, now: datetime) -> tuple[bytes, bytes]:
+    """A new server key and certificate (in memory)."""
     key = generate_tls_key()
-    cert = issue_api_certificate(ca_pem, ca_key_pem, key, config.node.id, api_names(config), now)
+    return key, issue_api_certificate(ca_pem, ca_key_pem, key, config.node.id, api_names(config), now)
+
+
+def _write(config: Config, key: bytes, cert: bytes) -> ApiCertificate:
+    directory = config.api_tls_dir
     _private_file(directory / KEY_FILE, key)
     _public_file(directory / CERT_FILE, cert)
     return ApiCertificate(directory / CERT_FILE, certificate_names(cert), certificate_not_after(cert))
 
 
 def create_api_tls(config: Config, now: datetime) -> ApiCertificate:
-    """The node's API CA and its first server certificate; refuses to replace existing ones."""
+    """The node's API CA and its first server certificate; refuses to replace
+    existing ones. Everything is made before anything is written."""
     directory = config.api_tls_dir
     for name in (CA_FILE, CERT_FILE, KEY_FILE):
         if (directory / name).exists():
@@ -152,12 +158,13 @@ def create_api_tls(config: Config, now: datetime) -> ApiCertificate:
                 f"{directory / name} already exists; refusing to replace the officer API's TLS "
                 "(`gcn api rotate` re-issues the certificate)"
             )
+    ca_pem, ca_key_pem = create_api_ca(config.node.id, now)
+    key, cert = _issue(config, ca_pem, ca_key_pem, now)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
-    ca_pem, ca_key_pem = create_api_ca(config.node.id, now)
     _private_file(directory / CA_KEY_FILE, ca_key_pem)
     _public_file(directory / CA_FILE, ca_pem)
-    return _issue(config, ca_pem, ca_key_pem, now)
+    return _write(config, key, cert)
 
 
 def rotate_api_certificate(config: Config, now: datetime) -> ApiCertificate:
@@ -169,7 +176,8 @@ def rotate_api_certificate(config: Config, now: datetime) -> ApiCertificate:
             f"no API CA key in {directory} (the certificate came from another CA): "
             f"issue a new one there and replace {CERT_FILE} and {KEY_FILE}"
         )
-    return _issue(config, ca_pem, _read(config, CA_KEY_FILE, "CA key", private=True), now)
+    key, cert = _issue(config, ca_pem, _read(config, CA_KEY_FILE, "CA key", private=True), now)
+    return _write(config, key, cert)
 
 
 def api_ca_pem(config: Config) -> bytes:
@@ -200,6 +208,7 @@ def _load_pair(config: Config) -> tuple[bytes, bytes]:
 
 Stamp = tuple[int, int, int, int]
 MISSING: Stamp = (-1, -1, -1, -1)
+SETTLE_NS = 2_000_000_000  # a pair on disk younger than this may be half-written: not judged yet
 
 
 def _stamp(config: Config) -> Stamp:
@@ -232,8 +241,9 @@ class CertificateReloader:
             try:
                 cert, key = _load_pair(self._config)
             except ConfigError as e:
-                self._refuse(stamp, e)
-                return None
+                if time.time_ns() - max(stamp[0], stamp[2]) > SETTLE_NS:
+                    self._refuse(stamp, e)
+                return None  # (just written: `gcn api rotate` may be between its two renames)
             self._stamp, self._refused = stamp, None
         log.info(
             "officer API certificate reloaded",

@@ -8,6 +8,7 @@ which itself resolves against the directory of the config file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -26,6 +27,7 @@ NODE_ID_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,62}")
 LOG_FORMATS = ("auto", "console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TLS_MODES = ("on", "off")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,14 @@ def _build_section(name: str, raw: Mapping[str, Any], env: Mapping[str, str]) ->
         raise ConfigError(f"[{name}] is missing required keys: {', '.join(missing)}") from e
 
 
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def check_config(config: Config) -> Config:
     n = config.node
     if not NODE_ID_RE.fullmatch(n.id):
@@ -198,6 +208,12 @@ def check_config(config: Config) -> Config:
         raise ConfigError(f"[logging] level must be one of {', '.join(LOG_LEVELS)}")
     if config.server.tls not in TLS_MODES:
         raise ConfigError(f"[server] tls must be one of {', '.join(TLS_MODES)} (got {config.server.tls!r})")
+    for name in config.server.tls_name_list:
+        if not _is_ip(name) and not HOSTNAME_RE.fullmatch(name):
+            raise ConfigError(
+                f"[server] tls_names: {name!r} is neither an IP address nor a DNS name "
+                "(give an internationalised name in its xn-- form)"
+            )
     if config.server.max_message_bytes < limits.MIN_MESSAGE_BYTES:
         raise ConfigError(
             f"[server] max_message_bytes must be at least {limits.MIN_MESSAGE_BYTES} "

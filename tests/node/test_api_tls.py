@@ -118,6 +118,24 @@ def test_init_makes_an_api_certificate_for_loopback_and_the_listen_host_with_pri
     assert 'tls = "on"' in toml and 'tls_names = "gcn.kra.go.ke"' in toml
 
 
+def test_a_name_that_is_not_a_dns_name_or_ip_is_refused_before_anything_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["init", "--dir", str(tmp_path / "ke"), "--id", "KE", "--country", "KE"]
+    db = f"sqlite:///{tmp_path / 'ke.sqlite'}"
+    code, _, err = run(capsys, *args, "--database-url", db, "--api-name", "bücher.example")
+    assert code == 2
+    assert err == (
+        "gcn: [server] tls_names: 'bücher.example' is neither an IP address nor a DNS name "
+        "(give an internationalised name in its xn-- form)\n"
+    )
+    assert not (tmp_path / "ke").exists()
+    code, out, _ = run(capsys, *args, "--database-url", db, "--api-name", "xn--bcher-kva.example")
+    assert code == 0 and "created" in out
+    names = certificate_names((tmp_path / "ke" / "api-tls" / CERT_FILE).read_bytes())
+    assert "xn--bcher-kva.example" in names
+
+
 def test_a_node_listening_on_every_interface_names_this_machine(node: NodeApp) -> None:
     everywhere = replace(node.config, server=replace(node.config.server, listen="0.0.0.0:7401"))
     names = api_names(everywhere)
