@@ -256,15 +256,23 @@ class Node:
     def alarms(self) -> list[dict[str, Any]]:
         return list(json.loads(self.local("alarms", "--json", "--limit", "500"))["alarms"])
 
-    def log_lines(self) -> list[dict[str, Any]]:
+    def log_lines(self, since: int = 0) -> list[dict[str, Any]]:
+        """The JSON log lines of every run, from line `since` on (see `log_mark`)."""
         lines = []
-        for raw in self.log_path.read_text(errors="replace").splitlines():
+        for raw in self.log_path.read_text(errors="replace").splitlines()[since:]:
             with suppress(ValueError):
                 lines.append(json.loads(raw))
         return lines
 
-    def log_events(self, event: str) -> list[dict[str, Any]]:
-        return [line for line in self.log_lines() if line.get("event") == event]
+    def log_mark(self) -> int:
+        return len(self.log_path.read_text(errors="replace").splitlines()) if self.log_path.exists() else 0
+
+    def log_events(self, event: str, since: int = 0, **fields: object) -> list[dict[str, Any]]:
+        return [
+            line
+            for line in self.log_lines(since)
+            if line.get("event") == event and all(line.get(k) == v for k, v in fields.items())
+        ]
 
     def start(self, wait: bool = True, timeout: float = 90.0) -> None:
         assert not self.running, f"{self.node_id} is already running"
@@ -309,19 +317,28 @@ class Node:
         self.proc.wait(timeout=30)
         self.proc = None
 
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM, wait for a clean exit; return the exit code."""
+    def terminate(self) -> None:
+        """SIGTERM, once (what systemd or an operator sends)."""
+        if self.proc is not None:
+            with suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 60.0) -> int:
+        """Wait for the exit after `terminate`; return the exit code."""
         if self.proc is None:
             return 0
-        with suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"{self.node_id} did not stop within {timeout:.0f}s of SIGTERM") from None
-        self.proc = None
+        self.kill()  # whatever of its process group is left
         return code
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait for a clean exit; return the exit code."""
+        self.terminate()
+        return self.wait_stopped(timeout)
 
     def peak_rss_mib(self) -> float:
         """The peak resident set of the running `gcn serve` (VmHWM)."""
@@ -358,10 +375,8 @@ class Federation:
 
     def stop_all(self) -> dict[str, int]:
         for node in self.nodes.values():
-            if node.proc is not None:
-                with suppress(ProcessLookupError):
-                    os.killpg(node.proc.pid, signal.SIGTERM)
-        return {node.node_id: node.stop() for node in self.nodes.values()}
+            node.terminate()
+        return {node.node_id: node.wait_stopped() for node in self.nodes.values()}
 
     def kill_all(self) -> None:
         for node in self.nodes.values():
