@@ -20,7 +20,7 @@ from tests.fault.harness import (
     write_figures,
 )
 
-CUT_SECONDS = 40.0
+CUT_SECONDS = 30.0
 BACKLOG = 300
 # The figure is 5 s from restore to the whole backlog at the global hub;
 # two shared cores get slack on top (the figure is reported either way).
