@@ -1,0 +1,681 @@
+"""A federation of real `gcn serve` processes on loopback, for fault stories.
+
+It is made the way an operator makes one (deploy/demo.sh), with the real CLI:
+`gcn root init`, `gcn init` with a join request, `gcn root admit`,
+`gcn federation install`, `gcn users add`, `gcn root publish`,
+`gcn directory import`. Five nodes: the global hub, one RINEX hub (ESA), two
+national nodes (KE, TZ) and KE's port of Mombasa.
+
+Every node's federation endpoint, as the directory names it, is a loopback TCP
+proxy run by the test (`LinkProxy`): its peers reach it only through the
+proxy, so a test cuts a node off and restores it. The officer API is reached
+only through `Node.gcn` (one place for the CLI's connection settings).
+
+The federation is made once per test session (`make_template`) and copied for
+each story, so a story starts from nodes that have never run.
+
+Accounting reads each node's SQLite database read-only (`holdings`), while the
+node runs (WAL readers do not disturb it) or after it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from gcn.v1 import records_pb2 as rec
+from node.local_federation import free_port
+from node.samples import random_seizure
+
+GCN = str(Path(sys.executable).with_name("gcn"))
+LIBFAKETIME = next(
+    (
+        p
+        for p in (
+            Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"),
+            Path("/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"),
+            Path("/usr/lib/faketime/libfaketime.so.1"),
+        )
+        if p.exists()
+    ),
+    None,
+)
+# The template federation is made two days in the past (when libfaketime is
+# there), so its certificates and directory are valid for a node whose clock
+# is a day behind.
+TEMPLATE_OFFSET = "-2d"
+
+
+def faketime_env(spec: str | None = None, file: Path | None = None) -> dict[str, str]:
+    """Environment that runs a process under libfaketime: a fixed offset
+    (`spec`, e.g. "+1d"), or an offset read from `file`, which the test
+    rewrites to move the running process's wall clock. The monotonic clock is
+    left alone (what an NTP step does)."""
+    assert LIBFAKETIME is not None, "libfaketime is not installed (deploy/setup.sh installs it)"
+    env = {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    if file is not None:
+        env |= {"FAKETIME_TIMESTAMP_FILE": str(file), "FAKETIME_CACHE_DURATION": "1"}
+    else:
+        env["FAKETIME"] = spec or "+0"
+    return env
+
+
+FEDERATION = "gcn-fault"
+SYNC_INTERVAL = 2.0
+
+# id, role, country, region, upstreams
+TOPOLOGY: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    ("WCO-GLOBAL", "global", "", "", ()),
+    ("RINEX-ESA", "regional", "", "ESA", ("WCO-GLOBAL",)),
+    ("KE", "national", "KE", "ESA", ("RINEX-ESA",)),
+    ("KE-MBA", "port", "KE", "ESA", ("KE",)),
+    ("TZ", "national", "TZ", "ESA", ("RINEX-ESA",)),
+)
+NODE_IDS = tuple(t[0] for t in TOPOLOGY)
+
+
+def _run(args: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 120.0) -> str:
+    """Run a command, return its stdout; fail with its stderr."""
+    done = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env=dict(env) if env else None, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float, poll: float = 0.2) -> float:
+    """Poll `condition` until it holds; return the seconds it took. Fail after `timeout`."""
+    start = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(poll)
+
+
+# -- the link the test controls ------------------------------------------------------------------
+
+
+class LinkProxy:
+    """A loopback TCP forwarder `listen_port` → `target_port`. `cut()` resets
+    every open connection and every new one until `restore()`."""
+
+    def __init__(self, listen_port: int, target_port: int) -> None:
+        self.target_port = target_port
+        self._lock = threading.Lock()
+        self._cut = False
+        self._open: set[socket.socket] = set()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", listen_port))
+        self._listener.listen(64)
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True, name=f"proxy-{listen_port}").start()
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut
+
+    def cut(self) -> None:
+        with self._lock:
+            self._cut = True
+            for s in list(self._open):
+                _reset(s)
+            self._open.clear()
+
+    def restore(self) -> None:
+        with self._lock:
+            self._cut = False
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        with suppress(OSError):
+            self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                cut = self._cut
+            if cut:
+                _reset(client)
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                _reset(client)
+                continue
+            with self._lock:
+                if self._cut:
+                    _reset(client)
+                    _reset(upstream)
+                    continue
+                self._open.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.discard(src)
+                self._open.discard(dst)
+            _reset(src)
+            _reset(dst)
+
+
+def _reset(s: socket.socket) -> None:
+    """Close with RST (SO_LINGER 0): the peer sees the link break at once."""
+    with suppress(OSError):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    with suppress(OSError):
+        s.close()
+
+
+# -- nodes and their processes -------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    node_id: str
+    role: str
+    directory: Path
+    officer_port: int
+    listen_port: int  # the federation listener
+    endpoint_port: int  # what the directory names: the proxy in front of the listener
+    token: str
+    env: dict[str, str] = field(default_factory=dict)  # extra environment of `gcn serve`
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "gcn.toml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "node.log"
+
+    @property
+    def database(self) -> Path:
+        return self.directory / "gcn.sqlite"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # The officer API: every CLI call that talks to the running node goes through here.
+    def gcn(self, *args: str, timeout: float = 300.0) -> str:
+        env = {**os.environ, "GCN_NODE": f"127.0.0.1:{self.officer_port}", "GCN_TOKEN": self.token}
+        return _run([GCN, *args], env=env, timeout=timeout)
+
+    # Commands on the node's own files (they work while it runs or is stopped).
+    def local(self, *args: str, timeout: float = 120.0) -> str:
+        return _run([GCN, *args, "--config", str(self.config)], timeout=timeout)
+
+    def sync_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(self.local("sync", "status", "--json"))
+        return out
+
+    def peer_status(self, peer: str) -> dict[str, Any]:
+        for row in self.sync_status()["peers"]:
+            if row["peer"] == peer:
+                return dict(row)
+        raise AssertionError(f"{self.node_id} has no peer {peer} in `gcn sync status`")
+
+    def alarms(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.local("alarms", "--json", "--limit", "500"))["alarms"])
+
+    def log_lines(self, since: int = 0) -> list[dict[str, Any]]:
+        """The JSON log lines of every run, from line `since` on (see `log_mark`)."""
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines()[since:]:
+            with suppress(ValueError):
+                lines.append(json.loads(raw))
+        return lines
+
+    def log_mark(self) -> int:
+        return len(self.log_path.read_text(errors="replace").splitlines()) if self.log_path.exists() else 0
+
+    def log_events(self, event: str, since: int = 0, **fields: object) -> list[dict[str, Any]]:
+        return [
+            line
+            for line in self.log_lines(since)
+            if line.get("event") == event and all(line.get(k) == v for k, v in fields.items())
+        ]
+
+    def start(self, wait: bool = True, timeout: float = 90.0) -> None:
+        assert not self.running, f"{self.node_id} is already running"
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        env = {
+            **os.environ,
+            "GCN_LOGGING_FORMAT": "json",
+            "GCN_FEDERATION_SYNC_INTERVAL_SECONDS": str(SYNC_INTERVAL),
+            **self.env,
+        }
+        with self.log_path.open("ab") as log:
+            log.write(f'{{"event": "harness: start #{self.starts + 1}"}}\n'.encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [GCN, "serve", "--config", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+                start_new_session=True,  # its own process group, killed whole
+            )
+        self.starts += 1
+        if wait:
+            self.wait_serving(offset, timeout)
+
+    def wait_serving(self, offset: int = 0, timeout: float = 90.0) -> None:
+        def serving() -> bool:
+            if not self.running:
+                raise AssertionError(f"{self.node_id} exited: {self.tail()}")
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                return b'"node serving"' in f.read()
+
+        wait_for(f"{self.node_id} serving", serving, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the node's whole process group."""
+        if self.proc is None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def terminate(self) -> None:
+        """SIGTERM, once (what systemd or an operator sends)."""
+        if self.proc is not None:
+            with suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 60.0) -> int:
+        """Wait for the exit after `terminate`; return the exit code."""
+        if self.proc is None:
+            return 0
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.node_id} did not stop within {timeout:.0f}s of SIGTERM") from None
+        self.kill()  # whatever of its process group is left
+        return code
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait for a clean exit; return the exit code."""
+        self.terminate()
+        return self.wait_stopped(timeout)
+
+    def peak_rss_mib(self) -> float:
+        """The peak resident set of the running `gcn serve` (VmHWM)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmHWM")
+
+    def tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Federation:
+    def __init__(self, base: Path, nodes: dict[str, Node]) -> None:
+        self.base = base
+        self.nodes = nodes
+        self.proxies: dict[str, LinkProxy] = {
+            n.node_id: LinkProxy(n.endpoint_port, n.listen_port) for n in nodes.values()
+        }
+
+    def __getitem__(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def start_all(self, timeout: float = 120.0) -> None:
+        offsets = {}
+        for node in self.nodes.values():
+            offsets[node.node_id] = node.log_path.stat().st_size if node.log_path.exists() else 0
+            node.start(wait=False)
+        for node in self.nodes.values():
+            node.wait_serving(offsets[node.node_id], timeout)
+
+    def stop_all(self) -> dict[str, int]:
+        for node in self.nodes.values():
+            node.terminate()
+        return {node.node_id: node.wait_stopped() for node in self.nodes.values()}
+
+    def kill_all(self) -> None:
+        for node in self.nodes.values():
+            node.kill()
+
+    def close(self) -> None:
+        self.kill_all()
+        for proxy in self.proxies.values():
+            proxy.close()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"===== {n.node_id} (last lines of {n.log_path})\n{n.tail()}" for n in self.nodes.values()
+        )
+
+
+# -- making the federation with the real CLI -----------------------------------------------------
+
+
+def make_template(base: Path) -> dict[str, dict[str, Any]]:
+    """Root, five nodes, admission, directory: what deploy/demo.sh does.
+    Returns each node's ports and token (also written to `nodes.json`)."""
+    root = base / "root"
+    env = {**os.environ, **(faketime_env(TEMPLATE_OFFSET) if LIBFAKETIME else {})}
+
+    def run(args: list[str]) -> str:
+        return _run(args, env=env)
+
+    run([GCN, "root", "init", "--dir", str(root), "--federation", FEDERATION])
+    meta: dict[str, dict[str, Any]] = {}
+    for node_id, role, country, region, ups in TOPOLOGY:
+        d = base / node_id
+        officer, listen, endpoint = free_port(), free_port(), free_port()
+        args = [GCN, "init", "--dir", str(d), "--id", node_id, "--name", f"{node_id} customs"]
+        args += [
+            "--role",
+            role,
+            "--listen",
+            f"127.0.0.1:{officer}",
+            "--root-keys",
+            str(root / "root-keys.json"),
+        ]
+        args += [
+            "--federation-listen",
+            f"127.0.0.1:{listen}",
+            "--federation-endpoint",
+            f"127.0.0.1:{endpoint}",
+        ]
+        args += ["--country", country] if country else []
+        args += ["--region", region] if region else []
+        for up in ups:
+            args += ["--upstream", up]
+        run(args)
+        cfg = str(d / "gcn.toml")
+        run(
+            [
+                GCN,
+                "root",
+                "admit",
+                str(d / "join-request.json"),
+                "--dir",
+                str(root),
+                "--out",
+                str(d / "node.cert.pem"),
+            ]
+        )
+        run(
+            [
+                GCN,
+                "federation",
+                "install",
+                "--cert",
+                str(d / "node.cert.pem"),
+                "--ca",
+                str(root / "ca.pem"),
+                "--config",
+                cfg,
+            ]
+        )
+        token = (
+            run([GCN, "users", "add", "officer", "--role", "officer", "--config", cfg])
+            .strip()
+            .splitlines()[-1]
+        )
+        meta[node_id] = {
+            "role": role,
+            "officer": officer,
+            "listen": listen,
+            "endpoint": endpoint,
+            "token": token,
+        }
+    run([GCN, "root", "publish", "--dir", str(root), "--out", str(root / "directory.pb")])
+    for node_id in NODE_IDS:
+        run(
+            [
+                GCN,
+                "directory",
+                "import",
+                str(root / "directory.pb"),
+                "--config",
+                str(base / node_id / "gcn.toml"),
+            ]
+        )
+    (base / "nodes.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def federation_from(template: Path, base: Path) -> Federation:
+    """A fresh copy of the template federation under `base` (no node has run yet)."""
+    shutil.copytree(template, base, dirs_exist_ok=True)
+    meta = json.loads((base / "nodes.json").read_text())
+    nodes = {
+        node_id: Node(
+            node_id,
+            m["role"],
+            base / node_id,
+            m["officer"],
+            m["listen"],
+            m["endpoint"],
+            m["token"],
+        )
+        for node_id, m in meta.items()
+    }
+    return Federation(base, nodes)
+
+
+@contextmanager
+def running(template: Path, base: Path) -> Iterator[Federation]:
+    fed = federation_from(template, base)
+    try:
+        yield fed
+    finally:
+        fed.close()
+
+
+# -- records -------------------------------------------------------------------------------------
+
+
+def seizures_jsonl(path: Path, count: int, seed: int) -> Path:
+    """`count` generated seizures, one gcn.v1.Seizure JSON per line."""
+    import random
+
+    rng = random.Random(seed)
+    today = date(2026, 12, 1)
+    with path.open("w") as f:
+        for _ in range(count):
+            seizure = random_seizure(rng, today)
+            seizure.tlp = rec.TLP_GREEN  # national (full), region (redacted), global (statistical)
+            f.write(json_format.MessageToJson(seizure, indent=None) + "\n")
+    return path
+
+
+# -- what each node holds ------------------------------------------------------------------------
+
+Stream = tuple[str, str]  # (origin, audience)
+
+
+@dataclass
+class Holdings:
+    node_id: str
+    envelopes: dict[Stream, list[tuple[int, bytes]]]  # per stream: (seq, hash) of every row
+    heads: dict[Stream, int]
+    records: dict[Stream, list[tuple[str, int]]]  # per stream: (record_id, view) of every readable row
+    quarantined: list[tuple[str, str, int]]
+
+    def seqs(self, stream: Stream) -> list[int]:
+        return sorted(seq for seq, _ in self.envelopes.get(stream, []))
+
+
+def holdings(node: Node) -> Holdings:
+    """Read the node's database read-only (the node may be running)."""
+    con = sqlite3.connect(f"file:{node.database}?mode=ro", uri=True, timeout=30)
+    try:
+        envelopes: dict[Stream, list[tuple[int, bytes]]] = {}
+        for origin, audience, seq, h in con.execute("SELECT origin, audience, seq, hash FROM envelopes"):
+            envelopes.setdefault((origin, audience), []).append((seq, bytes(h)))
+        heads = {(o, a): s for o, a, s in con.execute("SELECT origin, audience, head_seq FROM streams")}
+        records: dict[Stream, list[tuple[str, int]]] = {}
+        for origin, audience, rid, view in con.execute(
+            "SELECT origin, audience, record_id, view FROM records"
+        ):
+            records.setdefault((origin, audience), []).append((rid, view))
+        quarantined = list(con.execute("SELECT origin, audience, seq FROM quarantine"))
+    finally:
+        con.close()
+    return Holdings(node.node_id, envelopes, heads, records, quarantined)
+
+
+def expected_holders(origin: str, audience: str) -> set[str]:
+    """Who must end up holding the stream (origin, audience) in this topology:
+    the audience's members and the relays on the way to them."""
+    everyone = set(NODE_IDS)
+    if audience == "national:KE":
+        return {"KE", "KE-MBA"}
+    if audience == "national:TZ":
+        return {"TZ"}
+    if audience.startswith("node:"):
+        return {audience.removeprefix("node:"), origin}
+    if audience == "region:ESA":
+        return everyone - {"WCO-GLOBAL"}
+    if audience == "global":
+        return everyone
+    raise AssertionError(f"no expectation for audience {audience!r} (origin {origin})")
+
+
+def own_streams(h: Holdings) -> dict[Stream, list[tuple[int, bytes]]]:
+    return {s: rows for s, rows in h.envelopes.items() if s[0] == h.node_id}
+
+
+def behind(
+    fed: Federation, streams: Iterable[Stream] | None = None
+) -> dict[str, dict[Stream, tuple[int, int]]]:
+    """Per node, the streams it should hold where its head is short of the
+    origin's: {node: {stream: (its head, origin's head)}}. Empty: converged."""
+    held = {n: holdings(fed[n]) for n in fed.nodes}
+    out: dict[str, dict[Stream, tuple[int, int]]] = {}
+    for h in held.values():
+        for stream in own_streams(h):
+            if streams is not None and stream not in streams:
+                continue
+            want = h.heads.get(stream, 0)
+            for holder in expected_holders(*stream):
+                have = held[holder].heads.get(stream, 0)
+                if have != want:
+                    out.setdefault(holder, {})[stream] = (have, want)
+    return out
+
+
+def wait_converged(fed: Federation, timeout: float, streams: Iterable[Stream] | None = None) -> float:
+    wanted = list(streams) if streams is not None else None
+    last: list[dict[str, dict[Stream, tuple[int, int]]]] = [{}]
+
+    def done() -> bool:
+        last[0] = behind(fed, wanted)
+        return not last[0]
+
+    try:
+        return wait_for("convergence", done, timeout, poll=0.25)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; still behind: {last[0]}") from None
+
+
+def assert_exact(fed: Federation) -> dict[str, dict[str, int]]:
+    """Exact accounting at every holder: for every stream of every origin, each
+    node that must hold it (and any that holds part of it) holds exactly the
+    origin's envelopes — every seq 1..head once, the same hashes, its head at
+    the origin's — and, where it can read them, exactly the origin's records
+    of that stream, once per view. Returns per node: envelopes and records held."""
+    held = {n: holdings(fed[n]) for n in fed.nodes}
+    problems: list[str] = []
+    for origin, h in held.items():
+        for stream, rows in own_streams(h).items():
+            hashes = sorted(x for _, x in rows)
+            seqs = sorted(s for s, _ in rows)
+            if seqs != list(range(1, len(rows) + 1)) or h.heads.get(stream) != len(rows):
+                problems.append(
+                    f"origin {origin} {stream}: seqs not 1..{len(rows)} or head {h.heads.get(stream)}"
+                )
+            origin_records = sorted(h.records.get(stream, []))
+            holders = expected_holders(*stream) | {n for n, x in held.items() if stream in x.envelopes}
+            for holder in sorted(holders):
+                x = held[holder]
+                got = x.envelopes.get(stream, [])
+                if sorted(s for s, _ in got) != seqs:
+                    missing = sorted(set(seqs) - {s for s, _ in got})
+                    dup = len(got) - len({s for s, _ in got})
+                    problems.append(
+                        f"{holder} {stream}: {len(got)} rows for {len(seqs)} (missing {missing[:10]}…, "
+                        f"{dup} duplicated)"
+                    )
+                elif sorted(y for _, y in got) != hashes:
+                    problems.append(f"{holder} {stream}: hashes differ from the origin's")
+                if x.heads.get(stream, 0) != len(rows):
+                    problems.append(f"{holder} {stream}: head {x.heads.get(stream, 0)} != {len(rows)}")
+                recs = sorted(x.records.get(stream, []))
+                if recs and recs != origin_records:
+                    problems.append(
+                        f"{holder} {stream}: {len(recs)} readable records, origin has {len(origin_records)}"
+                    )
+    assert not problems, "accounting:\n" + "\n".join(problems[:40])
+    return {
+        n: {
+            "envelopes": sum(len(r) for r in x.envelopes.values()),
+            "records": sum(len(r) for r in x.records.values()),
+        }
+        for n, x in held.items()
+    }
+
+
+def records_at(h: Holdings, origin: str, audience: str) -> set[str]:
+    return {rid for rid, _ in h.records.get((origin, audience), [])}
+
+
+def figures_file(base: Path) -> Path:
+    """Where the stories write their figures (one JSON per story under the session's tmp)."""
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def write_figures(directory: Path, story: str, figures: Mapping[str, Any]) -> None:
+    (figures_file(directory) / f"{story}.json").write_text(json.dumps(figures, indent=2, default=str))
+    print(f"\nFIGURES {story}: {json.dumps(figures, default=str)}")
