@@ -26,7 +26,8 @@ def cmd_api_init(a: argparse.Namespace) -> int:
     config = _config(a)
     cert = create_api_tls(config, system_clock())
     _describe(cert)
-    say(f"officers' CLIs trust {config.api_tls_dir / 'ca.pem'} (`gcn api ca` prints it); restart `gcn serve`")
+    ca = config.api_tls_dir / "ca.pem"
+    say(f"officers' CLIs trust {ca} (`gcn api ca` prints it); now `gcn serve` starts")
     return 0
 
 
