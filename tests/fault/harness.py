@@ -149,6 +149,10 @@ class LinkProxy:
         self._closed = True
         self.cut()
         with suppress(OSError):
+            # shutdown wakes the thread blocked in accept(); close alone would
+            # leave the port bound until that call returned
+            self._listener.shutdown(socket.SHUT_RDWR)
+        with suppress(OSError):
             self._listener.close()
 
     def _accept(self) -> None:
