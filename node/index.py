@@ -205,6 +205,26 @@ class Opened:
         return cls(envelope_id, record_header(wire, body), body, created_at)
 
 
+def unindexable(o: Opened) -> str | None:
+    """Why this opened record cannot be indexed (a body another node sealed that
+    breaks the record rules: a date that is not a date, an enum value no version
+    knows, a target that is not a record id), or None. A signed, well-formed
+    envelope with such a body is kept as ciphertext; only its index is skipped."""
+    body = o.body
+    try:
+        _event_date(body, o.created_at)
+        terms_of(body)
+        _tlp(body)
+    except (ValueError, TypeError, OverflowError) as e:
+        return f"{type(e).__name__}: {e}"[:200]
+    target = _target(body)
+    if target is not None and not _UUID.fullmatch(target):
+        return "retraction/correction target is not a record id"
+    if len(o.header.record_id) > 36:
+        return "record id is not a UUID"
+    return None
+
+
 def index_records(session: Session, opened: list[Opened], *, fresh: bool = False) -> None:
     """Index readable record envelopes (not key messages) in one go. `fresh`:
     records this node just created, which no retraction can target yet."""

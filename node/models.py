@@ -91,7 +91,8 @@ class AlarmRow(Base):
     (`equivocation`: two envelopes for one stream position, both kept;
     `broken_chain`; `unauthorised_key_message`), an envelope refused by or from
     a peer (`refused_by_peer`, `refused_from_peer`), a damaged envelope
-    quarantined (`corrupt_envelope`), or trouble of the node itself
+    quarantined (`corrupt_envelope`), a signed body that breaks the record
+    rules (`invalid_body`: kept, not indexed), or trouble of the node itself
     (`sync_job_missing`, `rekey_failed`, `directory_stale`). Hashes and seq are
     empty/0 where the alarm is not about one envelope."""
 

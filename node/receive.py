@@ -55,6 +55,8 @@ from federation.vectors import Stream
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
 from gcn.v1 import sync_pb2
+from node import index
+from node.alarms import add_alarm
 from node.audience_keys import AudienceKeys
 from node.clock import Clock, system_clock
 from node.custody import CustodyJudge, store_receipts
@@ -120,6 +122,7 @@ class Receiver:
         self.keys = keys
         self.trust = trust
         self.refusals = refusals or StreamRefusals(db, clock)
+        self.clock = clock
         self.clock_skew = clock_skew
         self.chunk = max(1, chunk)
         # Envelopes created after this are refused (the held directory's trust ends there).
@@ -447,6 +450,25 @@ class Receiver:
                     record_id=v.header.record_id,
                     audience=v.header.audience,
                     reason=str(e),
+                )
+                continue
+            why = index.unindexable(item)
+            if why is not None:  # the origin sealed a body that breaks the record rules
+                log.warning(
+                    "envelope body breaks the record rules: kept, not indexed",
+                    origin=v.header.origin,
+                    audience=v.header.audience,
+                    seq=v.header.seq,
+                    reason=why,
+                )
+                add_alarm(
+                    s,
+                    "invalid_body",
+                    self.clock(),
+                    f"body not indexed: {why}",
+                    origin=v.header.origin,
+                    audience=v.header.audience,
+                    seq=v.header.seq,
                 )
                 continue
             opened.append(item)

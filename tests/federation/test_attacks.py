@@ -23,6 +23,7 @@ from crypto.keys import SigningKey
 from federation.policy import Share
 from federation.transport import sync_stub
 from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import records_pb2 as rec
 from gcn.v1 import sync_pb2
 from node import samples
 from node.app import NodeApp
@@ -344,3 +345,42 @@ def test_a_back_dated_key_message_signed_by_a_retired_key_is_refused_without_cus
     vn.records.policy = Policy(Share(BILATERAL, epb.VIEW_FULL))  # type: ignore[assignment]
     new = vn.records.record_seizure(samples.ivory_seizure(clock().date()))
     assert env_crypto.parse_header(vn.reader.get(new.record_id).envelope).epoch == legit[0]
+
+
+def _hostile_body(clock: ManualClock, breakage: str) -> bytes:
+    """A seizure body the sender's own code never validated: sealed and signed for real."""
+    seizure = samples.ivory_seizure(clock().date())
+    if breakage == "date":
+        seizure.incident_date = "not-a-date"
+    else:
+        seizure.goods[0].commodity = 999  # type: ignore[assignment]
+    body = rec.RecordBody(record_id=str(uuid.uuid4()), view=epb.VIEW_FULL, seizure=seizure)
+    return body.SerializeToString()
+
+
+@pytest.mark.parametrize("breakage", ["date", "commodity"])
+def test_a_signed_body_that_breaks_the_record_rules_is_kept_unindexed_and_every_link_keeps_flowing(
+    fed: LocalFederation, clock: ManualClock, breakage: str
+) -> None:
+    """Red team F1: a member sealed a seizure whose date is not a date (or whose
+    commodity no version knows) into the global audience. Every node that reads
+    it stored it and then failed every round with INTERNAL (the index raised);
+    a node pulling its own streams back at start-up crashed. Now the body is
+    kept as ciphertext, not indexed, with an alarm naming the stream."""
+    tz, hub, ke = _app(fed, "TZ"), _app(fed, "WCO-GLOBAL"), _app(fed, "KE")
+    bad = _write_own_header(tz, "global", lambda h: None, _hostile_body(clock, breakage), clock())
+    tz.records.policy = Policy(Share("global", epb.VIEW_STATISTICAL))  # type: ignore[assignment]
+    after = tz.records.record_seizure(samples.hcfc_seizure(clock().date()))
+
+    reply = _push(fed, "TZ", "WCO-GLOBAL", [bad])
+    assert (reply.stored, list(reply.refused)) == (1, [])
+    assert _held(hub, bad)
+    [alarm] = _alarms(hub, "invalid_body")
+    assert (alarm.origin, alarm.audience) == ("TZ", "global")
+    # The rest of TZ's stream, and the hub's link to KE, keep flowing.
+    fed.sync("TZ", "WCO-GLOBAL")
+    assert hub.reader.get(after.record_id, origin="TZ").kind == epb.RECORD_KIND_SEIZURE
+    result = fed.sync("KE", "WCO-GLOBAL")
+    assert result.refused == 0 and _held(ke, bad)
+    assert ke.reader.get(after.record_id, origin="TZ").kind == epb.RECORD_KIND_SEIZURE
+    assert len(_alarms(ke, "invalid_body")) == 1
