@@ -127,9 +127,22 @@ def push(
             result.refused += len(refusals)
             source.refused(peer, refusals)
             held_back |= {r.stream for r in refusals}
+        if reply.stored == 0 and not refusals:
+            # No progress (streams stalled behind an equivocation, or copies the
+            # peer holds under a damaged index): those streams wait for the next
+            # round; the others, sorted after them, still go in this one.
+            held_back |= _streams(batch.envelopes)
         _skip_past(theirs, batch.envelopes, held_back)
-        if not batch.more or (reply.stored == 0 and not refusals):
-            return  # done, or no progress (e.g. a stream stalled behind an equivocation)
+        if not batch.more:
+            return
+
+
+def _streams(envelopes: Sequence[epb.Envelope]) -> set[vectors.Stream]:
+    out = set()
+    for env in envelopes:
+        header = epb.EnvelopeHeader.FromString(env.header)
+        out.add((header.origin, header.audience))
+    return out
 
 
 def _skip_past(theirs: vectors.Vector, sent: Sequence[epb.Envelope], held_back: set[vectors.Stream]) -> None:
@@ -154,9 +167,11 @@ def pull(
 ) -> None:
     """Ask the peer for what we lack, apply each batch (committed) before the
     next. Streams we refused an envelope of from this peer are not asked for."""
+    stalled: set[vectors.Stream] = set()  # streams that made no progress in this round
     for _ in range(MAX_BATCHES_PER_ROUND):
         have = vectors.to_proto((o, a, q, b"") for (o, a), q in sorted(sink.local_vector().items()))
-        exclude = [sync_pb2.StreamHead(origin=o, audience=a) for o, a in sorted(sink.waiting_from(peer))]
+        skip = sink.waiting_from(peer) | stalled
+        exclude = [sync_pb2.StreamHead(origin=o, audience=a) for o, a in sorted(skip)]
         request = sync_pb2.PullRequest(have=have, max_envelopes=max_envelopes, origin=origin, exclude=exclude)
         reply = stub.Pull(request, timeout=timeout)
         result.calls += 1
@@ -168,8 +183,10 @@ def pull(
             result.pulled += stored
             result.duplicates += applied.duplicates
             result.refused += refused
-        if not reply.more or (stored == 0 and not refused):
-            return  # done, or no progress
+        if not reply.more or not reply.envelopes:
+            return
+        if stored == 0 and not refused:  # no progress: ask for the other streams
+            stalled |= _streams(reply.envelopes)
 
 
 def sync_round(

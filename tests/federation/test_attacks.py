@@ -21,6 +21,7 @@ from crypto.custody import sign_receipt
 from crypto.directory import encryption_keys
 from crypto.keys import SigningKey
 from federation.policy import Share
+from federation.sync import RoundResult, push
 from federation.transport import sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
@@ -384,3 +385,41 @@ def test_a_signed_body_that_breaks_the_record_rules_is_kept_unindexed_and_every_
     assert result.refused == 0 and _held(ke, bad)
     assert ke.reader.get(after.record_id, origin="TZ").kind == epb.RECORD_KIND_SEIZURE
     assert len(_alarms(ke, "invalid_body")) == 1
+
+
+def _forked_first(app: NodeApp, audience: str, now: datetime) -> epb.Envelope:
+    """A second seq 1 of `app`'s own stream, different from the one it stored."""
+    epoch, key = app.audience_keys.current(audience) or (0, None)
+    header = epb.EnvelopeHeader(
+        record_id=str(uuid.uuid4()), origin=app.config.node.id, audience=audience, seq=1, epoch=epoch
+    )
+    header.kind = epb.RECORD_KIND_SEALED
+    header.created_at.FromDatetime(now)
+    body = rec.RecordBody(record_id=str(uuid.uuid4()), view=epb.VIEW_STATISTICAL)
+    body.seizure.CopyFrom(samples.hcfc_seizure(now.date()))
+    return env_crypto.seal(header, body.SerializeToString(), app.envelope_log.signer, key).envelope
+
+
+def test_a_fork_that_stalls_one_stream_does_not_hold_back_the_streams_sorted_after_it(
+    fed: LocalFederation, clock: ManualClock
+) -> None:
+    """Red team F4b: TZ sent one history of its global stream to the hub and a
+    different seq 1 straight to KE. Each round the hub's first batch for KE was
+    all TZ envelopes KE cannot chain: no progress, the round ended, and every
+    stream sorted after TZ's (the hub's own records) never reached KE."""
+    tz, hub, ke = _app(fed, "TZ"), _app(fed, "WCO-GLOBAL"), _app(fed, "KE")
+    tz.records.policy = Policy(Share("global", epb.VIEW_STATISTICAL))  # type: ignore[assignment]
+    tz.records.import_seizures(samples.hcfc_seizure(clock().date()) for _ in range(12))
+    fed.sync("TZ", "WCO-GLOBAL")
+    fork = _forked_first(tz, "global", clock())
+    _push(fed, "TZ", "KE", [fork])  # any member may hand its own envelopes to any node
+    hub.records.policy = Policy(Share("global", epb.VIEW_STATISTICAL))  # type: ignore[assignment]
+    own = hub.records.record_seizure(samples.ivory_seizure(clock().date()))
+
+    fed.sync("KE", "WCO-GLOBAL", max_envelopes=5)  # batches smaller than TZ's history
+    assert ke.reader.get(own.record_id, origin="WCO-GLOBAL").kind == epb.RECORD_KIND_SEIZURE
+    # ... and the other way round: the hub pushing to KE.
+    later = hub.records.record_seizure(samples.ivory_seizure(clock().date()))
+    stub = sync_stub(fed.nodes["WCO-GLOBAL"].channel(fed.nodes["KE"]))
+    push(stub, "KE", hub.sync_source, RoundResult(), timeout=10, max_envelopes=5)
+    assert ke.reader.get(later.record_id, origin="WCO-GLOBAL").kind == epb.RECORD_KIND_SEIZURE
