@@ -177,16 +177,22 @@ class NodeApp:
             created.append(audience)
         return created
 
-    def accept_directory(self, signed: dir_pb.SignedDirectory) -> dir_pb.Directory | None:
-        """Adopt a newer verified directory, then do the key holder's duties; or,
-        for an answer that carries only a timestamp, take the timestamp.
-        Returns the new directory (None: only a timestamp, or nothing new)."""
+    def accept_directory(
+        self, signed: dir_pb.SignedDirectory, *, rekey: bool = True
+    ) -> dir_pb.Directory | None:
+        """Adopt a newer verified directory, then do the key holder's duties
+        (unless `rekey` is False: `gcn directory import` leaves them to the
+        serving process, the node's one writer of epochs, which takes the file
+        at its next check or at start); or, for an answer that carries only a
+        timestamp, take the timestamp. Returns the new directory (None: only a
+        timestamp, or nothing new)."""
         if not signed.directory:
             if signed.HasField("timestamp") and self.trust.accept_timestamp(signed.timestamp, self.clock()):
                 log.info("newer directory timestamp taken", version=self.trust.version())
             return None
         directory = self.trust.accept(signed, self.clock())
-        self.refresh_epochs()
+        if rekey:
+            self.refresh_epochs()
         return directory
 
     def refresh_epochs(self) -> list[str]:

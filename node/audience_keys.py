@@ -182,7 +182,7 @@ class AudienceKeys:
         node) in the caller's transaction. The caller `remember`s the returned
         key after the commit, so no record is ever sealed under a key whose key
         message could still roll back."""
-        epoch = self.next_epoch(audience, now)
+        epoch = max(self.next_epoch(audience, now), envelope_log.last_own_epoch(session, audience) + 1)
         key = aud.new_epoch_key()
         msg = aud.build_key_message(audience, epoch, key, members)
         msg.not_before.FromDatetime(now)

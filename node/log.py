@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -210,6 +211,28 @@ class EnvelopeLog:
 
     def get(self, session: Session, envelope_id: int) -> EnvelopeRow | None:
         return session.get(EnvelopeRow, envelope_id)
+
+    def last_own_epoch(self, session: Session, audience: str) -> int:
+        """The epoch of this node's latest key message for `audience` in the
+        database (another process of this node, e.g. a CLI command beside the
+        running server, may have written one this process does not know)."""
+        stmt = (
+            select(EnvelopeRow.ciphertext)
+            .where(
+                EnvelopeRow.origin == self.node_id,
+                EnvelopeRow.audience == audience,
+                EnvelopeRow.kind == epb.RECORD_KIND_KEY,
+            )
+            .order_by(EnvelopeRow.seq.desc())
+            .limit(1)
+        )
+        body = session.scalar(stmt)
+        if body is None:
+            return 0
+        try:
+            return int(epb.KeyMessage.FromString(body).epoch)
+        except DecodeError:
+            return 0
 
     def key_envelopes(self, session: Session) -> list[EnvelopeRow]:
         stmt = select(EnvelopeRow).where(EnvelopeRow.kind == epb.RECORD_KIND_KEY).order_by(EnvelopeRow.id)

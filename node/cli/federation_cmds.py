@@ -139,7 +139,7 @@ def _accept(config: Config, signed: dir_pb.SignedDirectory) -> int:
         return 0
     app = NodeApp.open(config)
     try:
-        directory = app.accept_directory(signed)
+        directory = app.accept_directory(signed, rekey=False)  # the serving process rekeys
         holds = app.trust.held_audiences()
         freshness = app.trust.freshness(app.clock())
     finally:

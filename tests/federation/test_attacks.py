@@ -423,3 +423,29 @@ def test_a_fork_that_stalls_one_stream_does_not_hold_back_the_streams_sorted_aft
     stub = sync_stub(fed.nodes["WCO-GLOBAL"].channel(fed.nodes["KE"]))
     push(stub, "KE", hub.sync_source, RoundResult(), timeout=10, max_envelopes=5)
     assert ke.reader.get(later.record_id, origin="WCO-GLOBAL").kind == epb.RECORD_KIND_SEIZURE
+
+
+def test_two_processes_of_one_holder_never_start_one_epoch_twice_with_two_keys(
+    fed: LocalFederation, clock: ManualClock
+) -> None:
+    """Red team F7: `gcn directory import` beside the running holder wrote a key
+    message for the epoch the server wrote 0.7 s later, with another key:
+    members kept the first, the server sealed under the second, and nobody
+    could read the holder's new records. Now the CLI leaves epochs to the
+    serving process, and a holder numbers a new epoch above every key message
+    of its own in the database, whoever wrote it."""
+    node = fed.nodes["KE"]
+    beside = NodeApp.open(node.app.config, clock)  # a second process of KE, same database
+    try:
+        members = node.app.trust.member_keys("national:KE")
+        with beside.envelope_log.writing_own(), beside.db.begin() as s:
+            first, _ = beside.audience_keys.create_epoch(
+                s, beside.envelope_log, "national:KE", members, clock()
+            )
+    finally:
+        beside.close()
+    with node.app.envelope_log.writing_own(), node.app.db.begin() as s:
+        second, _ = node.app.audience_keys.create_epoch(
+            s, node.app.envelope_log, "national:KE", members, clock()
+        )
+    assert second > first
