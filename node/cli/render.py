@@ -15,7 +15,9 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 
-console = Console()
+# No markup, emoji codes or highlighting: what we print includes text other nodes
+# wrote (alarm details, record fields), which must show as it is, never as style or links.
+console = Console(markup=False, emoji=False, highlight=False)
 
 
 def as_dict(message: Message) -> dict[str, Any]:

@@ -13,12 +13,15 @@ from google.protobuf import json_format
 
 from gcn.v1 import records_pb2 as rec
 from node import samples
+from node.alarms import record_alarm
 from node.api_tls import server_credentials
 from node.app import NodeApp
+from node.cli import render
 from node.cli.main import _host_port, main
 from node.clock import ManualClock
 from node.grpc_server import RunningServer
 from node.server import build_server
+from node.setup import CONFIG_FILE
 
 pytestmark = pytest.mark.usefixtures("db_url")
 
@@ -327,3 +330,22 @@ def test_a_host_port_takes_ascii_digits_only(value: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         _host_port(value)
     assert _host_port("127.0.0.1:7401") == "127.0.0.1:7401"
+
+
+def test_text_other_nodes_wrote_is_printed_as_it_is_never_as_terminal_markup(
+    app: NodeApp,
+    tmp_path: Path,
+    clock: ManualClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Red team F3: a member's audience name or goods description in Rich markup
+    showed in `gcn alarms` and `gcn records show` as a red banner and a link."""
+    monkeypatch.setattr(render.console, "width", 400)  # one line per row
+    hostile = "[bold white on red] KE COMPROMISED [/] [link=https://evil.example]call[/link] :warning:"
+    record_alarm(app.db, "refused_from_peer", clock(), hostile, origin="TZ")
+    code, out, _ = run(capsys, "alarms", "--config", str(tmp_path / "ke" / CONFIG_FILE))
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "[bold white on red] KE COMPROMISED [/]" in flat and "[link=https://evil.example]" in flat
+    assert ":warning:" in flat
