@@ -46,8 +46,9 @@ def sign_receipt(
 
 
 def open_receipt(signed: pb.SignedReceipt, keyring: KeyRing, now: datetime) -> Receipt:
-    """The receipt, if its holder's key (valid now) signed it and it names
-    another node as origin; raises `SignatureError` saying why not."""
+    """The receipt, if its holder's key (valid now, and at the time the receipt
+    claims) signed it and it names another node as origin; raises
+    `SignatureError` saying why not."""
     receipt = pb.CustodyReceipt()
     try:
         receipt.ParseFromString(signed.receipt)
@@ -59,6 +60,10 @@ def open_receipt(signed: pb.SignedReceipt, keyring: KeyRing, now: datetime) -> R
     key = keyring.find(receipt.holder, signed.key_id)
     if key is None or not key.valid_at(now):
         raise SignatureError(f"custody receipt by {receipt.holder}: no signing key {signed.key_id} valid now")
+    if not key.valid_at(held_at):
+        raise SignatureError(
+            f"custody receipt by {receipt.holder} claims a time its key {signed.key_id} was not valid at"
+        )
     if not verify_detached(key.public_raw, CUSTODY_DOMAIN + signed.receipt, signed.signature):
         raise SignatureError(f"custody receipt by {receipt.holder} does not verify")
     if held_at > now:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -53,6 +53,9 @@ class Judged:
     refused: dict[int, str] = field(default_factory=dict)  # index -> why
     used: list[Receipt] = field(default_factory=list)  # receipts that vouched for what is accepted
 
+# A receipt may claim a time this much before the envelope's own (clocks differ).
+RECEIPT_SKEW = timedelta(minutes=5)
+
 
 class CustodyJudge:
     def __init__(self, db: Database, trust: Trust) -> None:
@@ -77,7 +80,10 @@ class CustodyJudge:
         vouched, by = _vouch(all_receipts, links)
         for i, v, end in needy:
             held_at = vouched.get(v.hash)
-            if held_at is not None and held_at < end:
+            # Held before the key ended, and not before the envelope says it was
+            # made (give or take the clocks' difference).
+            made = env_crypto.header_created_at(v.header)
+            if held_at is not None and made - RECEIPT_SKEW <= held_at < end:
                 if by[v.hash] in given and by[v.hash] not in out.used:
                     out.used.append(by[v.hash])
                 continue

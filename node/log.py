@@ -11,12 +11,13 @@ Invariants:
 
 from __future__ import annotations
 
+import secrets
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -134,8 +135,10 @@ class EnvelopeLog:
         heads = self._heads(conn, {item.audience for item in items})
         fresh = {a for a in {item.audience for item in items} if a not in heads}
         sealed: list[env_crypto.VerifiedEnvelope] = []
-        created_at = _timestamp(now)
         for item in items:
+            # Each envelope its own sub-second offset: the views of one record,
+            # sealed in one transaction, share no time a relay could match.
+            created_at = _timestamp(now + timedelta(microseconds=secrets.randbelow(1_000_000)))
             seq, prev = heads.get(item.audience, (0, b""))
             # Version 2: the header names this envelope alone and only the
             # record's class; its id, kind and view are inside `body`.

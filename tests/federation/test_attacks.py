@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -329,6 +329,20 @@ def test_a_back_dated_key_message_signed_by_a_retired_key_is_refused_without_cus
     forged = env_crypto.seal(header, msg.SerializeToString(), old_key, None).envelope
     reply = _push(fed, "WCO-GLOBAL", "VN", [forged])
     assert [r.code for r in reply.refused] == ["custody"]
+    # Red team F6: a receipt claiming a time before the envelope was made, or
+    # before the voucher's own key existed, vouches for nothing.
+    for held_at in (datetime(2020, 1, 1, tzinfo=UTC), old_created - timedelta(minutes=10)):
+        early = sign_receipt(
+            hub.keys.signing,
+            "WCO-GLOBAL",
+            "KE",
+            BILATERAL,
+            seq + 1,
+            env_crypto.envelope_hash(forged),
+            held_at,
+        )
+        reply = _push(fed, "WCO-GLOBAL", "VN", [forged], receipts=[early])
+        assert [r.code for r in reply.refused] == ["custody"], held_at
     # The compromised hub vouches for itself.
     receipt = sign_receipt(
         hub.keys.signing,
