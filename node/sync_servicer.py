@@ -86,6 +86,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
 
     def Push(self, request: sync_pb2.PushRequest, context: Any) -> sync_pb2.PushResponse:
         caller = self._caller(context)
+        self._relaying()  # nothing is taken on an old view, whatever date an envelope claims
         result = self.receiver.apply(list(request.envelopes), caller, self.clock(), list(request.receipts))
         heads = vectors.to_proto((o, a, q, h) for (o, a), (q, h) in sorted(result.heads.items()))
         return sync_pb2.PushResponse(
