@@ -216,6 +216,8 @@ def test_a_relay_cannot_pair_the_views_of_one_record_nor_tell_their_kind_or_view
     assert sorted(h.audience for h in headers) == [BILATERAL, "global"]
     ids = {h.record_id for h in headers}
     assert len(ids) == 2 and seizure.record_id not in ids
+    # Red team F2: sealed in one transaction, they once shared a microsecond timestamp.
+    assert len({h.created_at.ToNanoseconds() for h in headers}) == 2
     assert {(h.version, h.kind, h.view) for h in headers} == {
         (2, epb.RECORD_KIND_SEALED, epb.VIEW_UNSPECIFIED)
     }
