@@ -30,9 +30,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -453,31 +453,22 @@ def make_template(base: Path) -> dict[str, dict[str, Any]]:
 
 
 def federation_from(template: Path, base: Path) -> Federation:
-    """A fresh copy of the template federation under `base` (no node has run yet)."""
+    """A fresh copy of the template federation under `base` (no node has run yet).
+    The listeners get ports picked now (the config's are overridden by the
+    environment): only the endpoints, which the directory names, are the
+    template's, and the proxies hold them for the story's whole life."""
     shutil.copytree(template, base, dirs_exist_ok=True)
     meta = json.loads((base / "nodes.json").read_text())
-    nodes = {
-        node_id: Node(
-            node_id,
-            m["role"],
-            base / node_id,
-            m["officer"],
-            m["listen"],
-            m["endpoint"],
-            m["token"],
-        )
-        for node_id, m in meta.items()
-    }
+    nodes = {}
+    for node_id, m in meta.items():
+        officer, listen = free_port(), free_port()
+        node = Node(node_id, m["role"], base / node_id, officer, listen, m["endpoint"], m["token"])
+        node.env |= {
+            "GCN_SERVER_LISTEN": f"127.0.0.1:{officer}",
+            "GCN_FEDERATION_LISTEN": f"127.0.0.1:{listen}",
+        }
+        nodes[node_id] = node
     return Federation(base, nodes)
-
-
-@contextmanager
-def running(template: Path, base: Path) -> Iterator[Federation]:
-    fed = federation_from(template, base)
-    try:
-        yield fed
-    finally:
-        fed.close()
 
 
 # -- records -------------------------------------------------------------------------------------
