@@ -49,7 +49,9 @@ from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from gcn.v1 import records_pb2 as rec
 from node import validation
+from node.api_tls import api_ca_pem, server_credentials
 from node.app import NodeApp
+from node.cli.client import ClientTls, open_channel
 from node.config import Config, load_config
 from node.index import Opened, index_records
 from node.log import OwnEnvelope
@@ -404,7 +406,11 @@ def seizure_envelopes(app: NodeApp) -> int:
 class ServedNode:
     address: str
     token: str
+    ca_pem: bytes  # the node's API CA: clients call it over TLS, as officers do
     peak_rss_bytes: int = 0
+
+    def channel(self) -> grpc.Channel:
+        return open_channel(self.address, ClientTls(self.ca_pem))
 
 
 def _serve(config_path: str, log_level: str, conn: Connection) -> None:
@@ -412,7 +418,13 @@ def _serve(config_path: str, log_level: str, conn: Connection) -> None:
     quiet_logging(log_level)
     app = NodeApp.open(load_config(Path(config_path)))
     token = UserStore(app.db).add("bench", Role.OFFICER, datetime.now(UTC))
-    running = build_server(app, "127.0.0.1:0", max_message_bytes=MAX_MESSAGE_BYTES, workers=SERVER_WORKERS)
+    running = build_server(
+        app,
+        "127.0.0.1:0",
+        max_message_bytes=MAX_MESSAGE_BYTES,
+        workers=SERVER_WORKERS,
+        tls=server_credentials(app.config),
+    )
     conn.send((running.port, token))
     conn.recv()
     running.stop(1.0)
@@ -431,7 +443,7 @@ def _wait_for(conn: Connection, proc: Any, what: str) -> Any:
 @contextmanager
 def served(config: Config, log_level: str) -> Iterator[ServedNode]:
     """The node of `config` served by `build_server` in a process of its own,
-    with an officer user whose token the clients send."""
+    over TLS, with an officer user whose token the clients send."""
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe()
     args = (str(config.base_dir / CONFIG_FILE), log_level, theirs)
@@ -439,7 +451,7 @@ def served(config: Config, log_level: str) -> Iterator[ServedNode]:
     proc.start()
     try:
         port, token = _wait_for(ours, proc, "serving")
-        node = ServedNode(f"127.0.0.1:{port}", token)
+        node = ServedNode(f"127.0.0.1:{port}", token, api_ca_pem(config))
         yield node
         ours.send("stop")
         node.peak_rss_bytes = _wait_for(ours, proc, "stopping")
@@ -458,7 +470,7 @@ def call_all(
 ) -> ClientRun:
     """One client: its own channel, sequential calls of `stub`'s `method`."""
     metadata = (("authorization", f"Bearer {node.token}"),)
-    with grpc.insecure_channel(node.address) as channel:
+    with node.channel() as channel:
         grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT)
         rpc = getattr(stub(channel), method)
         if ready is not None:
@@ -501,7 +513,7 @@ def call_pipelined(node: ServedNode, requests: Sequence[Message], depth: int = P
                 counts["errors"] += 1
         slots.release()
 
-    with grpc.insecure_channel(node.address) as channel:
+    with node.channel() as channel:
         grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT)
         rpc = node_pb2_grpc.NodeServiceStub(channel).RecordSeizure
         start = time.perf_counter()

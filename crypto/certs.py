@@ -14,10 +14,19 @@ Invariants:
   node id being admitted, and never outlives the CA;
 - `not_before` is backdated 5 minutes so a peer whose clock runs a little
   behind accepts a certificate issued just now.
+
+The officer API has its own, smaller PKI, apart from the federation's: each
+node makes a local API CA at `gcn init` (`create_api_ca`) and issues its own
+API server certificate from it (`issue_api_certificate`, server auth only, its
+SANs the names and addresses officers reach the node by). Officers trust that
+CA, not the federation CA, so the API certificate can be re-issued without
+touching an officer's workstation.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -72,11 +81,22 @@ def generate_tls_key() -> bytes:
 
 def create_ca(federation: str, now: datetime, valid_days: int = 3650) -> tuple[bytes, bytes]:
     """A self-signed federation CA: (certificate PEM, private key PEM)."""
+    return _self_signed_ca(f"{federation} federation CA", federation, now, valid_days)
+
+
+def create_api_ca(node_id: str, now: datetime, valid_days: int = 3650) -> tuple[bytes, bytes]:
+    """A node's own officer-API CA: (certificate PEM, private key PEM)."""
+    return _self_signed_ca(f"{node_id} officer API CA", f"gcn node {node_id}", now, valid_days)
+
+
+def _self_signed_ca(
+    common_name: str, organisation: str, now: datetime, valid_days: int
+) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{federation} federation CA"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, federation),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
         ]
     )
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -224,3 +244,89 @@ def certificate_not_after(cert_pem: bytes) -> datetime:
 def needs_renewal(cert_pem: bytes, now: datetime, before: timedelta = timedelta(days=30)) -> bool:
     """True once `now` is within `before` of the certificate's expiry (or past it)."""
     return now >= certificate_not_after(cert_pem) - before
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    try:
+        return x509.DNSName(name)
+    except ValueError as e:  # not ASCII (an IDN must be given in its xn-- form)
+        raise CertificateError(f"{name!r} is neither an IP address nor an ASCII DNS name") from e
+
+
+def issue_api_certificate(
+    ca_cert_pem: bytes,
+    ca_key_pem: bytes,
+    key_pem: bytes,
+    node_id: str,
+    names: Sequence[str],
+    now: datetime,
+    valid_days: int = 365,
+) -> bytes:
+    """The officer-API server certificate of `node_id` for the key `key_pem`,
+    issued by the node's API CA; `names` (DNS names and IP addresses) become
+    its SANs, which is what a client checks."""
+    if not names:
+        raise CertificateError("an API certificate needs at least one name")
+    ca_cert = _load_cert(ca_cert_pem, "API CA certificate")
+    ca_key = _load_key(ca_key_pem)
+    if ca_key.public_key() != ca_cert.public_key():
+        raise CertificateError("the API CA key does not belong to the API CA certificate")
+    public = _load_key(key_pem).public_key()
+    san = x509.SubjectAlternativeName([_general_name(n) for n in dict.fromkeys(names)])
+    not_after = min(now + timedelta(days=valid_days), ca_cert.not_valid_after_utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{node_id} officer API")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(san, critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def certificate_names(cert_pem: bytes) -> list[str]:
+    """The DNS names and IP addresses a certificate is valid for (its SANs)."""
+    try:
+        san = _load_cert(cert_pem).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    addresses = [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+    return [*san.get_values_for_type(x509.DNSName), *addresses]
+
+
+def check_issued_by(cert_pem: bytes, ca_cert_pem: bytes) -> None:
+    """Raise unless `cert_pem` was signed by the CA of `ca_cert_pem`."""
+    cert, ca = _load_cert(cert_pem), _load_cert(ca_cert_pem, "CA certificate")
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as e:
+        raise CertificateError(
+            f"certificate (issuer CN={_common_name(cert.issuer)}) not issued by CA "
+            f"CN={_common_name(ca.subject)}"
+        ) from e
+
+
+def certificate_key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
+    """True when the private key `key_pem` belongs to the certificate."""
+    return _load_cert(cert_pem).public_key() == _load_key(key_pem).public_key()
+
+
+def certificate_fingerprint(cert_pem: bytes) -> str:
+    """SHA-256 of the certificate's DER in colon-separated hex, as `openssl x509 -fingerprint -sha256`."""
+    digest = _load_cert(cert_pem).fingerprint(hashes.SHA256())
+    return ":".join(f"{b:02X}" for b in digest)

@@ -9,7 +9,7 @@
 # root; seven nodes (the WCO global hub, the ESA and SEA RINEX hubs, Kenya with
 # its Mombasa port, Tanzania, Viet Nam) that each make their keys and a join
 # request; the root admits them, issues their certificates and publishes the
-# signed directory; every node runs `gcn serve` (officer API + mutual-TLS
+# signed directory; every node runs `gcn serve` (officer API over TLS + mutual-TLS
 # federation listener + store-and-forward). Officers then record at the port
 # and in Viet Nam, and the demo shows what reached whom, in which view.
 set -euo pipefail
@@ -66,6 +66,11 @@ if [ ! -f "$DEMO/root/state.json" ]; then
   done
 fi
 
+for line in "${NODES[@]}"; do  # state from before TLS on the officer API: give it its CA and certificate
+  read -r id _ <<<"$line"
+  [ -f "$DEMO/$id/api-tls/cert.pem" ] || gcn api init --config "$(cfg "$id")"
+done
+
 echo "== starting ${#NODES[@]} nodes"
 : >"$DEMO/pids"
 for line in "${NODES[@]}"; do
@@ -84,11 +89,12 @@ for line in "${NODES[@]}"; do
   done
 done
 
-as() {  # as NODE gcn-args...: run a client command as that node's officer
+as() {  # as NODE gcn-args...: run a client command as that node's officer (over TLS, trusting its API CA)
   local id=$1; shift
   local i=0
   for line in "${NODES[@]}"; do read -r n _ <<<"$line"; [ "$n" = "$id" ] && break; i=$((i + 1)); done
-  GCN_NODE="127.0.0.1:$(officer_port $i)" GCN_TOKEN="$(cat "$DEMO/$id/officer.token")" gcn "$@"
+  GCN_NODE="127.0.0.1:$(officer_port $i)" GCN_NODE_CA="$DEMO/$id/api-tls/ca.pem" \
+    GCN_TOKEN="$(cat "$DEMO/$id/officer.token")" gcn "$@"
 }
 
 python -m node.samples "$DEMO/samples" >/dev/null

@@ -30,8 +30,8 @@ from gcn.v1 import directory_pb2 as pb
 
 JOIN_DOMAIN = b"gcn-join-v1\x00"
 ROLES = ("national", "port", "regional", "global")
-NODE_ID_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,62}$")
-REGION_RE = re.compile(r"^[A-Z]{2,8}$")
+NODE_ID_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,62}")
+REGION_RE = re.compile(r"[A-Z]{2,8}")
 MAX_AGE = timedelta(days=7)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -82,7 +82,7 @@ def make_join_request(
 
 def _identity_problems(req: pb.JoinRequest) -> list[str]:
     problems = []
-    if not NODE_ID_RE.match(req.node_id):
+    if not NODE_ID_RE.fullmatch(req.node_id):
         problems.append(f"node id {req.node_id!r} must be 2-63 upper-case letters, digits or '-'")
     if req.role not in ROLES:
         problems.append(f"role {req.role!r} must be one of {', '.join(ROLES)}")
@@ -90,9 +90,9 @@ def _identity_problems(req: pb.JoinRequest) -> list[str]:
         problems.append(f"country {req.country!r} is not an ISO 3166-1 alpha-2 code (upper case)")
     if req.role == "regional" and not req.region:
         problems.append("a regional node must name its region")
-    if req.region and not REGION_RE.match(req.region):
+    if req.region and not REGION_RE.fullmatch(req.region):
         problems.append(f"region {req.region!r} must be 2-8 upper-case letters")
-    bad_upstreams = [u for u in req.upstreams if not NODE_ID_RE.match(u)]
+    bad_upstreams = [u for u in req.upstreams if not NODE_ID_RE.fullmatch(u)]
     if bad_upstreams:
         problems.append(f"upstreams {', '.join(map(repr, bad_upstreams))} are not node ids")
     return problems

@@ -83,7 +83,7 @@ _TLP_LABELS = {
 _MOST_RESTRICTIVE_FIRST = (rec.TLP_RED, rec.TLP_AMBER_STRICT, rec.TLP_AMBER, rec.TLP_GREEN, rec.TLP_CLEAR)
 _NAMED = ("node", "national", "bilateral")
 _VIEW_WIDTH = {epb.VIEW_FULL: 3, epb.VIEW_REDACTED: 2, epb.VIEW_STATISTICAL: 1}
-_OPERATION_RE = re.compile(r"^[A-Z0-9]+$")
+_OPERATION_RE = re.compile(r"[A-Z0-9]+")
 
 
 @dataclass(frozen=True, order=True)
@@ -405,7 +405,7 @@ def _operations(table: Mapping[str, Any], where: str) -> frozenset[str] | None:
     if items is None:
         return None
     for item in items:
-        if not _OPERATION_RE.match(item.strip().upper()):
+        if not _OPERATION_RE.fullmatch(item.strip().upper()):
             raise PolicyError(
                 f'{where}: operation "{item}" must be an operation code base such as DEMETER '
                 "(letters and digits; it matches every edition, e.g. DEMETER-IX)"

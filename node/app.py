@@ -135,6 +135,8 @@ class NodeApp:
         source.on_damaged = quarantine.quarantine
         source.on_suspect = quarantine.check
         source.clock = clock
+        reader = RecordReader(db, audience_keys, trust.is_active)
+        reader.on_suspect = quarantine.check
         source.custody = CustodyVouch(config.node.id, db, trust, lambda: envelope_log.signer)
         return cls(
             config,
@@ -143,7 +145,7 @@ class NodeApp:
             envelope_log,
             audience_keys,
             RecordService(db, envelope_log, audience_keys, policy, clock),
-            RecordReader(db, audience_keys, trust.is_active),
+            reader,
             keyring,
             Receiver(
                 config.node.id,

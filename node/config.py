@@ -8,6 +8,7 @@ which itself resolves against the directory of the config file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -18,12 +19,15 @@ from typing import Any
 
 import pycountry
 
+from node import limits
 from node.errors import ConfigError
 
 ROLES = ("national", "port", "regional", "global")
-NODE_ID_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,62}$")
+NODE_ID_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,62}")
 LOG_FORMATS = ("auto", "console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+TLS_MODES = ("on", "off")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,15 @@ class ServerSection:
     max_message_bytes: int = 4 * 1024 * 1024
     workers: int = 16
     grace_seconds: float = 10.0
+    # The officer API over TLS ("on") or plaintext ("off": loopback listen addresses only).
+    tls: str = "on"
+    tls_dir: str = "api-tls"  # ca.pem (what officers trust), cert.pem, key.pem, ca-key.pem; under data_dir
+    # Extra names (DNS or IP, comma-separated) officers reach the node by, put in the certificate.
+    tls_names: str = ""
+
+    @property
+    def tls_name_list(self) -> list[str]:
+        return [n.strip() for n in self.tls_names.split(",") if n.strip()]
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,11 @@ class Config:
         return self.data_dir / "tls"
 
     @property
+    def api_tls_dir(self) -> Path:
+        """The officer API's TLS files (its CA, certificate and key)."""
+        return (self.data_dir / self.server.tls_dir).resolve()
+
+    @property
     def national_audience(self) -> str:
         return f"national:{self.node.country}"
 
@@ -166,9 +184,17 @@ def _build_section(name: str, raw: Mapping[str, Any], env: Mapping[str, str]) ->
         raise ConfigError(f"[{name}] is missing required keys: {', '.join(missing)}") from e
 
 
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def check_config(config: Config) -> Config:
     n = config.node
-    if not NODE_ID_RE.match(n.id):
+    if not NODE_ID_RE.fullmatch(n.id):
         raise ConfigError(f"[node] id {n.id!r} must be 2-63 upper-case letters, digits or '-'")
     if n.role not in ROLES:
         raise ConfigError(f"[node] role {n.role!r} must be one of {', '.join(ROLES)}")
@@ -180,8 +206,20 @@ def check_config(config: Config) -> Config:
         raise ConfigError(f"[logging] format must be one of {', '.join(LOG_FORMATS)}")
     if config.logging.level not in LOG_LEVELS:
         raise ConfigError(f"[logging] level must be one of {', '.join(LOG_LEVELS)}")
-    if config.server.max_message_bytes < 64 * 1024:
-        raise ConfigError("[server] max_message_bytes must be at least 65536")
+    if config.server.tls not in TLS_MODES:
+        raise ConfigError(f"[server] tls must be one of {', '.join(TLS_MODES)} (got {config.server.tls!r})")
+    for name in config.server.tls_name_list:
+        if not _is_ip(name) and not HOSTNAME_RE.fullmatch(name):
+            raise ConfigError(
+                f"[server] tls_names: {name!r} is neither an IP address nor a DNS name "
+                "(give an internationalised name in its xn-- form)"
+            )
+    if config.server.max_message_bytes < limits.MIN_MESSAGE_BYTES:
+        raise ConfigError(
+            f"[server] max_message_bytes must be at least {limits.MIN_MESSAGE_BYTES} "
+            f"(got {config.server.max_message_bytes}): the reply carrying the largest record "
+            "the node accepts needs that much (docs/operations.md, Limits)"
+        )
     return config
 
 

@@ -35,12 +35,13 @@ from node.sync_servicer import SyncServicer
 # meanwhile by an outgoing connection's source port, only (rarely) by another
 # test process picking the same random port.
 _PORTS = range(20000, 32000)
+_RNG = random.SystemRandom()  # never the seeded global generator: two runs must not pick alike
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on now, for a server that binds it later."""
     for _ in range(200):
-        port = random.choice(_PORTS)
+        port = _RNG.choice(_PORTS)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, port))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -38,3 +39,34 @@ class DbPeerStateStore:
     def all(self) -> list[PeerState]:
         with self.db.read() as s:
             return [PeerState(**{f: getattr(r, f) for f in _FIELDS}) for r in s.scalars(select(PeerRow))]
+
+
+# A link that has not succeeded for this many intervals without failing is stalled:
+# its rounds are not running (the failure this guards against: a job that vanished).
+STALLED_INTERVALS = 3
+
+
+def link_state(state: PeerState | None, now: datetime, interval: float) -> str:
+    """ok, down (failing, backing off), stalled (no success for several
+    intervals and no failure either), or never (no round yet)."""
+    if state is None or (state.last_success_at is None and not state.failures):
+        return "never"
+    if state.failures:
+        return "down"
+    assert state.last_success_at is not None
+    if now - state.last_success_at > timedelta(seconds=STALLED_INTERVALS * interval):
+        return "stalled"
+    return "ok"
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the node can do, as its health service says it (after each watchdog tick)."""
+
+    relaying: bool  # trust is fresh: the node accepts and relays new envelopes
+    links: dict[str, str]  # peer → link_state
+    streams_waiting: int  # streams waiting behind a refused envelope
+
+    @property
+    def links_ok(self) -> bool:
+        return self.streams_waiting == 0 and all(v in ("ok", "never") for v in self.links.values())

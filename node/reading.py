@@ -2,13 +2,18 @@
 
 Bodies are opened from the signed envelopes in the log (never stored
 decrypted); the reply carries the envelope too, so a client can verify it.
+A page holds at most `page_size` records and at most `limits.MAX_PAGE_BYTES`:
+when the next record would not fit, the page ends early with a token for the
+rest. A record too large for any reply (stored before the bounds, or from a
+node without them) is listed without its body and envelope (`too_large`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+import re
+from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,16 +25,23 @@ from crypto.errors import CryptoError
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
-from node import index, validation
+from node import index, limits, validation
 from node.audience_keys import AudienceKeys
+from node.config import NODE_ID_RE
 from node.db import Database
-from node.errors import NotFoundError, ValidationError
+from node.errors import ConflictError, NotFoundError, ValidationError
 from node.log import as_envelope
 from node.logging import get_logger
 from node.models import EnvelopeRow, RecordRow, RecordTermRow
 
 log = get_logger(__name__)
-DEFAULT_PAGE, MAX_PAGE = 50, 500
+DEFAULT_PAGE, MAX_PAGE = limits.DEFAULT_PAGE, limits.MAX_PAGE
+_CURSOR_RE = re.compile(r"e:([1-9][0-9]{0,18})")
+_MAX_CURSOR = 2**63 - 1  # envelope ids are signed 64-bit integers
+# What a record costs in a ListRecordsResponse besides its own bytes: the
+# field's tag and length (at most 5 bytes), and the next page token's field.
+_ENTRY_OVERHEAD = 5
+_TOKEN_OVERHEAD = 2 + limits.MAX_PAGE_TOKEN_CHARS
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,7 @@ def filter_from_request(req: npb.ListRecordsRequest) -> tuple[ListFilter, int, i
         raise ValidationError("page_size", f"must be between 1 and {MAX_PAGE} (0 means {DEFAULT_PAGE})")
     f = ListFilter(
         kind=req.kind,
-        origin=req.origin.strip().upper(),
+        origin=_check_origin(req.origin),
         country=validation.check_country(req.country, "country") if req.country else "",
         operation=index.operation_base(req.operation_code.strip()),
         commodity=rec.Commodity.Name(req.commodity) if req.commodity else "",
@@ -82,16 +94,21 @@ def filter_from_request(req: npb.ListRecordsRequest) -> tuple[ListFilter, int, i
 
 
 def _decode_cursor(token: str) -> int | None:
+    """The envelope id a page token continues below; anything this node did not
+    issue (another shape, a number beyond 64 bits) is refused naming page_token."""
     if not token:
         return None
+    refused = ValidationError("page_token", "is not a page token this node issued")
+    if len(token) > limits.MAX_PAGE_TOKEN_CHARS or not re.fullmatch(r"[A-Za-z0-9_-]+", token):
+        raise refused
     try:
-        raw = base64.urlsafe_b64decode(token.encode() + b"==").decode()
-        kind, value = raw.split(":", 1)
-        if kind != "e":
-            raise ValueError(kind)
-        return int(value)
+        raw = base64.urlsafe_b64decode(token.encode() + b"==").decode("ascii")
     except (ValueError, binascii.Error, UnicodeDecodeError) as e:
-        raise ValidationError("page_token", "is not a page token this node issued") from e
+        raise refused from e
+    match = _CURSOR_RE.fullmatch(raw)
+    if match is None or int(match[1]) > _MAX_CURSOR:
+        raise refused
+    return int(match[1])
 
 
 def _encode_cursor(envelope_id: int) -> str:
@@ -140,20 +157,34 @@ class RecordReader:
         self.db = db
         self.keys = keys
         self.is_active = is_active
+        # Called, after the read, with the stored envelopes that did not open:
+        # the node checks them and quarantines the damaged ones (`node.quarantine`).
+        self.on_suspect: Callable[[Sequence[int], str], object] | None = None
 
-    def get(self, record_id: str) -> npb.StoredRecord:
+    def get(self, record_id: str, origin: str = "") -> npb.StoredRecord:
+        """The best readable view of record `record_id` of `origin`. Record ids
+        are chosen by their origins, so two origins' records may share one: without
+        `origin`, an id held from several origins is refused, naming them."""
         rid = validation.check_record_id(record_id)
+        wanted = _check_origin(origin)
+        q = select(RecordRow).where(RecordRow.record_id == rid)
+        if wanted:
+            q = q.where(RecordRow.origin == wanted)
         with self.db.read() as s:
-            rows = list(
-                s.scalars(
-                    select(RecordRow)
-                    .where(RecordRow.record_id == rid)
-                    .order_by(RecordRow.view, RecordRow.envelope_id)
-                )
-            )
+            rows = list(s.scalars(q.order_by(RecordRow.view, RecordRow.envelope_id)))
             if not rows:
-                raise NotFoundError(f"no record {rid} on this node")
-            return self._stored(s, rows[0])
+                of = f" of {wanted}" if wanted else ""
+                raise NotFoundError(f"no record {rid}{of} on this node")
+            origins = sorted({r.origin for r in rows})
+            if len(origins) > 1:
+                raise ConflictError(
+                    f"record {rid} is held from several origins ({', '.join(origins)}): "
+                    "name the one you mean (origin; gcn records show ID --origin XX)"
+                )
+            suspects: list[int] = []
+            out = self._stored(s, rows[0], suspects)
+        self._check(suspects)
+        return out
 
     def list(self, req: npb.ListRecordsRequest) -> npb.ListRecordsResponse:
         f, size, cursor = filter_from_request(req)
@@ -161,14 +192,34 @@ class RecordReader:
         if cursor is not None:
             q = q.where(RecordRow.envelope_id < cursor)
         q = q.order_by(RecordRow.envelope_id.desc()).limit(size + 1)
+        out = npb.ListRecordsResponse()
+        budget = limits.MAX_PAGE_BYTES - _TOKEN_OVERHEAD
+        used = 0
+        last: int | None = None
+        suspects: list[int] = []
         with self.db.read() as s:
             rows = list(s.scalars(q))
-            out = npb.ListRecordsResponse(records=[self._stored(s, r) for r in rows[:size]])
-        if len(rows) > size:
-            out.next_page_token = _encode_cursor(rows[size - 1].envelope_id)
+            for row in rows[:size]:
+                stored = self._stored(s, row, suspects)
+                cost = stored.ByteSize() + _ENTRY_OVERHEAD
+                if out.records and used + cost > budget:
+                    break  # a short page: the rest comes with the token
+                out.records.append(stored)
+                used += cost
+                last = row.envelope_id
+        self._check(suspects)
+        if last is not None and (len(out.records) < len(rows)):
+            out.next_page_token = _encode_cursor(last)
         return out
 
-    def _stored(self, s: Session, row: RecordRow) -> npb.StoredRecord:
+    def _check(self, suspects: Sequence[int]) -> None:
+        if suspects and self.on_suspect is not None:
+            try:
+                self.on_suspect(suspects, "read")
+            except Exception as e:  # the reader answers anyway; the scrubber finds it later
+                log.exception("stored envelopes not checked", error=str(e))
+
+    def _stored(self, s: Session, row: RecordRow, suspects: MutableSequence[int]) -> npb.StoredRecord:
         env_row = s.get(EnvelopeRow, row.envelope_id)
         assert env_row is not None
         envelope = as_envelope(env_row)
@@ -185,6 +236,8 @@ class RecordReader:
         )
         out.created_at.CopyFrom(header.created_at)
         out.origin_revoked = not self.is_active(row.origin)
+        if len(env_row.header) + len(env_row.ciphertext) > limits.MAX_ENVELOPE_BYTES:
+            return _too_large(out, row)
         key = self.keys.get(header.audience, header.epoch)
         if key is not None:
             try:
@@ -197,8 +250,34 @@ class RecordReader:
                     audience=row.audience,
                     reason=str(e),
                 )
+                suspects.append(row.envelope_id)
                 return out
             which = body.WhichOneof("body")
             if which:
                 getattr(out, which).CopyFrom(getattr(body, which))
+        if out.ByteSize() > limits.MAX_STORED_RECORD_BYTES:
+            return _too_large(out, row)
         return out
+
+
+def _too_large(out: npb.StoredRecord, row: RecordRow) -> npb.StoredRecord:
+    """The record without its body and envelope: no reply could carry them."""
+    log.warning(
+        "stored record too large for a reply: listed without body and envelope",
+        record_id=row.record_id,
+        origin=row.origin,
+        audience=row.audience,
+        envelope_id=row.envelope_id,
+    )
+    out.ClearField("body")
+    out.ClearField("envelope")
+    out.too_large = True
+    return out
+
+
+def _check_origin(origin: str) -> str:
+    """An optional origin node id, upper-cased; '' when unset."""
+    wanted = origin.strip().upper()
+    if wanted and not NODE_ID_RE.fullmatch(wanted):
+        raise ValidationError("origin", f"must be a node id like KE or KE-MBA (got {wanted[:64]!r})")
+    return wanted

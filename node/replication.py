@@ -29,7 +29,7 @@ from gcn.v1 import sync_pb2, sync_pb2_grpc
 from node.alarms import record_alarm
 from node.app import NodeApp
 from node.logging import get_logger
-from node.peer_state import DbPeerStateStore
+from node.peer_state import DbPeerStateStore, Health, link_state
 from node.quarantine import Quarantined
 from node.receive import ApplyResult
 from node.scrub import Scrubber
@@ -57,8 +57,9 @@ class Replication:
         self._healing: set[vectors.Stream] = set()
         self._healing_lock = threading.Lock()
         self._was_stale = False
-        # (serving?) after each periodic check: the federation listener's health.
-        self.on_health: Callable[[bool], None] | None = None
+        # After each periodic check, what health says (the federation listener's
+        # and the officer API's health services).
+        self.on_health: list[Callable[[Health], None]] = []
         self.scrubber = Scrubber(app.db, app.quarantine, per_step=f.scrub_envelopes_per_step)
 
     def peers(self) -> list[Peer]:
@@ -137,8 +138,16 @@ class Replication:
         self._was_stale = bool(verdict.stale)
         if app.rekey_pending:
             app.refresh_epochs()
-        if self.on_health is not None:
-            self.on_health(not verdict.stale)
+        if self.on_health:
+            health = self.health(relaying=not verdict.stale)
+            for listener in self.on_health:
+                listener(health)
+
+    def health(self, *, relaying: bool) -> Health:
+        now, interval = self.app.clock(), self.settings.interval
+        states = {s.peer_id: s for s in self.store.all()}
+        links = {p.node_id: link_state(states.get(p.node_id), now, interval) for p in self.peers()}
+        return Health(relaying, links, len(self.app.refusals.all_rows()))
 
     def peer_syncs(self) -> list[PeerSync]:
         return [self.peer_sync(p) for p in self.peers()]

@@ -1,8 +1,10 @@
 """The gRPC server: `build_server` (tests call it with port 0 and get the real
 port) and `serve` (the `gcn serve` process, with graceful shutdown).
 
-Every NodeService call is authenticated with a bearer token and checked against
-`node.permissions`; health and reflection are open."""
+The officer API is served over TLS (`node.api_tls`); plaintext only on a
+loopback address. Every NodeService call is authenticated with a bearer token
+and checked against `node.permissions`; health and reflection (v1 and v1alpha)
+are open."""
 
 from __future__ import annotations
 
@@ -12,18 +14,21 @@ from dataclasses import dataclass
 from functools import partial
 from types import FrameType
 
+import grpc
 from grpc_health.v1 import health, health_pb2
-from grpc_reflection.v1alpha import reflection
 
 from federation.transport import TlsMaterial
 from gcn.v1 import node_pb2, node_pb2_grpc
+from node.api_tls import api_tls_warnings, check_plaintext_listen, server_credentials
 from node.app import NodeApp
 from node.config import Config
 from node.federation_server import SYNC_SERVICE, build_federation_server
 from node.grpc_server import RunningServer, new_server, start
 from node.interceptors import Authenticator, ErrorInterceptor
 from node.logging import get_logger
+from node.peer_state import Health
 from node.permissions import NODE_PERMISSIONS, check_covers
+from node.reflection import enable_reflection
 from node.replication import Replication
 from node.servicers import NodeServicer
 from node.sync_servicer import SyncServicer
@@ -39,11 +44,16 @@ def build_server(
     *,
     max_message_bytes: int,
     workers: int,
+    tls: grpc.ServerCredentials | None,
     authenticator: Authenticator | None = None,
 ) -> RunningServer:
-    """Create and start a server for `app` on `listen` ("host:port"; port 0 picks one).
+    """Create and start a server for `app` on `listen` ("host:port"; port 0 picks one),
+    over TLS with `tls` (`node.api_tls.server_credentials`), or in plaintext when
+    None, which only a loopback `listen` may be (ConfigError otherwise).
     Callers are authenticated by `authenticator`, by default the users in `app.db`."""
     check_covers(NODE_PERMISSIONS)
+    if tls is None:
+        check_plaintext_listen(listen)
     app.records.enable_group_commit()
     if authenticator is None:
         authenticator = UserStore(app.db)
@@ -54,16 +64,17 @@ def build_server(
         interceptors=[ErrorInterceptor(authenticator)],
     )
     node_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(app), server)
-    services = (NODE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(services, server)
+    enable_reflection((NODE_SERVICE, health.SERVICE_NAME), server)
     try:
-        return start(server, server.add_insecure_port(listen), [NODE_SERVICE])
+        port = server.add_insecure_port(listen) if tls is None else server.add_secure_port(listen, tls)
+        return start(server, port, [NODE_SERVICE])
     except OSError as e:
         raise OSError(f"cannot listen on {listen}") from e
 
 
 def serve(config: Config) -> None:
     """Run the node until SIGTERM or SIGINT, then drain in-flight calls."""
+    tls = server_credentials(config)  # before anything else: a node without its API TLS does not start
     app = NodeApp.open(config)
     # Federation first: a node restored from an old disk takes back its own
     # streams from its peers before it writes anything (even a key message).
@@ -82,10 +93,20 @@ def serve(config: Config) -> None:
         config.server.listen,
         max_message_bytes=config.server.max_message_bytes,
         workers=config.server.workers,
+        tls=tls,
         authenticator=users,
     )
+    if federation is not None:
+        federation.replication.on_health.append(partial(report_health, running))
+    for warning in api_tls_warnings(config, app.clock()):
+        log.warning(warning)
     host = config.server.listen.rsplit(":", 1)[0]
-    log.info("node serving", node_id=config.node.id, address=f"{host}:{running.port}")
+    log.info(
+        "node serving",
+        node_id=config.node.id,
+        address=f"{host}:{running.port}",
+        tls=tls is not None,
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -112,10 +133,22 @@ class RunningFederation:
         self.server.stop(grace)
 
 
-def _sync_health(server: RunningServer, serving: bool) -> None:
-    """`gcn.v1.SyncService` is NOT_SERVING while the node does not relay (stale trust)."""
-    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-    server.health.set(SYNC_SERVICE, status)
+LINKS_SERVICE = "gcn.links"  # every link ok and no stream waiting behind a refused envelope
+LINK_SERVICE = "gcn.link/"  # + a peer's id: that link ok (UNKNOWN before its first round)
+
+
+def report_health(server: RunningServer, health: Health) -> None:
+    """What the node can do, in its health service: `gcn.v1.SyncService` is
+    NOT_SERVING while the node does not relay (stale trust); `gcn.links` while a
+    link is down or stalled or a stream waits; `gcn.link/PEER` per link."""
+    status = health_pb2.HealthCheckResponse
+    server.health.set(SYNC_SERVICE, status.SERVING if health.relaying else status.NOT_SERVING)
+    server.health.set(LINKS_SERVICE, status.SERVING if health.links_ok else status.NOT_SERVING)
+    for peer, state in health.links.items():
+        server.health.set(
+            LINK_SERVICE + peer,
+            status.SERVING if state == "ok" else status.UNKNOWN if state == "never" else status.NOT_SERVING,
+        )
 
 
 def start_federation(app: NodeApp) -> RunningFederation | None:
@@ -140,7 +173,7 @@ def start_federation(app: NodeApp) -> RunningFederation | None:
     servicer = SyncServicer(app.trust, app.sync_source, app.receiver, app.clock)
     servicer.on_call = replication.called_in
     server = build_federation_server(servicer, config.federation.listen, tls)
-    replication.on_health = partial(_sync_health, server)
+    replication.on_health.append(partial(report_health, server))
     replication.start()
     log.info(
         "federation serving",

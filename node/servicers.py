@@ -44,7 +44,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         return _reply(self.app.records.correct(request.record_id, request.reason, getattr(request, which)))
 
     def GetRecord(self, request: npb.GetRecordRequest, context: Any) -> npb.StoredRecord:
-        return self.app.reader.get(request.record_id)
+        return self.app.reader.get(request.record_id, request.origin)
 
     def ListRecords(self, request: npb.ListRecordsRequest, context: Any) -> npb.ListRecordsResponse:
         return self.app.reader.list(request)

@@ -1,11 +1,14 @@
-"""`gcn init`: a new node's directory — its config, its keys, its database, and
-the first epoch of the audiences it holds."""
+"""`gcn init`: a new node's directory — its config, its keys, the officer
+API's CA and TLS certificate, its database, and the first epoch of the
+audiences it holds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from crypto.keys import KeyDirectory
+from node.api_tls import create_api_tls
 from node.app import NodeApp
 from node.clock import Clock, system_clock
 from node.config import (
@@ -35,6 +38,7 @@ def init_node(
     database_url: str = "sqlite:///gcn.sqlite",
     clock: Clock = system_clock,
     federation: FederationSection | None = None,
+    tls_names: Sequence[str] = (),
 ) -> Config:
     """Create a node in `directory`; refuses to touch an existing one."""
     config_path = directory / CONFIG_FILE
@@ -45,13 +49,14 @@ def init_node(
             node=NodeSection(
                 id=node_id, name=name, role=role, country=country.upper(), region=region.upper()
             ),
-            server=ServerSection(listen=listen),
+            server=ServerSection(listen=listen, tls_names=",".join(tls_names)),
             database=DatabaseSection(url=database_url),
             federation=federation or FederationSection(),
             base_dir=directory.resolve(),
         )
     )
     directory.mkdir(parents=True, exist_ok=True)
+    create_api_tls(config, clock())
     KeyDirectory(config.keys_dir).create(clock())
     config_path.write_text(render_config(config))
     config = load_config(config_path)

@@ -21,6 +21,7 @@ from federation.routing import Topology
 from federation.vectors import Stream, Vector, lacking
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import sync_pb2
+from node import limits
 from node.custody import CustodyVouch
 from node.db import Database
 from node.log import as_envelope
@@ -29,12 +30,9 @@ from node.models import EnvelopeRow, StreamRow
 from node.refusals import BY_PEER, StreamRefusals
 
 log = get_logger(__name__)
-DEFAULT_MAX_ENVELOPES = 2000
-DEFAULT_MAX_BYTES = 2 * 1024 * 1024
-# What a caller may ask for in one batch at most, whatever it states: a batch
-# always fits a message (16 MiB) and is read from the database in pieces.
-MAX_ENVELOPES = 5000
-MAX_BYTES = 8 * 1024 * 1024
+# A batch's defaults and caps, whatever the caller states (node/limits.py).
+DEFAULT_MAX_ENVELOPES = limits.PULL_DEFAULT_ENVELOPES
+DEFAULT_MAX_BYTES = limits.PULL_DEFAULT_BYTES
 # Sent first: key messages and urgent records (version 2 header class, or a
 # version 1 header's own kind).
 _URGENT = (
@@ -140,8 +138,11 @@ class SyncSource:
         max_bytes: int = 0,
         origin: str = "",
         exclude: Collection[Stream] = (),
+        urgent_first: bool = True,
     ) -> Batch:
-        """What `peer` lacks, given the vector it stated, urgent kinds first.
+        """What `peer` lacks, given the vector it stated, urgent kinds first
+        (unless not `urgent_first`: then each stream's run after the peer's
+        head, in order, so the next batch starts where this one ended).
         Streams in `exclude` are left out. Each envelope is checked against its
         stored hash as it is read: a damaged one is never sent (it goes to
         quarantine and its stream stops there for this batch)."""
@@ -153,8 +154,8 @@ class SyncSource:
         todo = lacking(mine, have)
         if not todo:
             return Batch([], False, 0)
-        limit = min(max_envelopes or DEFAULT_MAX_ENVELOPES, MAX_ENVELOPES)
-        budget = min(max_bytes or DEFAULT_MAX_BYTES, MAX_BYTES)
+        limit = min(max_envelopes or limits.PULL_DEFAULT_ENVELOPES, limits.PULL_MAX_ENVELOPES)
+        budget = min(max_bytes or limits.PULL_DEFAULT_BYTES, limits.PULL_MAX_BYTES)
         ranges = [
             and_(
                 EnvelopeRow.origin == o,
@@ -185,7 +186,7 @@ class SyncSource:
         )
         picked = _Picked(limit, budget)
         with self.db.read() as s:
-            for stmt in (urgent_stmt, in_order):
+            for stmt in (urgent_stmt, in_order) if urgent_first else (in_order,):
                 for row in s.scalars(stmt):
                     if not picked.take(row):
                         break

@@ -31,7 +31,7 @@ import importlib.resources
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar
@@ -43,6 +43,7 @@ from stdnum import imo as stdnum_imo
 from stdnum import iso6346
 
 from gcn.v1 import records_pb2 as rec
+from node import limits
 from node.errors import ValidationError
 
 __all__ = [
@@ -70,8 +71,8 @@ MAX_NAME = 200
 MAX_TITLE = 200
 MAX_PERMIT = 64
 MAX_INDICATOR = 500
-MAX_INDICATORS = 50
-MAX_CONTAINERS = 200
+MAX_INDICATORS = limits.MAX_INDICATORS
+MAX_CONTAINERS = limits.MAX_CONTAINERS
 MAX_ACTION = 2000
 MAX_DESCRIPTION = 1000  # place.description
 MAX_REFERENCE = 64  # bill of lading, air waybill, vehicle registration
@@ -117,12 +118,49 @@ def _required(value: str, field: str) -> str:
     return text
 
 
-def _text(value: str, field: str, *, limit: int, required: bool = False) -> str:
-    """Strip a free-text field; refuse it when too long (or empty and required)."""
+# Characters no text field may hold: C0 and C1 controls and DEL (terminal
+# escapes, NUL), and the bidirectional embeddings, overrides and isolates that
+# make a text display as something else. Multi-line fields may hold tab and
+# newline (a CR LF pair is stored as a newline); single-line ones neither, nor
+# the Unicode line and paragraph separators.
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_SINGLE_LINE_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\u2028\u2029]")
+_MULTI_LINE_REFUSED = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+
+
+def _check_characters(text: str, field: str, *, multiline: bool) -> None:
+    found = (_MULTI_LINE_REFUSED if multiline else _SINGLE_LINE_REFUSED).search(text)
+    if found is not None:
+        allowed = " (tab and newline are allowed)" if multiline else ""
+        where = f"U+{ord(found[0]):04X} at character {found.start()}"
+        rule = f"must not contain control characters{allowed}; got {where}"
+        raise ValidationError(field, rule)
+
+
+def _text(value: str, field: str, *, limit: int, required: bool = False, multiline: bool = False) -> str:
+    """Strip a free-text field; refuse it when too long (or empty and required)
+    or when it holds a control character (tab and newline: only `multiline`)."""
+    if multiline:
+        value = value.replace("\r\n", "\n")
     text = _required(value, field) if required else value.strip()
     if len(text) > limit:
         raise ValidationError(field, f"must be at most {limit} characters (got {len(text)})")
+    _check_characters(text, field, multiline=multiline)
     return text
+
+
+def _at_most(items: Sized, limit: int, field: str, what: str) -> None:
+    """Refuse a repeated field with more than `limit` entries (before looking at any)."""
+    if len(items) > limit:
+        raise ValidationError(field, f"must list at most {limit} {what} (got {len(items)})")
+
+
+def _fits(record: Message, field: str) -> None:
+    """Refuse a record whose serialized form exceeds limits.MAX_RECORD_BYTES."""
+    size = record.ByteSize()
+    if size > limits.MAX_RECORD_BYTES:
+        rule = f"must be at most {limits.MAX_RECORD_BYTES} bytes serialized (got {size})"
+        raise ValidationError(field, rule)
 
 
 def _optional(value: str, field: str, check: _Check) -> str:
@@ -144,6 +182,11 @@ def _finite(value: float, field: str, *, strict: bool) -> None:
     if not (math.isfinite(value) and low_ok):
         bound = "greater than 0" if strict else "at least 0"
         raise ValidationError(field, f"must be a finite number {bound} (got {value})")
+
+
+def _at_most_value(value: float, limit: float, field: str) -> None:
+    if value > limit:
+        raise ValidationError(field, f"must be at most {limit:g} (got {value:g})")
 
 
 def _copy(message: _M) -> _M:
@@ -228,7 +271,7 @@ def check_record_id(value: str, field: str = "record_id") -> str:
 
 def check_reason(value: str, field: str = "reason") -> str:
     """A retraction or correction reason: non-empty, at most 2000 characters, stripped."""
-    return _text(value, field, limit=MAX_REASON, required=True)
+    return _text(value, field, limit=MAX_REASON, required=True, multiline=True)
 
 
 def check_country(value: str, field: str) -> str:
@@ -344,6 +387,8 @@ def _check_operation(value: str, field: str) -> str:
 
 def _check_route_value(value: str, field: str) -> str:
     hops = _required(value, field).split(">")
+    if len(hops) > limits.MAX_ROUTE_HOPS:
+        raise ValidationError(field, f"must name at most {limits.MAX_ROUTE_HOPS} countries (got {len(hops)})")
     if len(hops) < 2:
         rule = "must be two or more ISO 3166-1 alpha-2 countries separated by '>', like 'CN>VN>KE'"
         raise ValidationError(field, f"{rule} (got {_show(value.strip())})")
@@ -374,14 +419,20 @@ def ods_gwp(substance: str) -> int:
     return _ods_entry(substance).gwp
 
 
-def co2e_tonnes(substance: str, quantity: rec.Quantity) -> float:
+def co2e_tonnes(substance: str, quantity: rec.Quantity, path: str = "quantity") -> float:
     """CO2-equivalent tonnes of `quantity` of `substance`: mass in tonnes times GWP,
-    rounded to 6 decimals. Only KG, G and TONNE quantities can be converted."""
+    rounded to 6 decimals. Only KG, G and TONNE quantities can be converted; a
+    quantity whose CO2e would not be a finite number is refused (`path` names it)."""
     divisor = _TONNE_DIVISOR.get(quantity.unit)
     if divisor is None:
-        raise ValidationError("quantity.unit", f"must be a mass unit ({_MASS_UNITS_TEXT}) to compute CO2e")
-    _finite(quantity.value, "quantity.value", strict=False)
-    return round(quantity.value / divisor * ods_gwp(substance), 6)
+        raise ValidationError(f"{path}.unit", f"must be a mass unit ({_MASS_UNITS_TEXT}) to compute CO2e")
+    _finite(quantity.value, f"{path}.value", strict=False)
+    gwp = ods_gwp(substance)
+    co2e = round(quantity.value / divisor * gwp, 6)
+    if not math.isfinite(co2e):
+        rule = f"is too large: its CO2-equivalent (tonnes x GWP {gwp}) is not a finite number"
+        raise ValidationError(f"{path}.value", f"{rule} (got {quantity.value})")
+    return co2e
 
 
 # --- seizure --------------------------------------------------------------------
@@ -395,18 +446,20 @@ def check_seizure(seizure: rec.Seizure, today: date) -> rec.Seizure:
     _enum(out.direction, rec.Direction.DESCRIPTOR, "direction", required=True)
     _enum(out.detection_method, rec.DetectionMethod.DESCRIPTOR, "detection_method", required=True)
     _check_goods_list(out)
-    out.concealment = _text(out.concealment, "concealment", limit=MAX_CONCEALMENT)
+    out.concealment = _text(out.concealment, "concealment", limit=MAX_CONCEALMENT, multiline=True)
     if out.HasField("conveyance"):
         _check_conveyance(out.conveyance)
     if out.HasField("documents"):
         _check_documents(out.documents)
     if out.HasField("route"):
         _check_route(out.route)
+    _at_most(out.parties, limits.MAX_PARTIES, "parties", "parties")
     for i, party in enumerate(out.parties):
         _check_party(party, f"parties[{i}]")
     out.operation_code = _check_operation(out.operation_code, "operation_code")
     _enum(out.tlp, rec.TLP.DESCRIPTOR, "tlp", required=True)
-    out.notes = _text(out.notes, "notes", limit=MAX_NOTES)
+    out.notes = _text(out.notes, "notes", limit=MAX_NOTES, multiline=True)
+    _fits(out, "seizure")
     return out
 
 
@@ -425,7 +478,7 @@ def _check_place(place: rec.Place) -> None:
     if place.port_locode and place.port_locode[:2] != place.country:
         rule = f"must be a port in place.country {place.country} (got {place.port_locode})"
         raise ValidationError("place.port_locode", rule)
-    place.description = _text(place.description, "place.description", limit=MAX_DESCRIPTION)
+    place.description = _text(place.description, "place.description", limit=MAX_DESCRIPTION, multiline=True)
 
 
 def _check_locode(value: str, field: str) -> str:
@@ -440,6 +493,7 @@ def _check_locode(value: str, field: str) -> str:
 def _check_goods_list(seizure: rec.Seizure) -> None:
     if not seizure.goods:
         raise ValidationError("goods", "must list at least one goods item")
+    _at_most(seizure.goods, limits.MAX_GOODS, "goods", "items")
     for i, item in enumerate(seizure.goods):
         _check_goods(item, f"goods[{i}]")
 
@@ -447,7 +501,7 @@ def _check_goods_list(seizure: rec.Seizure) -> None:
 def _check_goods(item: rec.GoodsItem, path: str) -> None:
     _enum(item.commodity, rec.Commodity.DESCRIPTOR, f"{path}.commodity", required=True)
     item.description = _text(
-        item.description, f"{path}.description", limit=MAX_GOODS_DESCRIPTION, required=True
+        item.description, f"{path}.description", limit=MAX_GOODS_DESCRIPTION, required=True, multiline=True
     )
     item.hs_code = _optional(item.hs_code, f"{path}.hs_code", check_hs_code)
     _check_cites(item, path)
@@ -456,7 +510,9 @@ def _check_goods(item: rec.GoodsItem, path: str) -> None:
     _check_quantity(item, path)
     if item.HasField("declared_value"):
         _check_money(item.declared_value, f"{path}.declared_value")
-    item.co2e_tonnes = co2e_tonnes(item.ods_substance, item.quantity) if item.ods_substance else 0.0
+    item.co2e_tonnes = (
+        co2e_tonnes(item.ods_substance, item.quantity, f"{path}.quantity") if item.ods_substance else 0.0
+    )
 
 
 def _check_cites(item: rec.GoodsItem, path: str) -> None:
@@ -491,6 +547,7 @@ def _check_quantity(item: rec.GoodsItem, path: str) -> None:
     if not item.HasField("quantity"):
         raise ValidationError(field, "is required")
     _finite(item.quantity.value, f"{field}.value", strict=True)
+    _at_most_value(item.quantity.value, limits.MAX_QUANTITY, f"{field}.value")
     _enum(item.quantity.unit, rec.Unit.DESCRIPTOR, f"{field}.unit", required=True)
     if item.commodity == rec.COMMODITY_ODS_HFC and item.quantity.unit not in _TONNE_DIVISOR:
         rule = f"must be a mass unit ({_MASS_UNITS_TEXT}) for ODS goods, so CO2e can be computed"
@@ -499,6 +556,7 @@ def _check_quantity(item: rec.GoodsItem, path: str) -> None:
 
 def _check_money(money: rec.Money, path: str) -> None:
     _finite(money.amount, f"{path}.amount", strict=False)
+    _at_most_value(money.amount, limits.MAX_AMOUNT, f"{path}.amount")
     money.currency = _check_currency(money.currency, f"{path}.currency")
 
 
@@ -511,9 +569,7 @@ def _check_conveyance(conveyance: rec.Conveyance) -> None:
         conveyance.vehicle_registration, "conveyance.vehicle_registration", limit=MAX_REFERENCE
     )
     numbers = conveyance.container_numbers
-    if len(numbers) > MAX_CONTAINERS:
-        rule = f"must list at most {MAX_CONTAINERS} containers (got {len(numbers)})"
-        raise ValidationError("conveyance.container_numbers", rule)
+    _at_most(numbers, MAX_CONTAINERS, "conveyance.container_numbers", "containers")
     for i, number in enumerate(numbers):
         numbers[i] = check_container_number(number, f"conveyance.container_numbers[{i}]")
 
@@ -523,6 +579,7 @@ def _check_documents(documents: rec.Documents) -> None:
         documents.bill_of_lading, "documents.bill_of_lading", limit=MAX_REFERENCE
     )
     documents.air_waybill = _text(documents.air_waybill, "documents.air_waybill", limit=MAX_REFERENCE)
+    _at_most(documents.permits, limits.MAX_PERMITS, "documents.permits", "permits")
     for i, permit in enumerate(documents.permits):
         path = f"documents.permits[{i}]"
         _enum(permit.type, rec.PermitType.DESCRIPTOR, f"{path}.type", required=False)
@@ -534,6 +591,7 @@ def _check_route(route: rec.Route) -> None:
     route.origin_country = _optional(route.origin_country, "route.origin_country", check_country)
     route.export_country = _optional(route.export_country, "route.export_country", check_country)
     transit = route.transit_countries
+    _at_most(transit, limits.MAX_TRANSIT_COUNTRIES, "route.transit_countries", "countries")
     for i, country in enumerate(transit):
         transit[i] = check_country(country, f"route.transit_countries[{i}]")
     route.destination_country = _optional(
@@ -576,16 +634,20 @@ def check_alert(alert: rec.Alert, today: date) -> rec.Alert:
     if day < today:
         raise ValidationError("valid_until", f"must not be in the past ({day} is before {today})")
     out.valid_until = day.isoformat()
-    out.recommended_action = _text(out.recommended_action, "recommended_action", limit=MAX_ACTION)
+    out.recommended_action = _text(
+        out.recommended_action, "recommended_action", limit=MAX_ACTION, multiline=True
+    )
     out.operation_code = _check_operation(out.operation_code, "operation_code")
     _enum(out.tlp, rec.TLP.DESCRIPTOR, "tlp", required=True)
-    out.notes = _text(out.notes, "notes", limit=MAX_NOTES)
+    out.notes = _text(out.notes, "notes", limit=MAX_NOTES, multiline=True)
+    _fits(out, "alert")
     return out
 
 
 def _check_subjects(alert: rec.Alert) -> None:
     if not alert.subjects:
         raise ValidationError("subjects", "must list at least one subject")
+    _at_most(alert.subjects, limits.MAX_SUBJECTS, "subjects", "subjects")
     for i, subject in enumerate(alert.subjects):
         path = f"subjects[{i}]"
         _enum(subject.kind, rec.SubjectKind.DESCRIPTOR, f"{path}.kind", required=True)
@@ -597,8 +659,6 @@ def _check_subjects(alert: rec.Alert) -> None:
 
 def _check_indicators(alert: rec.Alert) -> None:
     indicators = alert.indicators
-    if len(indicators) > MAX_INDICATORS:
-        rule = f"must list at most {MAX_INDICATORS} indicators (got {len(indicators)})"
-        raise ValidationError("indicators", rule)
+    _at_most(indicators, MAX_INDICATORS, "indicators", "indicators")
     for i, text in enumerate(indicators):
         indicators[i] = _text(text, f"indicators[{i}]", limit=MAX_INDICATOR, required=True)

@@ -47,20 +47,25 @@ def check_serialized(payloads: list[bytes], latest: date) -> _Answer:
     return out
 
 
+def _within(index: int, field: str) -> str:
+    """The path of a seizure's field in a batch; "seizure" (the whole record) is the entry itself."""
+    return f"seizures[{index}]" if field == "seizure" else f"seizures[{index}].{field}"
+
+
 def check_inline(batch: list[rec.Seizure], latest: date, offset: int) -> list[rec.Seizure]:
     checked = []
     for i, seizure in enumerate(batch):
         try:
             checked.append(validation.check_seizure(seizure, latest))
         except ValidationError as e:
-            raise ValidationError(f"seizures[{offset + i}].{e.field}", e.rule) from e
+            raise ValidationError(_within(offset + i, e.field), e.rule) from e
     return checked
 
 
 def _unpack(answer: _Answer, offset: int) -> list[rec.Seizure]:
     if isinstance(answer, tuple):
         index, field, rule = answer
-        raise ValidationError(f"seizures[{offset + index}].{field}", rule)
+        raise ValidationError(_within(offset + index, field), rule)
     return [rec.Seizure.FromString(p) for p in answer]
 
 

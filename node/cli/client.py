@@ -1,10 +1,12 @@
-"""The CLI's connection to a node: one channel that carries the officer's
-bearer token on every call, calls with a deadline, gRPC errors turned into one
-clear line."""
+"""The CLI's connection to a node: one channel, over TLS checked against the
+node's API CA (or in plaintext to a loopback address), that carries the
+officer's bearer token on every call; calls with a deadline, gRPC errors turned
+into one clear line."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import grpc
@@ -64,11 +66,54 @@ def with_token(channel: grpc.Channel, token: str) -> grpc.Channel:
     return grpc.intercept_channel(channel, _BearerToken(token))
 
 
-def connect(address: str, token: str | None) -> node_pb2_grpc.NodeServiceStub:
+@dataclass(frozen=True)
+class ClientTls:
+    """How a client checks the node: `ca_pem` is what it trusts (None: gRPC's
+    default roots), `name` the name the certificate must carry when it is not
+    the address's host (`--tls-name`)."""
+
+    ca_pem: bytes | None
+    name: str = ""
+
+    def __repr__(self) -> str:
+        return f"ClientTls(ca={'given' if self.ca_pem else 'default roots'}, name={self.name!r})"
+
+
+def open_channel(address: str, tls: ClientTls | None) -> grpc.Channel:
+    """A channel to the officer API at `address`: TLS, or plaintext when `tls` is None."""
+    if tls is None:
+        return grpc.insecure_channel(address)
+    options = [("grpc.ssl_target_name_override", tls.name)] if tls.name else []
+    credentials = grpc.ssl_channel_credentials(root_certificates=tls.ca_pem)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def connect(address: str, token: str | None, tls: ClientTls | None) -> node_pb2_grpc.NodeServiceStub:
     if not token:
         raise CliError(NO_TOKEN)
-    channel = with_token(grpc.insecure_channel(address), token)
-    return node_pb2_grpc.NodeServiceStub(channel)
+    return node_pb2_grpc.NodeServiceStub(with_token(open_channel(address, tls), token))
+
+
+NOT_TRUSTED = (
+    "the node's TLS certificate is not signed by a CA this CLI trusts: pass --ca FILE or set "
+    "GCN_NODE_CA to the node's API CA (its admin prints it with `gcn api ca`)"
+)
+WRONG_NAME = (
+    "the node's TLS certificate does not carry the name this CLI reached it by: use a name it "
+    "carries in --node, or pass --tls-name NAME (`gcn api show` on the node lists them)"
+)
+
+
+def _unavailable(details: str) -> str:
+    """UNAVAILABLE, told apart: a certificate not trusted, a name it lacks, or no node."""
+    if "certificate_verify_failed" in details.lower():
+        return f"{NOT_TRUSTED} ({details})"
+    if "Hostname Verification" in details or "not in peer certificate" in details:
+        return f"{WRONG_NAME} ({details})"
+    if "handshake failed" in details.lower():
+        hint = "a node with [server] tls = off needs --plaintext"
+        return f"node unavailable: the TLS handshake failed ({hint}) ({details})"
+    return f"node unavailable: {details}"
 
 
 def call(method: Any, request: Any, timeout: float = 15.0) -> Any:
@@ -77,7 +122,7 @@ def call(method: Any, request: Any, timeout: float = 15.0) -> Any:
     except grpc.RpcError as e:
         code = e.code()
         if code == grpc.StatusCode.UNAVAILABLE:
-            raise CliError(f"node unavailable: {e.details()}") from e
+            raise CliError(_unavailable(e.details() or "")) from e
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise CliError(f"node did not answer within {timeout:.0f}s") from e
         name = code.name.lower().replace("_", " ")

@@ -1,11 +1,13 @@
 """`gcn`: set up and run a node; record, list and show records.
 
 Commands that talk to a node take `--node HOST:PORT` (or GCN_NODE, or the
-`[server] listen` of `--config`, default ./gcn.toml) and the officer's token
-`--token` (or GCN_TOKEN). `gcn users …` is the node admin's local command: it
-opens the node's database from `--config` and issues, lists, rotates and
-revokes those tokens. Errors are one line on stderr and a non-zero exit: 2 for
-bad input (and a missing or refused token), 1 for everything else.
+`[server] listen` of `--config`, default ./gcn.toml), the officer's token
+`--token` (or GCN_TOKEN), and check the node's TLS certificate against
+`--ca FILE` (or GCN_NODE_CA, or the API CA of the node of `--config`).
+`gcn users …` is the node admin's local command: it opens the node's database
+from `--config` and issues, lists, rotates and revokes those tokens. Errors
+are one line on stderr and a non-zero exit: 2 for bad input (and a missing or
+refused token), 1 for everything else.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,10 +30,11 @@ from federation.errors import FederationError
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
-from node.cli import alarm_cmds, federation_cmds, forms, hub_cmds, render, root_cmds, sync_cmds
-from node.cli.client import CliError, call, connect
+from node.api_tls import api_ca_pem, is_loopback, listen_host
+from node.cli import alarm_cmds, api_cmds, federation_cmds, forms, hub_cmds, render, root_cmds, sync_cmds
+from node.cli.client import ClientTls, CliError, call, connect
 from node.clock import system_clock
-from node.config import FederationSection, load_config
+from node.config import Config, FederationSection, load_config
 from node.db import Database
 from node.errors import NodeError
 from node.joining import JOIN_REQUEST_FILE, prepare_join, read_root_keys
@@ -56,9 +60,45 @@ def _node_address(a: argparse.Namespace) -> str:
     return "127.0.0.1:7401"
 
 
+def _known_node_config(a: argparse.Namespace) -> Config | None:
+    """The config of the node the CLI is pointed at: `--config` / GCN_CONFIG
+    (which must load), else ./gcn.toml when it loads."""
+    if a.config or os.environ.get("GCN_CONFIG"):
+        return load_config(_config_path(a))
+    path = Path(CONFIG_FILE)
+    if not path.exists():
+        return None
+    try:
+        return load_config(path)
+    except NodeError:
+        return None  # someone else's file here: the CLI then trusts no node CA and says so
+
+
+def _client_tls(a: argparse.Namespace, address: str) -> ClientTls | None:
+    """What the CLI trusts: `--ca` / GCN_NODE_CA, else the API CA of the node
+    of `--config` (GCN_CONFIG, ./gcn.toml), else gRPC's default roots; None
+    (plaintext) with `--plaintext` or a node configured so, to loopback only."""
+    ca_file = a.ca or os.environ.get("GCN_NODE_CA")
+    config = None if ca_file else _known_node_config(a)
+    if a.plaintext or (config is not None and config.server.tls == "off"):
+        if not is_loopback(listen_host(address)):
+            raise CliError(f"plaintext is only for a node on loopback, not {address}: drop --plaintext")
+        return None
+    if ca_file:
+        try:
+            ca_pem = Path(ca_file).read_bytes()
+        except OSError as e:
+            raise CliError(f"--ca / GCN_NODE_CA: cannot read {ca_file}: {e.strerror or e}") from e
+        if b"-----BEGIN CERTIFICATE-----" not in ca_pem:
+            raise CliError(f"--ca / GCN_NODE_CA: {ca_file} holds no PEM certificate")
+        return ClientTls(ca_pem, a.tls_name or "")
+    return ClientTls(api_ca_pem(config) if config is not None else None, a.tls_name or "")
+
+
 def _stub(a: argparse.Namespace) -> Any:
     """A NodeService stub for the node of `a`, carrying `--token` (or GCN_TOKEN)."""
-    return connect(_node_address(a), a.token or os.environ.get("GCN_TOKEN"))
+    address = _node_address(a)
+    return connect(address, a.token or os.environ.get("GCN_TOKEN"), _client_tls(a, address))
 
 
 # -- handlers --------------------------------------------------------------------------------
@@ -78,15 +118,20 @@ def cmd_init(a: argparse.Namespace) -> int:
         region=a.region or "",
         listen=a.listen,
         database_url=a.database_url,
+        tls_names=[n.strip() for n in a.api_name or [] if n.strip()],
         federation=FederationSection(
             listen=a.federation_listen or "",
             endpoint=a.federation_endpoint or "",
             upstreams=",".join(u.strip().upper() for u in a.upstream or []),
         ),
     )
-    render.console.print(
+    root_cmds.say(
         f"node {config.node.id} ({config.node.role}) created in {config.base_dir}; "
         f"start it with: gcn serve --config {config.base_dir / CONFIG_FILE}"
+    )
+    root_cmds.say(
+        f"officers' CLIs trust its API CA {config.api_tls_dir / 'ca.pem'} "
+        "(hand it over with `gcn api ca`; set GCN_NODE_CA to it)"
     )
     if root_keys is not None:
         prepare_join(config, root_keys, system_clock())
@@ -99,7 +144,7 @@ def cmd_init(a: argparse.Namespace) -> int:
 
 def _host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
     return value
 
@@ -194,7 +239,7 @@ def cmd_records_list(a: argparse.Namespace) -> int:
 
 
 def cmd_records_show(a: argparse.Namespace) -> int:
-    r = call(_stub(a).GetRecord, npb.GetRecordRequest(record_id=a.record_id))
+    r = call(_stub(a).GetRecord, npb.GetRecordRequest(record_id=a.record_id, origin=a.origin or ""))
     if a.json:
         render.print_json(r)
     else:
@@ -300,6 +345,15 @@ def _client_args(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
         "--token",
         help="your bearer token (default: GCN_TOKEN; prefer the variable, a flag shows in `ps`)",
     )
+    p.add_argument(
+        "--ca",
+        help="the node's API CA certificate to trust (default: GCN_NODE_CA, or --config's node's own; "
+        "the node's admin prints it with `gcn api ca`)",
+    )
+    p.add_argument("--tls-name", help="the name the node's certificate must carry, if not the --node host")
+    p.add_argument(
+        "--plaintext", action="store_true", help="no TLS (only to a loopback node with [server] tls = off)"
+    )
     if json_flag:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
@@ -374,6 +428,9 @@ def _record_commands(sub: Any) -> None:
     p.set_defaults(handler=cmd_records_list)
     p = records.add_parser("show", help="show one record")
     p.add_argument("record_id")
+    p.add_argument(
+        "--origin", help="the node that recorded it (needed when records of several origins share the id)"
+    )
     _client_args(p)
     p.set_defaults(handler=cmd_records_show)
 
@@ -427,7 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", default="national", choices=("national", "port", "regional", "global"))
     p.add_argument("--country", help="ISO 3166-1 alpha-2 (national and port nodes)")
     p.add_argument("--region", help="RINEX region, e.g. ESA")
-    p.add_argument("--listen", default="127.0.0.1:7401")
+    p.add_argument("--listen", default="127.0.0.1:7401", help="the officer API's HOST:PORT")
+    p.add_argument(
+        "--api-name",
+        action="append",
+        help="a DNS name or IP address officers reach the node by, put in its API certificate "
+        "(repeatable; localhost, 127.0.0.1, ::1 and the --listen host are always there)",
+    )
     p.add_argument("--database-url", default="sqlite:///gcn.sqlite")
     p.add_argument("--root-keys", help="the federation's root-keys.json: pin it and write join-request.json")
     p.add_argument("--federation-listen", type=_host_port, help="HOST:PORT of the mutual-TLS listener")
@@ -470,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     federation_cmds.register(sub)
     sync_cmds.register(sub)
     alarm_cmds.register(sub)
+    api_cmds.register(sub)
     hub_cmds.register(sub)
     return parser
 

@@ -101,6 +101,8 @@ def record_detail(r: npb.StoredRecord) -> None:
     if which:
         body = json.dumps(as_dict(getattr(r, which)), indent=2, sort_keys=True)
         table.add_row(which, body)
+    if r.too_large:
+        table.add_row("body", "left out: larger than a reply may carry (docs/protocol.md, Limits)")
     console.print(table)
 
 

@@ -37,7 +37,7 @@ LATEST_TIMESTAMP_FILE = "timestamp-latest.pb"
 
 def say(text: str) -> None:
     """One plain line for people: no markup (paths may hold brackets), no wrapping."""
-    render.console.print(text, markup=False, highlight=False, soft_wrap=True)
+    render.console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def _store(a: argparse.Namespace) -> RootStore:

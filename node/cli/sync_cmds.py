@@ -14,12 +14,12 @@ from rich.table import Table
 
 from federation import vectors
 from federation.peers import peers_of
-from federation.scheduler import PeerState
+from node.alarms import recent_alarms
 from node.app import NodeApp
 from node.bundle import export_bundle, import_bundle, last_known_vector
 from node.cli import render
 from node.cli.federation_cmds import _add, _config
-from node.peer_state import DbPeerStateStore
+from node.peer_state import DbPeerStateStore, link_state
 from node.refusals import BY_PEER
 
 
@@ -27,22 +27,30 @@ def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%SZ") if at else "never"
 
 
-# A link that has not succeeded for this many intervals without failing is stalled:
-# its rounds are not running (the failure this guards against: a job that vanished).
-STALLED_INTERVALS = 3
+# The node's own trouble (not one peer's): shown by `sync status` for a day.
+NODE_ALARMS = ("rekey_failed", "directory_stale", "sync_job_missing")
+NODE_ALARM_HOURS = 24
 
 
-def link_state(state: PeerState | None, now: datetime, interval: float) -> str:
-    """ok, down (failing, backing off), stalled (no success for several
-    intervals and no failure either), or never (no round yet)."""
-    if state is None or (state.last_success_at is None and not state.failures):
-        return "never"
-    if state.failures:
-        return "down"
-    assert state.last_success_at is not None
-    if now - state.last_success_at > timedelta(seconds=STALLED_INTERVALS * interval):
-        return "stalled"
-    return "ok"
+def trust_row(app: NodeApp) -> dict[str, Any]:
+    """The held directory: its version, and whether new envelopes are trusted."""
+    if not app.trust.joined:
+        return {"directory_version": 0, "state": "not federated", "fresh_until": "never", "stale": ""}
+    verdict = app.trust.freshness(app.clock())
+    return {
+        "directory_version": app.trust.version(),
+        "state": "stale" if verdict.stale else "fresh",
+        "fresh_until": _when(verdict.until),
+        "stale": verdict.stale,
+    }
+
+
+def node_alarm_rows(app: NodeApp) -> list[dict[str, Any]]:
+    """The node's own alarms of the last day (rekey failures, stale trust, lost jobs)."""
+    since = app.clock() - timedelta(hours=NODE_ALARM_HOURS)
+    rows = [r for kind in NODE_ALARMS for r in recent_alarms(app.db, 20, kind=kind, since=since)]
+    rows.sort(key=lambda r: r.id, reverse=True)
+    return [{"kind": r.kind, "at": _when(r.created_at), "detail": r.detail} for r in rows]
 
 
 def waiting_rows(app: NodeApp) -> list[dict[str, Any]]:
@@ -110,10 +118,13 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
     try:
         rows = status_rows(app)
         waiting = waiting_rows(app)
+        trust = trust_row(app)
+        alarms = node_alarm_rows(app)
     finally:
         app.close()
     if a.json:
-        json.dump({"peers": rows, "streams_waiting": waiting}, sys.stdout, indent=2)
+        out = {"trust": trust, "peers": rows, "streams_waiting": waiting, "node_alarms": alarms}
+        json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     table = Table(title=f"sync status of {app.config.node.id}")
@@ -147,7 +158,18 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
             f"{r['envelopes_received']} ({r['bytes_received']:,} B)",
             r["last_error"],
         )
+    if trust["state"] == "stale":
+        render.console.print(
+            f"directory version {trust['directory_version']} is STALE: {trust['stale']} "
+            f"(envelopes created after {trust['fresh_until']} are refused; nothing is relayed)"
+        )
+    elif trust["state"] == "fresh":
+        render.console.print(
+            f"directory version {trust['directory_version']}, fresh until {trust['fresh_until']}"
+        )
     render.console.print(table)
+    for al in alarms:
+        render.console.print(f"alarm {al['kind']} at {al['at']}: {al['detail']}")
     if not rows:
         render.console.print("no peers: the node holds no directory, or lists no upstreams")
     for w in waiting:
@@ -161,26 +183,38 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
 def cmd_bundle_export(a: argparse.Namespace) -> int:
     app = NodeApp.open(_config(a))
     try:
-        n = export_bundle(app, a.to.upper(), Path(a.out))
+        done = export_bundle(app, a.to, Path(a.out))
     finally:
         app.close()
+    files = ", ".join(str(p) for p in done.paths)
     render.console.print(
-        f"wrote {n} envelopes for {a.to.upper()} to {a.out} (signed by {app.config.node.id})"
+        f"wrote {done.envelopes} envelopes ({done.bytes:,} B) for {a.to.strip().upper()} to {files} "
+        f"(signed by {app.config.node.id})"
     )
+    if len(done.paths) > 1:
+        render.console.print(f"the bundle is in {len(done.paths)} parts: import every one of them")
     return 0
 
 
 def cmd_bundle_import(a: argparse.Namespace) -> int:
+    """Exit 0 when every envelope is now held; 1 when some were refused (each named on stderr)."""
     app = NodeApp.open(_config(a))
     try:
-        result = import_bundle(app, Path(a.file))
+        done = import_bundle(app, Path(a.file))
     finally:
         app.close()
+    r = done.result
     render.console.print(
-        f"imported {a.file}: {result.stored} new envelopes, {result.duplicates} already held, "
-        f"{result.indexed} readable"
+        f"imported {a.file}: {done.total} envelopes: {r.stored} new, {r.duplicates} already held, "
+        f"{len(r.refused)} refused; {r.indexed} readable"
     )
-    return 0
+    for refused in r.refused:
+        print(
+            f"gcn: refused envelope {refused.index} ({refused.origin} {refused.audience} seq {refused.seq}): "
+            f"{refused.code}: {refused.reason}",
+            file=sys.stderr,
+        )
+    return 1 if r.refused else 0
 
 
 def register(sub: Any) -> None:
@@ -198,5 +232,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--to", required=True, help="the node id the bundle is for")
     p.add_argument("--out", required=True, help="the bundle file to write")
-    p = _add(bundle, "import", "verify and apply a bundle", cmd_bundle_import)
+    p = _add(
+        bundle,
+        "import",
+        "verify and apply a bundle (run again to resume an interrupted import)",
+        cmd_bundle_import,
+    )
     p.add_argument("file")

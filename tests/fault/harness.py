@@ -151,7 +151,9 @@ class LinkProxy:
         self._closed = True
         self.cut()
         with suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+            # shutdown wakes the thread blocked in accept(); close alone would
+            # leave the port bound until that call returned
+            self._listener.shutdown(socket.SHUT_RDWR)
         with suppress(OSError):
             self._listener.close()
         self._acceptor.join(timeout=10)
@@ -241,7 +243,12 @@ class Node:
 
     # The officer API: every CLI call that talks to the running node goes through here.
     def gcn(self, *args: str, timeout: float = 300.0) -> str:
-        env = {**os.environ, "GCN_NODE": f"127.0.0.1:{self.officer_port}", "GCN_TOKEN": self.token}
+        env = {
+            **os.environ,
+            "GCN_NODE": f"127.0.0.1:{self.officer_port}",
+            "GCN_TOKEN": self.token,
+            "GCN_NODE_CA": str(self.directory / "api-tls" / "ca.pem"),  # the node's API CA
+        }
         return _run([GCN, *args], env=env, timeout=timeout)
 
     # Commands on the node's own files (they work while it runs or is stopped).

@@ -19,6 +19,7 @@ from crypto import envelope as env_crypto
 from federation.policy import Share
 from federation.transport import sync_stub
 from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
 from gcn.v1 import sync_pb2
 from node import samples
 from node.cli.main import main
@@ -229,3 +230,32 @@ def test_the_verification_pass_finds_a_damaged_envelope_nobody_asked_for(
         assert s.scalar(select(func.count()).select_from(QuarantineRow)) == 1
     assert _head(fed, "RINEX-ESA", "KE", GLOBAL) == 3
     assert [a.kind for a in _alarms(fed, "RINEX-ESA")] == ["corrupt_envelope"]
+
+
+def test_a_damaged_envelope_found_by_an_officer_reading_it_is_quarantined_and_heals(
+    fed: LocalFederation, clock: ManualClock
+) -> None:
+    """The hub reads the region's redacted view: a damaged copy does not open when
+    an officer lists records; the reader answers without its body, the node
+    quarantines it, and the origin's next round sends it again."""
+    _record(fed, "KE", 6, clock)
+    fed.sync("KE", "RINEX-ESA")
+    region = "region:ESA"
+    n = _head(fed, "RINEX-ESA", "KE", region)
+    _damage(fed, "RINEX-ESA", "KE", region, 3)
+    esa = fed.nodes["RINEX-ESA"].app
+
+    listed = [
+        r for r in esa.reader.list(npb.ListRecordsRequest(page_size=50)).records if r.audience == region
+    ]
+    assert len(listed) == n  # the page is answered whole
+    assert sum(1 for r in listed if r.WhichOneof("body") is None) == 1  # one without its body
+    with esa.db.read() as s:
+        [q] = s.scalars(select(QuarantineRow))
+    assert (q.origin, q.audience, q.seq, q.found_by) == ("KE", region, 3, "read")
+    assert [a.kind for a in _alarms(fed, "RINEX-ESA")] == ["corrupt_envelope"]
+    assert _head(fed, "RINEX-ESA", "KE", region) == 2
+
+    fed.sync("KE", "RINEX-ESA")
+    _fully_delivered(fed, "RINEX-ESA", "KE", region, n)
+    assert all(r.WhichOneof("body") for r in esa.reader.list(npb.ListRecordsRequest(page_size=50)).records)

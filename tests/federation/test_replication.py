@@ -217,11 +217,11 @@ def test_a_hand_carried_bundle_moves_a_ports_records_without_any_link(
     port.records.import_seizures(samples.random_seizure(rng, clock().date()) for _ in range(25))
     stick = tmp_path / "usb" / "ke-mba-to-ke.gcnb"
     stick.parent.mkdir()
-    assert export_bundle(port, "KE", stick) >= 25
-    result = import_bundle(national, stick)
-    assert result.stored >= 25
+    assert export_bundle(port, "KE", stick).envelopes >= 25
+    result = import_bundle(national, stick).result
+    assert result.stored >= 25 and not result.refused
     assert _records_from(chain, "KE", "KE-MBA") == 25
-    assert import_bundle(national, stick).stored == 0  # a second import is a no-op
+    assert import_bundle(national, stick).result.stored == 0  # a second import is a no-op
     data = bytearray(stick.read_bytes())
     data[len(data) // 2] ^= 0x10
     stick.write_bytes(bytes(data))

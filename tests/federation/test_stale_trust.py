@@ -29,7 +29,7 @@ from node.local_federation import LocalFederation
 from node.log import as_envelope
 from node.logging import get_logger
 from node.models import EnvelopeRow
-from node.peer_state import DbPeerStateStore
+from node.peer_state import DbPeerStateStore, Health
 from node.replication import Replication
 
 pytestmark = pytest.mark.slow
@@ -153,14 +153,14 @@ def test_an_expired_directory_is_stale_and_a_running_node_takes_an_imported_one_
     clock.advance(31 * DAY)
     assert ke.app.trust.check_freshness(clock()).stale
     replication = Replication(ke.app, ke.tls)
-    health: list[bool] = []
-    replication.on_health = health.append
+    health: list[Health] = []
+    replication.on_health.append(health.append)
     try:
         replication.periodic()
-        assert health == [False]
+        assert [h.relaying for h in health] == [False]
         # `gcn directory import` writes the file beside the running node.
         ke.app.trust.files.store(fed.root.publish(clock()))
         replication.periodic()
-        assert health == [False, True] and ke.app.trust.version() == 2
+        assert [h.relaying for h in health] == [False, True] and ke.app.trust.version() == 2
     finally:
         replication.stop()

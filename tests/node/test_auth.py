@@ -23,7 +23,9 @@ from sqlalchemy import func, select, text
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from node import samples
+from node.api_tls import api_ca_pem, server_credentials
 from node.app import NodeApp
+from node.cli.client import ClientTls, open_channel
 from node.clock import ManualClock
 from node.errors import (
     ConfigError,
@@ -47,14 +49,15 @@ Metadata = list[tuple[str, str]]
 
 @pytest.fixture
 def address(app: NodeApp) -> Iterator[str]:
-    running: RunningServer = build_server(app, "127.0.0.1:0", max_message_bytes=4 << 20, workers=4)
+    tls = server_credentials(app.config)
+    running: RunningServer = build_server(app, "127.0.0.1:0", max_message_bytes=4 << 20, workers=4, tls=tls)
     yield f"127.0.0.1:{running.port}"
     running.stop(None)
 
 
 @pytest.fixture
-def channel(address: str) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(address) as ch:
+def channel(address: str, app: NodeApp) -> Iterator[grpc.Channel]:
+    with open_channel(address, ClientTls(api_ca_pem(app.config))) as ch:
         yield ch
 
 
@@ -397,6 +400,7 @@ def test_tokens_never_reach_the_log(
         "127.0.0.1:0",
         max_message_bytes=1 << 20,
         workers=2,
+        tls=None,  # plaintext on loopback
         authenticator=UserStore(app.db, _exploding_clock),
     )
     try:

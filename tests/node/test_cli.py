@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,8 +13,9 @@ from google.protobuf import json_format
 
 from gcn.v1 import records_pb2 as rec
 from node import samples
+from node.api_tls import server_credentials
 from node.app import NodeApp
-from node.cli.main import main
+from node.cli.main import _host_port, main
 from node.clock import ManualClock
 from node.grpc_server import RunningServer
 from node.server import build_server
@@ -23,9 +25,12 @@ pytestmark = pytest.mark.usefixtures("db_url")
 
 @pytest.fixture
 def address(app: NodeApp, officer_token: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The node's address; commands find an officer's token in GCN_TOKEN."""
+    """The node's address; commands find an officer's token in GCN_TOKEN and
+    the node's API CA in GCN_NODE_CA."""
     monkeypatch.setenv("GCN_TOKEN", officer_token)
-    running: RunningServer = build_server(app, "127.0.0.1:0", max_message_bytes=4 << 20, workers=4)
+    monkeypatch.setenv("GCN_NODE_CA", str(app.config.api_tls_dir / "ca.pem"))
+    tls = server_credentials(app.config)
+    running: RunningServer = build_server(app, "127.0.0.1:0", max_message_bytes=4 << 20, workers=4, tls=tls)
     yield f"127.0.0.1:{running.port}"
     running.stop(None)
 
@@ -92,6 +97,10 @@ def test_seizure_by_flags_then_show_as_json(
     assert shown["goods"][0]["hs_code"] == "050710"
     assert shown["conveyance"]["vessel_imo"] == "9074729"
     assert {p["name"] for p in shown["parties"]} == {"John Doe", "Sesame Traders Ltd"}
+    code, out, _ = run(capsys, "records", "show", record_id, "--origin", "ke", "--node", address, "--json")
+    assert code == 0 and json.loads(out)["origin"] == "KE"
+    code, _, err = run(capsys, "records", "show", record_id, "--origin", "TZ", "--node", address)
+    assert code == 2 and f"not found: no record {record_id} of TZ on this node" in err
 
 
 def test_seizure_from_a_json_file_and_list_by_container(
@@ -309,3 +318,12 @@ def test_seizure_import_from_json_lines_in_batches(
     path.write_text(json_format.MessageToJson(seizures[0], indent=None) + "\n{not json}\n")
     code, _, err = run(capsys, "seizure", "import", str(path), "--node", address)
     assert code == 2 and "line 2: not a Seizure" in err
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1:\uff17\uff14\uff10\uff11", "127.0.0.1:7401\n", "127.0.0.1:+7401", ":7401"]
+)
+def test_a_host_port_takes_ascii_digits_only(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        _host_port(value)
+    assert _host_port("127.0.0.1:7401") == "127.0.0.1:7401"

@@ -20,7 +20,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from node import samples
-from node.cli.client import with_token
+from node.api_tls import api_ca_pem
+from node.cli.client import ClientTls, open_channel, with_token
 from node.clock import system_clock
 from node.config import load_config
 from node.db import Database
@@ -36,6 +37,7 @@ class NodeProcess:
     def __init__(self, config_path: Path, token: str) -> None:
         self.config_path = config_path
         self.token = token
+        self.tls = ClientTls(api_ca_pem(load_config(config_path)))
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
 
@@ -67,7 +69,7 @@ class NodeProcess:
 
     def _wait_healthy(self) -> None:
         # Health is open: no token on this channel.
-        with grpc.insecure_channel(self.address) as channel:
+        with open_channel(self.address, self.tls) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -82,7 +84,7 @@ class NodeProcess:
         return self.proc.wait(timeout=30)
 
     def stub(self) -> node_pb2_grpc.NodeServiceStub:
-        return node_pb2_grpc.NodeServiceStub(with_token(grpc.insecure_channel(self.address), self.token))
+        return node_pb2_grpc.NodeServiceStub(with_token(open_channel(self.address, self.tls), self.token))
 
 
 @pytest.fixture

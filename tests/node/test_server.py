@@ -21,8 +21,9 @@ from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from gcn.v1 import records_pb2 as rec
 from node import samples
+from node.api_tls import api_ca_pem, server_credentials
 from node.app import NodeApp
-from node.cli.client import with_token
+from node.cli.client import ClientTls, open_channel, with_token
 from node.clock import ManualClock
 from node.grpc_server import RunningServer
 from node.models import EnvelopeRow
@@ -33,8 +34,10 @@ MAX_MESSAGE = 256 * 1024
 
 @pytest.fixture
 def served(app: NodeApp, officer_token: str) -> Iterator[tuple[RunningServer, grpc.Channel]]:
-    running = build_server(app, "127.0.0.1:0", max_message_bytes=MAX_MESSAGE, workers=4)
-    channel = with_token(grpc.insecure_channel(f"127.0.0.1:{running.port}"), officer_token)
+    tls = server_credentials(app.config)
+    running = build_server(app, "127.0.0.1:0", max_message_bytes=MAX_MESSAGE, workers=4, tls=tls)
+    client_tls = ClientTls(api_ca_pem(app.config))
+    channel = with_token(open_channel(f"127.0.0.1:{running.port}", client_tls), officer_token)
     yield running, channel
     channel.close()
     running.stop(None)

@@ -193,7 +193,10 @@ class EnvelopeRef(_message.Message):
     view: _envelope_pb2.View.ValueType
     seq: _builtins.int
     envelope_hash: _builtins.bytes
-    """SHA-256 of the serialized Envelope"""
+    """The envelope hash of docs/protocol.md: SHA-256 over "gcn-envelope-hash-v1\\0"
+    and the length-prefixed header, ciphertext and signature (what prev_hash
+    chains), not a hash of the serialized Envelope message.
+    """
     def __init__(
         self,
         *,
@@ -251,15 +254,21 @@ class GetRecordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RECORD_ID_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
+    origin: _builtins.str
+    """The node that recorded it. Optional while only one origin's record has this
+    id here; when several have, the call fails with FAILED_PRECONDITION naming them.
+    """
     def __init__(
         self,
         *,
         record_id: _builtins.str = ...,
+        origin: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["record_id", b"record_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "record_id", b"record_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -283,6 +292,7 @@ class StoredRecord(_message.Message):
     CORRECTION_FIELD_NUMBER: _builtins.int
     ENVELOPE_FIELD_NUMBER: _builtins.int
     ORIGIN_REVOKED_FIELD_NUMBER: _builtins.int
+    TOO_LARGE_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     kind: _envelope_pb2.RecordKind.ValueType
     origin: _builtins.str
@@ -294,6 +304,11 @@ class StoredRecord(_message.Message):
     origin_revoked: _builtins.bool
     """The origin has since been revoked: the record was signed while it was a
     member in good standing, and is kept, but should be read with that in mind.
+    """
+    too_large: _builtins.bool
+    """The record is larger than a reply may carry (it was stored before the
+    bounds of docs/protocol.md "Limits", or came from a node without them): the
+    body and envelope are left out; the fields above still describe it.
     """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -326,10 +341,11 @@ class StoredRecord(_message.Message):
         correction: _records_pb2.Correction | None = ...,
         envelope: _envelope_pb2.Envelope | None = ...,
         origin_revoked: _builtins.bool = ...,
+        too_large: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "body", b"body", "correction", b"correction", "created_at", b"created_at", "envelope", b"envelope", "retraction", b"retraction", "seizure", b"seizure"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "audience", b"audience", "body", b"body", "correction", b"correction", "created_at", b"created_at", "envelope", b"envelope", "kind", b"kind", "origin", b"origin", "origin_revoked", b"origin_revoked", "record_id", b"record_id", "retraction", b"retraction", "seizure", b"seizure", "status", b"status", "superseded_by", b"superseded_by", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "audience", b"audience", "body", b"body", "correction", b"correction", "created_at", b"created_at", "envelope", b"envelope", "kind", b"kind", "origin", b"origin", "origin_revoked", b"origin_revoked", "record_id", b"record_id", "retraction", b"retraction", "seizure", b"seizure", "status", b"status", "superseded_by", b"superseded_by", "too_large", b"too_large", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["seizure", "alert", "retraction", "correction"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
@@ -372,6 +388,7 @@ class ListRecordsRequest(_message.Message):
     page_size: _builtins.int
     """default 50, at most 500"""
     page_token: _builtins.str
+    """a next_page_token of this node, as it was given"""
     def __init__(
         self,
         *,
@@ -399,11 +416,16 @@ Global___ListRecordsRequest: _TypeAlias = ListRecordsRequest  # noqa: Y015
 
 @_typing.final
 class ListRecordsResponse(_message.Message):
+    """A page holds at most page_size records and at most 2,134,016 bytes (docs/protocol.md,
+    "Limits"): a page can be short and still carry a next_page_token.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECORDS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """empty: this was the last page"""
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredRecord]: ...
     def __init__(
