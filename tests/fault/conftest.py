@@ -11,7 +11,12 @@ import pytest
 
 from tests.fault.harness import Federation, federation_from, make_template
 
-pytestmark = pytest.mark.slow
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every story spawns processes: marked `slow` (they still run in the normal run)."""
+    for item in items:
+        if "tests/fault/" in item.nodeid:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

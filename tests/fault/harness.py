@@ -30,8 +30,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -128,7 +129,8 @@ class LinkProxy:
         self._listener.bind(("127.0.0.1", listen_port))
         self._listener.listen(64)
         self._closed = False
-        threading.Thread(target=self._accept, daemon=True, name=f"proxy-{listen_port}").start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True, name=f"proxy-{listen_port}")
+        self._acceptor.start()
 
     @property
     def is_cut(self) -> bool:
@@ -154,6 +156,7 @@ class LinkProxy:
             self._listener.shutdown(socket.SHUT_RDWR)
         with suppress(OSError):
             self._listener.close()
+        self._acceptor.join(timeout=10)
 
     def _accept(self) -> None:
         while not self._closed:
@@ -416,109 +419,63 @@ def make_template(base: Path) -> dict[str, dict[str, Any]]:
 
     run([GCN, "root", "init", "--dir", str(root), "--federation", FEDERATION])
     meta: dict[str, dict[str, Any]] = {}
-    for node_id, role, country, region, ups in TOPOLOGY:
-        d = base / node_id
-        officer, listen, endpoint = free_port(), free_port(), free_port()
-        args = [GCN, "init", "--dir", str(d), "--id", node_id, "--name", f"{node_id} customs"]
-        args += [
-            "--role",
-            role,
-            "--listen",
-            f"127.0.0.1:{officer}",
-            "--root-keys",
-            str(root / "root-keys.json"),
-        ]
-        args += [
-            "--federation-listen",
-            f"127.0.0.1:{listen}",
-            "--federation-endpoint",
-            f"127.0.0.1:{endpoint}",
-        ]
+    for node_id, role, *_ in TOPOLOGY:
+        meta[node_id] = {"role": role, "officer": free_port(), "listen": free_port(), "endpoint": free_port()}
+
+    def init(node_id: str, role: str, country: str, region: str, ups: tuple[str, ...]) -> None:
+        m, d = meta[node_id], base / node_id
+        args = [GCN, "init", "--dir", str(d), "--id", node_id, "--name", f"{node_id} customs", "--role", role]
+        args += ["--listen", f"127.0.0.1:{m['officer']}", "--root-keys", str(root / "root-keys.json")]
+        args += ["--federation-listen", f"127.0.0.1:{m['listen']}"]
+        args += ["--federation-endpoint", f"127.0.0.1:{m['endpoint']}"]
         args += ["--country", country] if country else []
         args += ["--region", region] if region else []
         for up in ups:
             args += ["--upstream", up]
         run(args)
-        cfg = str(d / "gcn.toml")
-        run(
-            [
-                GCN,
-                "root",
-                "admit",
-                str(d / "join-request.json"),
-                "--dir",
-                str(root),
-                "--out",
-                str(d / "node.cert.pem"),
-            ]
-        )
-        run(
-            [
-                GCN,
-                "federation",
-                "install",
-                "--cert",
-                str(d / "node.cert.pem"),
-                "--ca",
-                str(root / "ca.pem"),
-                "--config",
-                cfg,
-            ]
-        )
-        token = (
-            run([GCN, "users", "add", "officer", "--role", "officer", "--config", cfg])
-            .strip()
-            .splitlines()[-1]
-        )
-        meta[node_id] = {
-            "role": role,
-            "officer": officer,
-            "listen": listen,
-            "endpoint": endpoint,
-            "token": token,
-        }
-    run([GCN, "root", "publish", "--dir", str(root), "--out", str(root / "directory.pb")])
-    for node_id in NODE_IDS:
-        run(
-            [
-                GCN,
-                "directory",
-                "import",
-                str(root / "directory.pb"),
-                "--config",
-                str(base / node_id / "gcn.toml"),
-            ]
-        )
+
+    def install(node_id: str) -> None:
+        d = base / node_id
+        cert, cfg = str(d / "node.cert.pem"), str(d / "gcn.toml")
+        run([GCN, "federation", "install", "--cert", cert, "--ca", str(root / "ca.pem"), "--config", cfg])
+        token = run([GCN, "users", "add", "officer", "--role", "officer", "--config", cfg])
+        meta[node_id]["token"] = token.strip().splitlines()[-1]
+
+    def take_directory(node_id: str) -> None:
+        cfg = str(base / node_id / "gcn.toml")
+        run([GCN, "directory", "import", str(root / "directory.pb"), "--config", cfg])
+
+    # What each node does on its own runs side by side; the root's steps one at a time.
+    with ThreadPoolExecutor(max_workers=len(TOPOLOGY)) as pool:
+        list(pool.map(lambda t: init(*t), TOPOLOGY))
+        for node_id in NODE_IDS:
+            d = base / node_id
+            admit = [GCN, "root", "admit", str(d / "join-request.json"), "--dir", str(root)]
+            run([*admit, "--out", str(d / "node.cert.pem")])
+        list(pool.map(install, NODE_IDS))
+        run([GCN, "root", "publish", "--dir", str(root), "--out", str(root / "directory.pb")])
+        list(pool.map(take_directory, NODE_IDS))
     (base / "nodes.json").write_text(json.dumps(meta, indent=2))
     return meta
 
 
 def federation_from(template: Path, base: Path) -> Federation:
-    """A fresh copy of the template federation under `base` (no node has run yet)."""
+    """A fresh copy of the template federation under `base` (no node has run yet).
+    The listeners get ports picked now (the config's are overridden by the
+    environment): only the endpoints, which the directory names, are the
+    template's, and the proxies hold them for the story's whole life."""
     shutil.copytree(template, base, dirs_exist_ok=True)
     meta = json.loads((base / "nodes.json").read_text())
-    nodes = {
-        node_id: Node(
-            node_id,
-            m["role"],
-            base / node_id,
-            m["officer"],
-            m["listen"],
-            m["endpoint"],
-            m["token"],
-        )
-        for node_id, m in meta.items()
-    }
+    nodes = {}
+    for node_id, m in meta.items():
+        officer, listen = free_port(), free_port()
+        node = Node(node_id, m["role"], base / node_id, officer, listen, m["endpoint"], m["token"])
+        node.env |= {
+            "GCN_SERVER_LISTEN": f"127.0.0.1:{officer}",
+            "GCN_FEDERATION_LISTEN": f"127.0.0.1:{listen}",
+        }
+        nodes[node_id] = node
     return Federation(base, nodes)
-
-
-@contextmanager
-def running(template: Path, base: Path) -> Iterator[Federation]:
-    fed = federation_from(template, base)
-    try:
-        yield fed
-    finally:
-        fed.close()
 
 
 # -- records -------------------------------------------------------------------------------------
