@@ -148,6 +148,12 @@ class DirectoryTrust:
         entry = self.roles.get(origin)
         if entry is None or entry[2] == dir_pb.NODE_STATUS_ACTIVE:
             return False
+        if audience.startswith("bilateral:"):
+            # Held by one side's national node, always the same side (the root's
+            # first orientation): the other side's revoked node never held it.
+            holder = self.roles.get(self.holder_of(audience) or "")
+            if holder is None or holder[1] != entry[1]:
+                return False
         return _could_hold(entry[0], entry[1], self.regions.get(origin, ""), audience)
 
     def may_relay(self, caller: str, origin: str, audience: str) -> bool:

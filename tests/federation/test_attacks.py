@@ -102,6 +102,8 @@ def _write_own_header(
         )
         header.created_at.FromDatetime(now)
         edit(header)
+        if header.kind == epb.RECORD_KIND_KEY:
+            key = None  # key messages are not sealed under an audience key
         v = env_crypto.seal(header, body, log_.signer, key)
         log_.store_many(s, [v], now)
         if head is None:
@@ -463,3 +465,40 @@ def test_two_processes_of_one_holder_never_start_one_epoch_twice_with_two_keys(
             s, node.app.envelope_log, "national:KE", members, clock()
         )
     assert second > first
+
+
+def _as_key_message(header: epb.EnvelopeHeader) -> None:
+    header.kind = epb.RECORD_KIND_KEY
+    header.epoch = 0
+
+
+def test_a_bilateral_key_message_kept_as_evidence_is_not_learned_after_its_writer_is_revoked(
+    fed: LocalFederation, clock: ManualClock
+) -> None:
+    """Red team F8: VN (not the holder of bilateral:KE+VN: KE is) wrote a key
+    message for it: kept as evidence. After VN's revocation, KE restarted and
+    judged it again as from a "revoked former holder" (any national node of a
+    country the pair names) and learned it. Only the holder's side ever held it."""
+    ke, vn = _app(fed, "KE"), _app(fed, "VN")
+    members = {n: m for n, m in encryption_keys(ke.trust.directory()).items() if n in ("KE", "VN")}  # type: ignore[arg-type]
+    epoch = ke.audience_keys.next_epoch(BILATERAL, clock()) + 5
+    planted = _write_own_header(
+        vn,
+        BILATERAL,
+        _as_key_message,
+        _key_message(BILATERAL, epoch, members),
+        clock(),
+    )
+    _push(fed, "VN", "KE", [planted])
+    assert _held(ke, planted) and ke.audience_keys.get(BILATERAL, epoch) is None
+    assert len(_alarms(ke, "unauthorised_key_message")) == 1
+    clock.advance(60)
+    fed.root.revoke("VN", clock())
+    ke.accept_directory(fed.root.publish(clock()))
+    restarted = NodeApp.open(ke.config, clock)  # every stored key message judged again
+    try:
+        assert restarted.audience_keys.get(BILATERAL, epoch) is None
+        assert restarted.trust.may_issue_keys("KE", BILATERAL)
+        assert not restarted.trust.may_issue_keys("VN", BILATERAL)
+    finally:
+        restarted.close()
