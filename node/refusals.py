@@ -12,9 +12,10 @@ retries are debug lines.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from federation.backoff import backoff_delay
 from federation.refusal import Refused
@@ -23,11 +24,12 @@ from node.alarms import add_alarm
 from node.clock import Clock
 from node.db import Database
 from node.logging import get_logger
-from node.models import StreamRefusalRow
+from node.models import AlarmRow, StreamRefusalRow
 
 log = get_logger(__name__)
 BY_PEER, FROM_PEER = "by_peer", "from_peer"
 _ALARM = {BY_PEER: "refused_by_peer", FROM_PEER: "refused_from_peer"}
+ALARMS_PER_ORIGIN_HOUR = 50
 
 
 class StreamRefusals:
@@ -46,6 +48,7 @@ class StreamRefusals:
         returns the ones that are new (alarmed)."""
         now = self.clock()
         new: list[Refused] = []
+        alarmed: dict[str, int] = {}
         with self.db.begin() as s:
             for r in _first_per_stream(refusals):
                 row = s.get(StreamRefusalRow, (peer, direction, r.origin, r.audience))
@@ -73,16 +76,17 @@ class StreamRefusals:
                         retry_at=now + timedelta(seconds=self._backoff(1)),
                     )
                 )
-                add_alarm(
-                    s,
-                    _ALARM[direction],
-                    now,
-                    f"{'refused by' if direction == BY_PEER else 'refused from'} {peer}: {r.describe()}",
-                    origin=r.origin,
-                    audience=r.audience,
-                    seq=r.seq,
-                    second_hash=r.hash,
-                )
+                if self._may_alarm(s, _ALARM[direction], r.origin, now, alarmed):
+                    add_alarm(
+                        s,
+                        _ALARM[direction],
+                        now,
+                        f"{'refused by' if direction == BY_PEER else 'refused from'} {peer}: {r.describe()}",
+                        origin=r.origin,
+                        audience=r.audience,
+                        seq=r.seq,
+                        second_hash=r.hash,
+                    )
                 new.append(r)
         self._any = True
         for r in new:
@@ -98,6 +102,32 @@ class StreamRefusals:
                 reason=r.reason,
             )
         return new
+
+    def _may_alarm(self, s: Session, kind: str, origin: str, now: datetime, alarmed: dict[str, int]) -> bool:
+        """At most ALARMS_PER_ORIGIN_HOUR refusal alarms of one kind per origin
+        an hour (a member writing thousands of bad streams must not bury the
+        rest); the last one says so. The refusals themselves are all kept."""
+        if origin not in alarmed:
+            since = now - timedelta(hours=1)
+            alarmed[origin] = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(AlarmRow)
+                    .where(AlarmRow.kind == kind, AlarmRow.origin == origin, AlarmRow.created_at >= since)
+                )
+                or 0
+            )
+        alarmed[origin] += 1
+        if alarmed[origin] == ALARMS_PER_ORIGIN_HOUR:
+            add_alarm(
+                s,
+                kind,
+                now,
+                f"{origin}: {ALARMS_PER_ORIGIN_HOUR} refusals within the hour; "
+                "further ones are not alarmed until it passes (gcn sync status lists every waiting stream)",
+                origin=origin,
+            )
+        return alarmed[origin] < ALARMS_PER_ORIGIN_HOUR
 
     def _backoff(self, count: int) -> float:
         return backoff_delay(count, self.backoff_initial, self.backoff_max)

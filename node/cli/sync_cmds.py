@@ -30,6 +30,7 @@ def _when(at: datetime | None) -> str:
 # The node's own trouble (not one peer's): shown by `sync status` for a day.
 NODE_ALARMS = ("rekey_failed", "directory_stale", "sync_job_missing")
 NODE_ALARM_HOURS = 24
+WAITING_SHOWN = 50  # waiting streams listed in the table view
 
 
 def trust_row(app: NodeApp) -> dict[str, Any]:
@@ -172,11 +173,14 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
         render.console.print(f"alarm {al['kind']} at {al['at']}: {al['detail']}")
     if not rows:
         render.console.print("no peers: the node holds no directory, or lists no upstreams")
-    for w in waiting:
+    for w in waiting[:WAITING_SHOWN]:
         render.console.print(
             f"stream {w['origin']} {w['audience']} waits at seq {w['seq']} ({w['direction']} {w['peer']}, "
             f"{w['times']}x since {w['since']}, next try {w['retry_at']}): {w['code']}: {w['reason']}"
         )
+    if len(waiting) > WAITING_SHOWN:
+        more = len(waiting) - WAITING_SHOWN
+        render.console.print(f"... and {more} more waiting streams (--json lists all)")
     return 0
 
 

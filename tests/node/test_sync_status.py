@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from federation.refusal import Refused
 from federation.scheduler import PeerSync
+from node.alarms import recent_alarms
 from node.cli.main import main
 from node.cli.sync_cmds import node_alarm_rows, status_rows, trust_row
 from node.clock import ManualClock, system_clock
 from node.local_federation import LocalFederation
 from node.peer_state import STALLED_INTERVALS
+from node.refusals import ALARMS_PER_ORIGIN_HOUR, FROM_PEER
 from node.replication import Replication
 from node.setup import CONFIG_FILE
 
@@ -102,3 +105,24 @@ def test_the_command_prints_trust_links_and_alarms_as_json(
         assert "directory version 1, fresh until" in table and "sync status of KE" in table
     finally:
         fed.close()
+
+
+def test_a_flood_of_refusals_from_one_origin_raises_a_bounded_number_of_alarms(
+    fed: LocalFederation, clock: ManualClock
+) -> None:
+    """Red team F9: one Push with 3,000 bad envelopes of 3,000 streams left
+    3,000 alarms. Every refusal is still kept (its stream waits); the alarms of
+    one origin stop at ALARMS_PER_ORIGIN_HOUR an hour, the last one saying so."""
+    ke = fed.nodes["KE"].app
+    refused = [
+        Refused(i, "TZ", f"node:TZ{i:04d}", 1, bytes(32), "not_member", "TZ may not write there")
+        for i in range(120)
+    ]
+    ke.refusals.note("WCO-GLOBAL", FROM_PEER, refused)
+    assert len(ke.refusals.all_rows()) == 120
+    alarms = recent_alarms(ke.db, 500, kind="refused_from_peer")
+    assert len(alarms) == ALARMS_PER_ORIGIN_HOUR
+    assert "further ones are not alarmed" in alarms[0].detail
+    clock.advance(3601)  # the next hour alarms again
+    ke.refusals.note("WCO-GLOBAL", FROM_PEER, [Refused(0, "TZ", "node:TZ9999", 1, bytes(32), "x", "y")])
+    assert len(recent_alarms(ke.db, 500, kind="refused_from_peer")) == ALARMS_PER_ORIGIN_HOUR + 1
