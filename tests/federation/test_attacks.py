@@ -331,31 +331,20 @@ def test_a_back_dated_key_message_signed_by_a_retired_key_is_refused_without_cus
     forged = env_crypto.seal(header, msg.SerializeToString(), old_key, None).envelope
     reply = _push(fed, "WCO-GLOBAL", "VN", [forged])
     assert [r.code for r in reply.refused] == ["custody"]
+
     # Red team F6: a receipt claiming a time before the envelope was made, or
     # before the voucher's own key existed, vouches for nothing.
+    def hub_receipt(held_at: datetime) -> sync_pb2.SignedReceipt:
+        forged_hash = env_crypto.envelope_hash(forged)
+        return sign_receipt(hub.keys.signing, "WCO-GLOBAL", "KE", BILATERAL, seq + 1, forged_hash, held_at)
+
     for held_at in (datetime(2020, 1, 1, tzinfo=UTC), old_created - timedelta(minutes=10)):
-        early = sign_receipt(
-            hub.keys.signing,
-            "WCO-GLOBAL",
-            "KE",
-            BILATERAL,
-            seq + 1,
-            env_crypto.envelope_hash(forged),
-            held_at,
-        )
-        reply = _push(fed, "WCO-GLOBAL", "VN", [forged], receipts=[early])
+        reply = _push(fed, "WCO-GLOBAL", "VN", [forged], receipts=[hub_receipt(held_at)])
         assert [r.code for r in reply.refused] == ["custody"], held_at
     # The compromised hub vouches for itself.
-    receipt = sign_receipt(
-        hub.keys.signing,
-        "WCO-GLOBAL",
-        "KE",
-        BILATERAL,
-        seq + 1,
-        env_crypto.envelope_hash(forged),
-        old_created + timedelta(seconds=2),
+    reply = _push(
+        fed, "WCO-GLOBAL", "VN", [forged], receipts=[hub_receipt(old_created + timedelta(seconds=2))]
     )
-    reply = _push(fed, "WCO-GLOBAL", "VN", [forged], receipts=[receipt])
     assert reply.stored == 1
     assert vn.audience_keys.get(BILATERAL, legit[0] + 1000) == evil_key  # learned, for reading only
     assert vn.audience_keys.current(BILATERAL) == legit  # never the sealing epoch
