@@ -23,7 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crypto import envelope as env_crypto
+from crypto.errors import CryptoError
 from crypto.signing import KeyRing
+from gcn.v1 import envelope_pb2 as epb
 from node.alarms import add_alarm
 from node.clock import Clock
 from node.db import APPLY_LOCK, Database, writers_lock
@@ -54,7 +56,8 @@ class Quarantine:
         self.on_quarantined: list[Callable[[Sequence[Quarantined]], None]] = []
 
     def damage(self, row: EnvelopeRow, *, signatures: bool = True) -> str | None:
-        return env_crypto.damage(as_envelope(row), row.hash, self.keyring() if signatures else None)
+        why = env_crypto.damage(as_envelope(row), row.hash, self.keyring() if signatures else None)
+        return why if why is not None else _columns_damage(row)
 
     def check(self, envelope_ids: Sequence[int], found_by: str) -> list[Quarantined]:
         """Check these stored envelopes; quarantine the damaged ones."""
@@ -117,10 +120,35 @@ class Quarantine:
             first_hash=row.hash,
         )
         origin, audience, seq = row.origin, row.audience, row.seq
+        header = _header(row)
         s.delete(row)  # the records index of it goes by ON DELETE CASCADE
         s.flush()
         _head_before(s, origin, audience, seq, now)
+        if header is not None and (header.origin, header.audience, header.seq) != (origin, audience, seq):
+            # stored under the wrong position: its true stream lacks it too
+            _head_before(s, header.origin, header.audience, header.seq, now)
         return Quarantined(origin, audience, seq)
+
+
+def _header(row: EnvelopeRow) -> epb.EnvelopeHeader | None:
+    try:
+        return env_crypto.parse_header(as_envelope(row))
+    except CryptoError:
+        return None
+
+
+def _columns_damage(row: EnvelopeRow) -> str | None:
+    """Why the row's routing columns disagree with the signed header, or None
+    (a hand that edited seq or audience leaves the bytes intact)."""
+    h = _header(row)
+    if h is None:
+        return "its header does not parse"
+    if (h.origin, h.audience, h.seq) != (row.origin, row.audience, row.seq):
+        return (
+            f"its columns ({row.origin} {row.audience} seq {row.seq}) do not match "
+            f"its signed header ({h.origin} {h.audience} seq {h.seq})"
+        )
+    return None
 
 
 def _head_before(s: Session, origin: str, audience: str, seq: int, now: object) -> None:

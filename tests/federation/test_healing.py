@@ -259,3 +259,31 @@ def test_a_damaged_envelope_found_by_an_officer_reading_it_is_quarantined_and_he
     fed.sync("KE", "RINEX-ESA")
     _fully_delivered(fed, "RINEX-ESA", "KE", region, n)
     assert all(r.WhichOneof("body") for r in esa.reader.list(npb.ListRecordsRequest(page_size=50)).records)
+
+
+def test_a_row_moved_to_another_stream_position_is_found_by_the_verification_pass_and_heals(
+    fed: LocalFederation, clock: ManualClock
+) -> None:
+    """Red team F4: a hand changed a stored envelope's seq column (its bytes, so
+    its hash and signature, intact): the stream never healed and status said ok.
+    The verification pass now checks the columns against the signed header."""
+    _record(fed, "KE", 10, clock)
+    fed.sync("KE", "RINEX-ESA")
+    esa = fed.nodes["RINEX-ESA"].app
+    with esa.db.begin() as s:
+        s.execute(
+            update(EnvelopeRow)
+            .where(EnvelopeRow.origin == "KE", EnvelopeRow.audience == GLOBAL, EnvelopeRow.seq == 4)
+            .values(seq=400)
+        )
+    scrubber = Scrubber(esa.db, esa.quarantine, per_step=50)
+    found = 0
+    while scrubber.passes == 0:
+        found += scrubber.step()
+    assert found == 1
+    with esa.db.read() as s:
+        [q] = s.scalars(select(QuarantineRow))
+    assert "do not match its signed header" in q.reason
+    assert _head(fed, "RINEX-ESA", "KE", GLOBAL) == 3
+    fed.sync("KE", "RINEX-ESA")
+    _fully_delivered(fed, "RINEX-ESA", "KE", GLOBAL, 10)
