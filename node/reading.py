@@ -17,6 +17,7 @@ from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from google.protobuf.message import DecodeError
 from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.orm import Session
 
@@ -242,7 +243,7 @@ class RecordReader:
         if key is not None:
             try:
                 body = rec.RecordBody.FromString(env_crypto.open_body(envelope, header, key))
-            except CryptoError as e:  # one unreadable row must not fail a whole page
+            except (CryptoError, DecodeError) as e:  # one unreadable row must not fail a whole page
                 log.warning(
                     "stored envelope does not open",
                     record_id=row.record_id,

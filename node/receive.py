@@ -441,9 +441,8 @@ class Receiver:
             if key is None:
                 continue
             try:
-                body = rec.RecordBody.FromString(env_crypto.open_body(v.envelope, v.header, key))
-                item = Opened.of(envelope_id, v.header, body, env_crypto.header_created_at(v.header))
-            except (CryptoError, ValueError) as e:
+                plaintext = env_crypto.open_body(v.envelope, v.header, key)
+            except CryptoError as e:
                 log.warning(
                     "envelope does not open",
                     origin=v.header.origin,
@@ -452,28 +451,36 @@ class Receiver:
                     reason=str(e),
                 )
                 continue
-            why = index.unindexable(item)
+            try:
+                body = rec.RecordBody.FromString(plaintext)
+                item = Opened.of(envelope_id, v.header, body, env_crypto.header_created_at(v.header))
+                why = index.unindexable(item)
+            except Exception as e:  # whatever a body does, it costs only itself
+                why = f"{type(e).__name__}: {e}"[:200]
             if why is not None:  # the origin sealed a body that breaks the record rules
-                log.warning(
-                    "envelope body breaks the record rules: kept, not indexed",
-                    origin=v.header.origin,
-                    audience=v.header.audience,
-                    seq=v.header.seq,
-                    reason=why,
-                )
-                add_alarm(
-                    s,
-                    "invalid_body",
-                    self.clock(),
-                    f"body not indexed: {why}",
-                    origin=v.header.origin,
-                    audience=v.header.audience,
-                    seq=v.header.seq,
-                )
+                self._invalid_body(s, v, why)
                 continue
             opened.append(item)
         index_records(s, opened)
         return len(opened)
+
+    def _invalid_body(self, s: Session, v: env_crypto.VerifiedEnvelope, why: str) -> None:
+        log.warning(
+            "envelope body breaks the record rules: kept, not indexed",
+            origin=v.header.origin,
+            audience=v.header.audience,
+            seq=v.header.seq,
+            reason=why,
+        )
+        add_alarm(
+            s,
+            "invalid_body",
+            self.clock(),
+            f"body not indexed: {why}",
+            origin=v.header.origin,
+            audience=v.header.audience,
+            seq=v.header.seq,
+        )
 
     def _index_newly_readable(self, s: Session, learned: set[tuple[str, int]], skip: set[int]) -> int:
         """Records stored earlier as ciphertext whose epoch key just arrived."""

@@ -355,6 +355,8 @@ def test_a_back_dated_key_message_signed_by_a_retired_key_is_refused_without_cus
 
 def _hostile_body(clock: ManualClock, breakage: str) -> bytes:
     """A seizure body the sender's own code never validated: sealed and signed for real."""
+    if breakage == "undecodable":  # red team retest: not a RecordBody at all
+        return b"\xff\xff\xff\xff" + bytes(range(256)) * 4
     seizure = samples.ivory_seizure(clock().date())
     if breakage == "date":
         seizure.incident_date = "not-a-date"
@@ -364,7 +366,7 @@ def _hostile_body(clock: ManualClock, breakage: str) -> bytes:
     return body.SerializeToString()
 
 
-@pytest.mark.parametrize("breakage", ["date", "commodity"])
+@pytest.mark.parametrize("breakage", ["date", "commodity", "undecodable"])
 def test_a_signed_body_that_breaks_the_record_rules_is_kept_unindexed_and_every_link_keeps_flowing(
     fed: LocalFederation, clock: ManualClock, breakage: str
 ) -> None:
