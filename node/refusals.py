@@ -76,12 +76,13 @@ class StreamRefusals:
                         retry_at=now + timedelta(seconds=self._backoff(1)),
                     )
                 )
-                if self._may_alarm(s, _ALARM[direction], r.origin, now, alarmed):
+                prefix = f"{'refused by' if direction == BY_PEER else 'refused from'} {peer}: "
+                if self._may_alarm(s, _ALARM[direction], prefix, r.origin, now, alarmed):
                     add_alarm(
                         s,
                         _ALARM[direction],
                         now,
-                        f"{'refused by' if direction == BY_PEER else 'refused from'} {peer}: {r.describe()}",
+                        f"{prefix}{r.describe()}",
                         origin=r.origin,
                         audience=r.audience,
                         seq=r.seq,
@@ -103,17 +104,26 @@ class StreamRefusals:
             )
         return new
 
-    def _may_alarm(self, s: Session, kind: str, origin: str, now: datetime, alarmed: dict[str, int]) -> bool:
+    def _may_alarm(
+        self, s: Session, kind: str, prefix: str, origin: str, now: datetime, alarmed: dict[str, int]
+    ) -> bool:
         """At most ALARMS_PER_ORIGIN_HOUR refusal alarms of one kind per origin
-        an hour (a member writing thousands of bad streams must not bury the
-        rest); the last one says so. The refusals themselves are all kept."""
+        and peer an hour (a member writing thousands of bad streams must not
+        bury the rest; counted per peer too, since a refused envelope's origin
+        may be a lie, so that one member cannot spend another origin's budget);
+        the last one says so. The refusals themselves are all kept."""
         if origin not in alarmed:
             since = now - timedelta(hours=1)
             alarmed[origin] = (
                 s.scalar(
                     select(func.count())
                     .select_from(AlarmRow)
-                    .where(AlarmRow.kind == kind, AlarmRow.origin == origin, AlarmRow.created_at >= since)
+                    .where(
+                        AlarmRow.kind == kind,
+                        AlarmRow.origin == origin,
+                        AlarmRow.created_at >= since,
+                        AlarmRow.detail.startswith(prefix, autoescape=True),
+                    )
                 )
                 or 0
             )
@@ -123,7 +133,7 @@ class StreamRefusals:
                 s,
                 kind,
                 now,
-                f"{origin}: {ALARMS_PER_ORIGIN_HOUR} refusals within the hour; "
+                f"{prefix}{origin}: {ALARMS_PER_ORIGIN_HOUR} refusals within the hour; "
                 "further ones are not alarmed until it passes (gcn sync status lists every waiting stream)",
                 origin=origin,
             )
