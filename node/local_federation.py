@@ -38,16 +38,24 @@ _PORTS = range(20000, 32000)
 _RNG = random.SystemRandom()  # never the seeded global generator: two runs must not pick alike
 
 
+_HANDED_OUT: set[int] = set()  # a port is handed out once per process: two picks
+# made before either is bound (a federation's listeners) must never be the same
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now, for a server that binds it later."""
+    """A port nothing listens on now, for a server that binds it later, and
+    never one this process was handed before."""
     for _ in range(200):
         port = _RNG.choice(_PORTS)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.add(port)
+        return port
     raise RuntimeError(f"no free port on {host} in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
