@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,13 @@ def _accept(config: Config, signed: dir_pb.SignedDirectory) -> int:
     if held is not None and held.SerializeToString() == signed.SerializeToString():
         say(f"this node already holds directory version {parse_directory(held).version}")
         return 0
+    serving = _serving(config)
     app = NodeApp.open(config)
     try:
-        directory = app.accept_directory(signed, rekey=False)  # the serving process rekeys
+        # A running `gcn serve` is the node's one writer of epochs: it takes the
+        # file and rekeys itself. A stopped node's epochs start here, so that its
+        # members can have them as soon as it serves.
+        directory = app.accept_directory(signed, rekey=not serving)
         holds = app.trust.held_audiences()
         freshness = app.trust.freshness(app.clock())
     finally:
@@ -163,8 +168,25 @@ def _accept(config: Config, signed: dir_pb.SignedDirectory) -> int:
     say(f"{me} holds the keys of: {', '.join(holds) or 'no audience'}")
     say(f"{me} is a member of: {', '.join(member_of) or 'no audience'}")
     _warn_about_self(config, directory)
-    say("a running `gcn serve` of this node takes it within seconds (and starts any new audience epoch)")
+    if serving:
+        say("the running `gcn serve` of this node takes it within seconds (and starts any new epoch)")
     return 0
+
+
+def _serving(config: Config) -> bool:
+    """Does a `gcn serve` of this node answer on its federation listener now?"""
+    listen = config.federation.listen
+    if not listen:
+        return False
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    wildcard = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - we connect, not bind
+    host = wildcard.get(host, host)
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _warn_about_self(config: Config, directory: dir_pb.Directory) -> None:

@@ -438,8 +438,8 @@ def test_two_processes_of_one_holder_never_start_one_epoch_twice_with_two_keys(
     """Red team F7: `gcn directory import` beside the running holder wrote a key
     message for the epoch the server wrote 0.7 s later, with another key:
     members kept the first, the server sealed under the second, and nobody
-    could read the holder's new records. Now the CLI leaves epochs to the
-    serving process, and a holder numbers a new epoch above every key message
+    could read the holder's new records. Now the CLI leaves epochs to a
+    running server, and a holder numbers a new epoch above every key message
     of its own in the database, whoever wrote it."""
     node = fed.nodes["KE"]
     beside = NodeApp.open(node.app.config, clock)  # a second process of KE, same database

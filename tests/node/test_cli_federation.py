@@ -163,13 +163,6 @@ def test_the_operator_flow_from_root_init_to_revocation(fed: Fed, capsys: pytest
     ]
     assert "active" in ok(capsys, "root", "nodes", "--dir", fed.root)
 
-    # `gcn directory import` leaves the key holder's duties to the serving
-    # process (one writer of epochs): at its start, KE makes its first epochs.
-    ke = NodeApp.open(load_config(Path(fed.config("KE"))))
-    try:
-        assert any(e.startswith("bilateral:KE+VN#") for e in ke.refresh_epochs())
-    finally:
-        ke.close()
     # KE rotates its signing key; the root lists both keys in version 2. Its
     # bilateral key message has reached no peer yet: the CLI says so and waits
     # for --force (after the rotation, no peer would take it).
