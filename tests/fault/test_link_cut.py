@@ -33,6 +33,7 @@ def test_cut_link_shows_down_and_the_backlog_reaches_the_global_hub_soon_after_r
     for node in fed.nodes.values():
         node.env["GCN_FEDERATION_BACKOFF_INITIAL_SECONDS"] = "0.5"
     fed.start_all()
+    wait_converged(fed, timeout=120)  # every audience key reaches every member first
     port, national, hub = fed["KE-MBA"], fed["KE"], fed["WCO-GLOBAL"]
     port.gcn("seizure", "import", str(seizures_jsonl(tmp_path / "before.jsonl", 20, seed=2)))
     wait_converged(fed, timeout=120)

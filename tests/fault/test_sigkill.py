@@ -27,6 +27,7 @@ def test_repeated_sigkill_of_hub_and_national_node_during_a_3000_record_stream(
     fed: Federation, tmp_path: Path, figures_dir: Path
 ) -> None:
     fed.start_all()
+    wait_converged(fed, timeout=120)  # every audience key reaches every member first
     port, national, hub = fed["KE-MBA"], fed["KE"], fed["RINEX-ESA"]
     stream = seizures_jsonl(tmp_path / "seizures.jsonl", RECORDS, seed=1)
 
