@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from google.protobuf.message import DecodeError
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
@@ -455,7 +456,7 @@ class Receiver:
                 body = rec.RecordBody.FromString(plaintext)
                 item = Opened.of(envelope_id, v.header, body, env_crypto.header_created_at(v.header))
                 why = index.unindexable(item)
-            except Exception as e:  # whatever a body does, it costs only itself
+            except (DecodeError, ValueError, RecursionError) as e:  # the body's fault: it costs only itself
                 why = f"{type(e).__name__}: {e}"[:200]
             if why is not None:  # the origin sealed a body that breaks the record rules
                 self._invalid_body(s, v, why)
