@@ -48,19 +48,19 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from gcn.v1 import records_pb2 as rec
-from node import validation
-from node.api_tls import api_ca_pem, server_credentials
+from node.api.server import build_server
+from node.api.tls import api_ca_pem, server_credentials
 from node.app import NodeApp
+from node.bootstrap import CONFIG_FILE, init_node
 from node.cli.client import ClientTls, open_channel
 from node.config import Config, load_config
-from node.index import Opened, index_records
-from node.log import OwnEnvelope
+from node.domain import validation
+from node.domain.index import Opened, index_records
+from node.domain.samples import random_seizure
 from node.logging import configure_logging
-from node.models import EnvelopeRow
-from node.samples import random_seizure
-from node.server import build_server
-from node.setup import CONFIG_FILE, init_node
-from node.users import Role, UserStore
+from node.storage.envelope_log import OwnEnvelope
+from node.storage.models import EnvelopeRow
+from node.storage.users import Role, UserStore
 
 BULK_TARGET = 3_000.0  # records/s, in-process bulk ingest
 RPC_TARGET = 1_000.0  # records/s, through gRPC

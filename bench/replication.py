@@ -5,7 +5,7 @@ history grows.
 
     .venv/bin/python -m bench.replication [--quick] [--envelopes N] [--database-url URL] [--json PATH]
 
-A `node.local_federation.LocalFederation` on loopback (real keys, certificates,
+A `node.testing.local_federation.LocalFederation` on loopback (real keys, certificates,
 mutual-TLS servers, one database per node), all nodes in this process.
 bench/README.md says what each figure means. This is a report: nothing here
 fails on timing.
@@ -42,21 +42,21 @@ from sqlalchemy import func, make_url, select
 from bench.ingest import CpuSample, ignore_node_env, make_seizures, peak_rss_bytes, quiet_logging
 from bench.schemas import PostgresSchemas
 from federation import vectors
+from federation.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENVELOPES
 from federation.peers import Peer
 from federation.policy import Share
+from federation.receive import ApplyResult, Receiver
 from federation.scheduler import PeerState, PeerSync, SyncSettings
 from federation.transport import sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
 from gcn.v1 import sync_pb2
 from node.clock import system_clock
-from node.local_federation import LocalFederation, LocalNode
 from node.logging import get_logger
-from node.models import EnvelopeRow
-from node.peer_state import DbPeerStateStore
-from node.receive import ApplyResult, Receiver
 from node.replication import Replication
-from node.sync_source import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENVELOPES
+from node.storage.models import EnvelopeRow
+from node.storage.peer_state import DbPeerStateStore
+from node.testing.local_federation import LocalFederation, LocalNode
 
 THROUGHPUT_TARGET = 3_000.0  # envelopes/s, national → hub
 P50_TARGET_S, P99_TARGET_S = 0.250, 1.0  # commit → readable two hops away

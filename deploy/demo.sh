@@ -97,7 +97,7 @@ as() {  # as NODE gcn-args...: run a client command as that node's officer (over
     GCN_TOKEN="$(cat "$DEMO/$id/officer.token")" gcn "$@"
 }
 
-python -m node.samples "$DEMO/samples" >/dev/null
+python -m node.domain.samples "$DEMO/samples" >/dev/null
 echo
 echo "== at the port of Mombasa (KE-MBA): a TLP:GREEN ivory seizure"
 GREEN=$(python - "$DEMO/samples/seizure-1.json" <<'PY'

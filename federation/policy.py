@@ -164,7 +164,7 @@ class RecordFacts:
 
 
 def operation_base(code: str) -> str:
-    """ "DEMETER-IX" and "DEMETER 2026" are both operation DEMETER (as `node.index`)."""
+    """ "DEMETER-IX" and "DEMETER 2026" are both operation DEMETER (as `node.domain.index`)."""
     return code.replace("-", " ").split(" ")[0].upper() if code else ""
 
 

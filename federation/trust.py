@@ -1,5 +1,5 @@
 """What a node needs to know about the federation to accept an envelope, as a
-Protocol: the receiving side (`node.receive`) depends on this, not on how the
+Protocol: the receiving side (`federation.receive`) depends on this, not on how the
 directory is fetched or stored.
 
 `LocalTrust` is the trust of a node that has no directory yet: it knows only

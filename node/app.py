@@ -15,24 +15,24 @@ from crypto.directory import directory_key
 from crypto.keys import KeyDirectory, NodeKeys
 from crypto.signing import KeyRing, PublicSigningKey
 from federation.audiences import node_audience
+from federation.outbox import SyncSource
 from federation.policy import load_policy
+from federation.receive import Receiver
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import node_pb2 as npb
-from node.alarms import record_alarm
-from node.audience_keys import AudienceKeys, EpochKey
 from node.clock import Clock, system_clock
 from node.config import Config
-from node.custody import CustodyVouch
-from node.db import Database
+from node.domain.reading import RecordReader
+from node.domain.records import RecordService
 from node.federation_state import FederationState, TrustFiles, refresh_epochs
-from node.log import EnvelopeLog
 from node.logging import get_logger
-from node.quarantine import Quarantine
-from node.reading import RecordReader
-from node.receive import Receiver
-from node.records import RecordService
-from node.refusals import StreamRefusals
-from node.sync_source import SyncSource
+from node.storage.alarms import record_alarm
+from node.storage.audience_keys import AudienceKeys, EpochKey
+from node.storage.custody import CustodyVouch
+from node.storage.db import Database
+from node.storage.envelope_log import EnvelopeLog
+from node.storage.quarantine import Quarantine
+from node.storage.refusals import StreamRefusals
 
 log = get_logger(__name__)
 VERSION = "0.1.0"

@@ -29,14 +29,14 @@ from google.protobuf.message import DecodeError
 from crypto.detached import verify_detached
 from crypto.envelope import MAX_CIPHERTEXT_BYTES, MAX_HEADER_BYTES, parse_header
 from federation import vectors
+from federation.receive import ApplyResult
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import sync_pb2
-from node import limits
 from node.app import NodeApp
 from node.config import NODE_ID_RE
+from node.domain import limits
 from node.errors import NotFoundError, PermissionDeniedError, ValidationError
-from node.models import PeerRow
-from node.receive import ApplyResult
+from node.storage.models import PeerRow
 
 _DOMAIN = b"gcn-bundle-v1\x00"
 # The most one envelope can take in a bundle; every envelope fits a part.

@@ -10,18 +10,3 @@ Clock = Callable[[], datetime]
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
-
-
-class ManualClock:
-    """A clock that only moves when told to (tests and simulations)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        from datetime import timedelta
-
-        self.now = self.now + timedelta(seconds=seconds)

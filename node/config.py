@@ -19,7 +19,7 @@ from typing import Any
 
 import pycountry
 
-from node import limits
+from node.domain import limits
 from node.errors import ConfigError
 
 ROLES = ("national", "port", "regional", "global")

@@ -1,5 +1,5 @@
 """Domain errors of the node. The gRPC layer maps each class to one status code
-(see `node.interceptors`); the message is a sentence an officer can act on."""
+(see `node.api.interceptors`); the message is a sentence an officer can act on."""
 
 from __future__ import annotations
 

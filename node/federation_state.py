@@ -28,10 +28,10 @@ from crypto.signing import KeyRing
 from federation.routing import Topology
 from federation.trust import DirectoryTrust, LocalTrust, Trust
 from gcn.v1 import directory_pb2 as dir_pb
-from node.audience_keys import AudienceKeys
-from node.db import Database
-from node.log import EnvelopeLog
 from node.logging import get_logger
+from node.storage.audience_keys import AudienceKeys
+from node.storage.db import Database
+from node.storage.envelope_log import EnvelopeLog
 
 log = get_logger(__name__)
 ROOT_KEYS_FILE = "root-keys.json"

@@ -20,19 +20,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from federation import vectors
 from federation.peers import Peer, peers_of
+from federation.receive import ApplyResult
 from federation.refusal import DAMAGED, Refused
 from federation.scheduler import PeerSync, SyncScheduler, SyncSettings
 from federation.sync import RoundResult, pull
 from federation.transport import TlsMaterial, peer_channel, sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import sync_pb2, sync_pb2_grpc
-from node.alarms import record_alarm
 from node.app import NodeApp
 from node.logging import get_logger
-from node.peer_state import DbPeerStateStore, Health, link_state
-from node.quarantine import Quarantined
-from node.receive import ApplyResult
-from node.scrub import Scrubber
+from node.storage.alarms import record_alarm
+from node.storage.peer_state import DbPeerStateStore, Health, link_state
+from node.storage.quarantine import Quarantined
+from node.storage.scrub import Scrubber
 
 log = get_logger("node.replication")
 SYNC_SERVICE = sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name

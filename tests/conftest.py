@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from node.app import NodeApp
-from node.clock import ManualClock
+from node.bootstrap import init_node
 from node.logging import configure_logging
-from node.setup import init_node
-from node.users import Role, UserStore
+from node.storage.users import Role, UserStore
+from node.testing.clock import ManualClock
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 POSTGRES_URL = os.environ.get("GCN_TEST_POSTGRES_URL", "")

@@ -12,12 +12,12 @@ from typing import Any
 
 from rich.table import Table
 
-from node.alarms import recent_alarms
 from node.app import NodeApp
 from node.cli import render
 from node.cli.client import CliError
 from node.cli.federation_cmds import _add, _config
-from node.models import AlarmRow
+from node.storage.alarms import recent_alarms
+from node.storage.models import AlarmRow
 
 KINDS = (
     "equivocation",

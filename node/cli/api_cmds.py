@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from crypto.certs import certificate_fingerprint
-from node.api_tls import ApiCertificate, api_ca_pem, api_certificate, create_api_tls, rotate_api_certificate
+from node.api.tls import ApiCertificate, api_ca_pem, api_certificate, create_api_tls, rotate_api_certificate
 from node.cli.federation_cmds import _add, _config
 from node.cli.root_cmds import say
 from node.clock import system_clock

@@ -30,6 +30,7 @@ from federation.transport import TlsMaterial, peer_channel, sync_stub
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import sync_pb2
 from node.app import NodeApp
+from node.bootstrap import CONFIG_FILE
 from node.bundle import last_known_vector
 from node.cli import render
 from node.cli.client import CliError, call
@@ -38,7 +39,6 @@ from node.clock import system_clock
 from node.config import Config, load_config
 from node.federation_state import TrustFiles
 from node.joining import JOIN_REQUEST_FILE, install_certificate, prepare_join, read_root_keys
-from node.setup import CONFIG_FILE
 
 SIGNING_KEYS_FILE = "signing-keys.json"
 NO_ROOT = (

@@ -30,17 +30,17 @@ from federation.errors import FederationError
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
-from node.api_tls import api_ca_pem, is_loopback, listen_host
+from node.api.tls import api_ca_pem, is_loopback, listen_host
+from node.bootstrap import CONFIG_FILE, init_node
 from node.cli import alarm_cmds, api_cmds, federation_cmds, forms, hub_cmds, render, root_cmds, sync_cmds
 from node.cli.client import ClientTls, CliError, call, connect
 from node.clock import system_clock
 from node.config import Config, FederationSection, load_config
-from node.db import Database
 from node.errors import NodeError
 from node.joining import JOIN_REQUEST_FILE, prepare_join, read_root_keys
 from node.logging import configure_logging
-from node.setup import CONFIG_FILE, init_node
-from node.users import Role, UserStore
+from node.storage.db import Database
+from node.storage.users import Role, UserStore
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -150,7 +150,7 @@ def _host_port(value: str) -> str:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    from node.server import serve
+    from node.api.server import serve
 
     config = load_config(_config_path(a))
     configure_logging(config.logging.format, config.logging.level)

@@ -41,8 +41,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from gcn.v1 import records_pb2 as rec
-from node.local_federation import free_port
-from node.samples import random_seizure
+from node.domain.samples import random_seizure
+from node.testing.local_federation import free_port
 
 GCN = str(Path(sys.executable).with_name("gcn"))
 LIBFAKETIME = next(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from node.app import NodeApp
-from node.models import EnvelopeRow, RecordRow
+from node.storage.models import EnvelopeRow, RecordRow
 
 
 def record_hashes(origin: NodeApp, record_id: str) -> set[bytes]:

@@ -9,7 +9,7 @@ import pytest
 from federation.views import project
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
-from node import samples, validation
+from node.domain import samples, validation
 from rinex.aggregate import aggregate
 
 TODAY = date(2026, 11, 28)

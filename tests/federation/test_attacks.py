@@ -26,12 +26,12 @@ from federation.transport import sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
 from gcn.v1 import sync_pb2
-from node import samples
 from node.app import NodeApp
-from node.clock import ManualClock
-from node.local_federation import LocalFederation
-from node.log import OwnEnvelope
-from node.models import AlarmRow, EnvelopeRow, StreamRefusalRow, StreamRow
+from node.domain import samples
+from node.storage.envelope_log import OwnEnvelope
+from node.storage.models import AlarmRow, EnvelopeRow, StreamRefusalRow, StreamRow
+from node.testing.clock import ManualClock
+from node.testing.local_federation import LocalFederation
 from tests.conftest import _postgres_schema_url
 
 pytestmark = pytest.mark.slow

@@ -20,9 +20,9 @@ from sqlalchemy import create_engine, text
 
 from federation.sync import RoundResult, push
 from federation.transport import sync_stub
-from node import samples
 from node.clock import system_clock
-from node.local_federation import LocalFederation
+from node.domain import samples
+from node.testing.local_federation import LocalFederation
 
 pytestmark = pytest.mark.slow
 N = 4000

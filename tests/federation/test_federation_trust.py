@@ -22,11 +22,11 @@ from federation.policy import Share
 from federation.transport import TlsMaterial, peer_channel, sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import sync_pb2
-from node import samples
-from node.clock import ManualClock
-from node.local_federation import LocalFederation
-from node.log import as_envelope
-from node.models import EnvelopeRow, RecordRow, StreamRefusalRow
+from node.domain import samples
+from node.storage.envelope_log import as_envelope
+from node.storage.models import EnvelopeRow, RecordRow, StreamRefusalRow
+from node.testing.clock import ManualClock
+from node.testing.local_federation import LocalFederation
 from tests.federation.holdings import envelopes_of_record
 
 pytestmark = pytest.mark.slow

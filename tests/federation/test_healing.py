@@ -21,15 +21,15 @@ from federation.transport import sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import sync_pb2
-from node import samples
+from node.bootstrap import CONFIG_FILE
 from node.cli.main import main
-from node.clock import ManualClock
-from node.local_federation import LocalFederation
-from node.log import as_envelope
-from node.models import AlarmRow, EnvelopeRow, QuarantineRow, StreamRow
+from node.domain import samples
 from node.replication import Replication
-from node.scrub import Scrubber
-from node.setup import CONFIG_FILE
+from node.storage.envelope_log import as_envelope
+from node.storage.models import AlarmRow, EnvelopeRow, QuarantineRow, StreamRow
+from node.storage.scrub import Scrubber
+from node.testing.clock import ManualClock
+from node.testing.local_federation import LocalFederation
 
 pytestmark = pytest.mark.slow
 GLOBAL = "global"

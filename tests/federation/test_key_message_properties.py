@@ -21,9 +21,9 @@ from crypto import envelope as env_crypto
 from crypto.errors import CryptoError
 from crypto.keys import EncryptionKey
 from crypto.signing import KeyRing, PublicSigningKey
+from federation.key_messages import judge_body
 from gcn.v1 import envelope_pb2 as epb
-from node.audience_keys import AudienceKeys, EpochKey
-from node.key_messages import judge_body
+from node.storage.audience_keys import AudienceKeys, EpochKey
 
 AUDIENCE = "region:ESA"
 HOLDER = "RINEX-ESA"

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from node.clock import ManualClock
-from node.local_federation import LocalFederation, LocalNode
+from node.api.server import LINK_SERVICE, LINKS_SERVICE, report_health
 from node.replication import Replication
-from node.server import LINK_SERVICE, LINKS_SERVICE, report_health
+from node.testing.clock import ManualClock
+from node.testing.local_federation import LocalFederation, LocalNode
 
 pytestmark = pytest.mark.slow
 Status = health_pb2.HealthCheckResponse

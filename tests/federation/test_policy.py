@@ -28,7 +28,7 @@ from federation.policy import (
 )
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
-from node import samples
+from node.domain import samples
 
 KE = PolicyNode("KE", "KE", "ESA", "national")
 FULL, REDACTED, STATISTICAL = epb.VIEW_FULL, epb.VIEW_REDACTED, epb.VIEW_STATISTICAL

@@ -13,18 +13,18 @@ from types import SimpleNamespace
 import grpc
 import pytest
 
-import node.records
+import node.domain.records
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from gcn.v1 import records_pb2 as rec
-from node import samples
+from node.api.server import build_server
 from node.cli.client import with_token
-from node.clock import ManualClock
+from node.domain import samples
 from node.errors import ConflictError, NotFoundError, ValidationError
-from node.local_federation import LocalFederation
-from node.server import build_server
-from node.users import Role, UserStore
+from node.storage.users import Role, UserStore
+from node.testing.clock import ManualClock
+from node.testing.local_federation import LocalFederation
 
 pytestmark = pytest.mark.slow
 SHARED_ID = uuid.UUID("5b0e5e9c-2b1f-4c7e-9a51-3c2d1f0e9a77")
@@ -53,7 +53,7 @@ def test_a_record_id_held_from_two_origins_is_looked_up_by_origin(
     fed: LocalFederation, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Both origins happen to choose the same id (a colliding or hostile generator).
-    monkeypatch.setattr(node.records, "uuid", SimpleNamespace(uuid4=lambda: SHARED_ID))
+    monkeypatch.setattr(node.domain.records, "uuid", SimpleNamespace(uuid4=lambda: SHARED_ID))
     for origin in ("KE", "TZ"):
         recorded = fed.nodes[origin].app.records.record_seizure(_open_seizure(clock))
         assert recorded.record_id == str(SHARED_ID)

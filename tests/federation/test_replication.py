@@ -19,12 +19,12 @@ from federation.transport import sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
-from node import samples
-from node.clock import ManualClock
-from node.local_federation import LocalFederation
+from node.domain import samples
 from node.logging import get_logger
-from node.models import EnvelopeRow, RecordRow
-from node.peer_state import DbPeerStateStore
+from node.storage.models import EnvelopeRow, RecordRow
+from node.storage.peer_state import DbPeerStateStore
+from node.testing.clock import ManualClock
+from node.testing.local_federation import LocalFederation
 from tests.federation.holdings import envelopes_of_record
 
 pytestmark = pytest.mark.slow
@@ -314,7 +314,7 @@ def test_a_long_run_of_urgent_envelopes_does_not_starve_the_seizure_before_it(
     """Urgent kinds go first, but never more than half a batch: the stream's
     contiguous run after the peer's head always moves (found in review: with
     urgent-only batches the head stayed stuck forever)."""
-    from node.models import StreamRow
+    from node.storage.models import StreamRow
 
     f = LocalFederation(tmp_path, clock)
     try:

@@ -23,14 +23,14 @@ from federation.scheduler import PeerSync, SyncSettings
 from federation.transport import sync_stub
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import sync_pb2
-from node import samples
-from node.clock import ManualClock
-from node.local_federation import LocalFederation
-from node.log import as_envelope
+from node.domain import samples
 from node.logging import get_logger
-from node.models import EnvelopeRow
-from node.peer_state import DbPeerStateStore, Health
 from node.replication import Replication
+from node.storage.envelope_log import as_envelope
+from node.storage.models import EnvelopeRow
+from node.storage.peer_state import DbPeerStateStore, Health
+from node.testing.clock import ManualClock
+from node.testing.local_federation import LocalFederation
 
 pytestmark = pytest.mark.slow
 DAY = 24 * 3600

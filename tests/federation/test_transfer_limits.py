@@ -1,4 +1,4 @@
-"""Moving envelopes at the bounds of node/limits.py. Pull: the server caps its
+"""Moving envelopes at the bounds of node/domain/limits.py. Pull: the server caps its
 batch whatever the caller asks. Hand-carried bundles: a size cap on import
 (export writes parts instead, and never stops at a batch's cap), a recipient
 that must be this node (and someone at export), every refused envelope
@@ -17,15 +17,15 @@ from sqlalchemy import func, select
 from federation import vectors
 from federation.transport import sync_stub
 from gcn.v1 import sync_pb2
-from node import limits, samples
 from node.app import NodeApp
+from node.bootstrap import CONFIG_FILE
 from node.bundle import _DOMAIN, export_bundle, import_bundle
 from node.cli.main import main
-from node.clock import ManualClock
+from node.domain import limits, samples
 from node.errors import ValidationError
-from node.local_federation import LocalFederation
-from node.models import RecordRow
-from node.setup import CONFIG_FILE
+from node.storage.models import RecordRow
+from node.testing.clock import ManualClock
+from node.testing.local_federation import LocalFederation
 
 pytestmark = pytest.mark.slow
 SEIZURES = 25

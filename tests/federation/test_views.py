@@ -19,9 +19,9 @@ from federation.policy import PolicyNode, parse_policy
 from federation.views import CORRECTED_BY_ORIGIN, RETRACTED_BY_ORIGIN, month_of, project
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
-from node import samples
 from node.app import NodeApp
-from node.clock import ManualClock
+from node.domain import samples
+from node.testing.clock import ManualClock
 
 FULL, REDACTED, STATISTICAL = epb.VIEW_FULL, epb.VIEW_REDACTED, epb.VIEW_STATISTICAL
 DAY = date(2026, 11, 17)

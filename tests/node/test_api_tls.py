@@ -21,7 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from crypto.certs import certificate_names, create_api_ca, generate_tls_key, issue_api_certificate
-from node.api_tls import (
+from node.api.reflection import V1_SERVICE, V1ALPHA_SERVICE, v1_message
+from node.api.server import build_server
+from node.api.tls import (
     CA_KEY_FILE,
     CERT_FILE,
     KEY_FILE,
@@ -31,14 +33,12 @@ from node.api_tls import (
     server_credentials,
 )
 from node.app import NodeApp
+from node.bootstrap import init_node
 from node.cli.client import ClientTls, open_channel
 from node.cli.main import main
-from node.clock import ManualClock
 from node.errors import ConfigError
-from node.reflection import V1_SERVICE, V1ALPHA_SERVICE, v1_message
-from node.server import build_server
-from node.setup import init_node
-from node.users import Role, UserStore
+from node.storage.users import Role, UserStore
+from node.testing.clock import ManualClock
 from tests.conftest import make_node
 
 

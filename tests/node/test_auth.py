@@ -22,11 +22,14 @@ from sqlalchemy import func, select, text
 
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
-from node import samples
-from node.api_tls import api_ca_pem, server_credentials
+from node.api.grpc_server import RunningServer
+from node.api.interceptors import bearer_token
+from node.api.permissions import NODE_PERMISSIONS, NODE_SERVICE, authorize, check_covers
+from node.api.server import build_server
+from node.api.tls import api_ca_pem, server_credentials
 from node.app import NodeApp
 from node.cli.client import ClientTls, open_channel
-from node.clock import ManualClock
+from node.domain import samples
 from node.errors import (
     ConfigError,
     ConflictError,
@@ -35,13 +38,10 @@ from node.errors import (
     UnauthenticatedError,
     ValidationError,
 )
-from node.grpc_server import RunningServer
-from node.interceptors import bearer_token
 from node.logging import configure_logging
-from node.models import EnvelopeRow, UserRow
-from node.permissions import NODE_PERMISSIONS, NODE_SERVICE, authorize, check_covers
-from node.server import build_server
-from node.users import LAST_USED_RESOLUTION, Role, User, UserStore
+from node.storage.models import EnvelopeRow, UserRow
+from node.storage.users import LAST_USED_RESOLUTION, Role, User, UserStore
+from node.testing.clock import ManualClock
 
 UNKNOWN_ID = "3f0c1b9e-0000-4000-8000-000000000000"
 Metadata = list[tuple[str, str]]
@@ -241,7 +241,7 @@ def test_other_services_and_streaming_methods_do_not_slip_past(users: UserStore,
     deny), and a streaming method is checked like a unary one."""
     from concurrent import futures
 
-    from node.interceptors import ErrorInterceptor
+    from node.api.interceptors import ErrorInterceptor
 
     server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=[ErrorInterceptor(users)])
     echo = grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)
@@ -442,10 +442,10 @@ def test_a_token_in_steady_use_still_expires_from_the_cache_after_its_user_is_re
 
     from sqlalchemy import delete
 
-    from node.users import AUTH_CACHE_SECONDS
+    from node.storage.users import AUTH_CACHE_SECONDS
 
     now = [1000.0]
-    monkeypatch.setattr("node.users.time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr("node.storage.users.time", SimpleNamespace(monotonic=lambda: now[0]))
     store = UserStore(app.db, clock)
     token = store.add("busy", "officer", clock())
     store.authenticate(token)  # cached at t=1000

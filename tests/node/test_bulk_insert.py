@@ -1,4 +1,4 @@
-"""`node.bulk_insert`: rows handed to the driver read back exactly as the ORM
+"""`node.storage.bulk_insert`: rows handed to the driver read back exactly as the ORM
 would have stored them, and the ids it hands out never collide, on both backends."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from node.app import NodeApp
-from node.bulk_insert import RowInserter, next_ids
-from node.models import ENVELOPES, RECORDS, EnvelopeRow, RecordRow
+from node.storage.bulk_insert import RowInserter, next_ids
+from node.storage.models import ENVELOPES, RECORDS, EnvelopeRow, RecordRow
 
 
 def _envelope(id_: int | None, n: int, at: datetime) -> dict[str, object]:

@@ -12,16 +12,16 @@ import pytest
 from google.protobuf import json_format
 
 from gcn.v1 import records_pb2 as rec
-from node import samples
-from node.alarms import record_alarm
-from node.api_tls import server_credentials
+from node.api.grpc_server import RunningServer
+from node.api.server import build_server
+from node.api.tls import server_credentials
 from node.app import NodeApp
+from node.bootstrap import CONFIG_FILE
 from node.cli import render
 from node.cli.main import _host_port, main
-from node.clock import ManualClock
-from node.grpc_server import RunningServer
-from node.server import build_server
-from node.setup import CONFIG_FILE
+from node.domain import samples
+from node.storage.alarms import record_alarm
+from node.testing.clock import ManualClock
 
 pytestmark = pytest.mark.usefixtures("db_url")
 

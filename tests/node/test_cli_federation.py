@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from federation.transport import TlsMaterial
+from node.api.federation_server import build_federation_server
+from node.api.sync_servicer import SyncServicer
 from node.app import NodeApp
 from node.cli.main import main
 from node.config import load_config
-from node.federation_server import build_federation_server
-from node.local_federation import free_port
-from node.sync_servicer import SyncServicer
+from node.testing.local_federation import free_port
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -19,14 +19,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
-from node import samples
-from node.api_tls import api_ca_pem
+from node.api.tls import api_ca_pem
+from node.bootstrap import init_node
 from node.cli.client import ClientTls, open_channel, with_token
 from node.clock import system_clock
 from node.config import load_config
-from node.db import Database
-from node.setup import init_node
-from node.users import Role, UserStore
+from node.domain import samples
+from node.storage.db import Database
+from node.storage.users import Role, UserStore
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The bounds of node/limits.py: what validation refuses (naming the field and
+"""The bounds of node/domain/limits.py: what validation refuses (naming the field and
 the rule), and that what it accepts can always be read back (GetRecord and
 ListRecords over real gRPC on loopback, on SQLite and PostgreSQL)."""
 
@@ -18,15 +18,15 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from gcn.v1 import records_pb2 as rec
-from node import limits, samples
+from node.api.server import build_server
 from node.app import NodeApp
 from node.cli.client import with_token
-from node.clock import ManualClock
 from node.config import load_config
+from node.domain import limits, samples
+from node.domain.validation import check_alert, check_seizure, co2e_tonnes
+from node.domain.validation_pool import check_inline
 from node.errors import ConfigError, ValidationError
-from node.server import build_server
-from node.validation import check_alert, check_seizure, co2e_tonnes
-from node.validation_pool import check_inline
+from node.testing.clock import ManualClock
 
 TODAY = date(2026, 11, 28)
 Mutator = Callable[[rec.Seizure], None]

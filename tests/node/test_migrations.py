@@ -6,8 +6,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from node.db import Database
-from node.models import Base
+from node.storage.db import Database
+from node.storage.models import Base
 
 
 def test_migrations_create_exactly_the_models_schema(db_url: str) -> None:

@@ -21,11 +21,11 @@ from crypto.signing import KeyRing, PublicSigningKey
 from federation.routing import Topology
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
-from node import samples
 from node.app import NodeApp
-from node.clock import ManualClock
-from node.log import as_envelope
-from node.models import AlarmRow, EnvelopeRow, RecordRow, StreamRow
+from node.domain import samples
+from node.storage.envelope_log import as_envelope
+from node.storage.models import AlarmRow, EnvelopeRow, RecordRow, StreamRow
+from node.testing.clock import ManualClock
 from tests.conftest import make_node
 
 Pair = tuple[NodeApp, NodeApp]

@@ -14,11 +14,11 @@ from crypto.errors import CryptoError
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
-from node import samples, validation
 from node.app import NodeApp
-from node.clock import ManualClock
+from node.domain import samples, validation
 from node.errors import ConflictError, NotFoundError, ValidationError
-from node.models import EnvelopeRow, StreamRow
+from node.storage.models import EnvelopeRow, StreamRow
+from node.testing.clock import ManualClock
 
 pytestmark = pytest.mark.usefixtures("db_url")
 

@@ -20,14 +20,14 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
 from gcn.v1 import records_pb2 as rec
-from node import samples
-from node.api_tls import api_ca_pem, server_credentials
+from node.api.grpc_server import RunningServer
+from node.api.server import build_server
+from node.api.tls import api_ca_pem, server_credentials
 from node.app import NodeApp
 from node.cli.client import ClientTls, open_channel, with_token
-from node.clock import ManualClock
-from node.grpc_server import RunningServer
-from node.models import EnvelopeRow
-from node.server import build_server
+from node.domain import samples
+from node.storage.models import EnvelopeRow
+from node.testing.clock import ManualClock
 
 MAX_MESSAGE = 256 * 1024
 

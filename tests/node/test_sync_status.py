@@ -13,15 +13,16 @@ import pytest
 
 from federation.refusal import Refused
 from federation.scheduler import PeerSync
-from node.alarms import recent_alarms
+from node.bootstrap import CONFIG_FILE
 from node.cli.main import main
 from node.cli.sync_cmds import node_alarm_rows, status_rows, trust_row
-from node.clock import ManualClock, system_clock
-from node.local_federation import LocalFederation
-from node.peer_state import STALLED_INTERVALS
-from node.refusals import ALARMS_PER_ORIGIN_HOUR, FROM_PEER
+from node.clock import system_clock
 from node.replication import Replication
-from node.setup import CONFIG_FILE
+from node.storage.alarms import recent_alarms
+from node.storage.peer_state import STALLED_INTERVALS
+from node.storage.refusals import ALARMS_PER_ORIGIN_HOUR, FROM_PEER
+from node.testing.clock import ManualClock
+from node.testing.local_federation import LocalFederation
 
 pytestmark = pytest.mark.slow
 

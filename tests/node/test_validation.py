@@ -1,4 +1,4 @@
-"""Tests of node.validation: valid records, a table of named bad inputs, and
+"""Tests of node.domain.validation: valid records, a table of named bad inputs, and
 property tests of the check-digit rules and of input immutability."""
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from stdnum import imo as stdnum_imo
 from stdnum import iso6346
 
 from gcn.v1 import records_pb2 as rec
-from node.errors import ValidationError
-from node.validation import (
+from node.domain.validation import (
     check_alert,
     check_container_number,
     check_country,
@@ -28,6 +27,7 @@ from node.validation import (
     co2e_tonnes,
     ods_gwp,
 )
+from node.errors import ValidationError
 
 TODAY = date(2026, 11, 28)
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, database=None)

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import func, select
 
 from gcn.v1 import records_pb2 as rec
-from node import samples
 from node.app import NodeApp
-from node.clock import ManualClock
+from node.domain import samples
+from node.domain.validation_pool import Pipeline, check_serialized, checked_batches
 from node.errors import ValidationError
-from node.models import RecordRow
-from node.validation_pool import Pipeline, check_serialized, checked_batches
+from node.storage.models import RecordRow
+from node.testing.clock import ManualClock
 
 TODAY = date(2026, 11, 2)
 

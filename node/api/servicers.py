@@ -1,0 +1,53 @@
+"""Thin gRPC servicers: proto in, domain call, proto out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gcn.v1 import node_pb2 as npb
+from gcn.v1 import node_pb2_grpc
+from node.app import NodeApp
+from node.domain.records import Recorded
+from node.errors import ValidationError
+
+
+def _reply(r: Recorded) -> npb.RecordReply:
+    out = npb.RecordReply(
+        record_id=r.record_id, kind=r.kind, envelopes=r.envelopes, co2e_tonnes=r.co2e_tonnes
+    )
+    out.created_at.FromDatetime(r.created_at)
+    return out
+
+
+class NodeServicer(node_pb2_grpc.NodeServiceServicer):
+    def __init__(self, app: NodeApp) -> None:
+        self.app = app
+
+    def RecordSeizure(self, request: npb.RecordSeizureRequest, context: Any) -> npb.RecordReply:
+        return _reply(self.app.records.record_seizure(request.seizure))
+
+    def RecordSeizures(self, request: npb.RecordSeizuresRequest, context: Any) -> npb.RecordSeizuresReply:
+        return npb.RecordSeizuresReply(
+            records=[_reply(r) for r in self.app.records.record_seizures(request.seizures)]
+        )
+
+    def RecordAlert(self, request: npb.RecordAlertRequest, context: Any) -> npb.RecordReply:
+        return _reply(self.app.records.record_alert(request.alert))
+
+    def Retract(self, request: npb.RetractRequest, context: Any) -> npb.RecordReply:
+        return _reply(self.app.records.retract(request.record_id, request.reason))
+
+    def Correct(self, request: npb.CorrectRequest, context: Any) -> npb.RecordReply:
+        which = request.WhichOneof("replacement")
+        if which is None:
+            raise ValidationError("replacement", "a correction needs the full new seizure or alert")
+        return _reply(self.app.records.correct(request.record_id, request.reason, getattr(request, which)))
+
+    def GetRecord(self, request: npb.GetRecordRequest, context: Any) -> npb.StoredRecord:
+        return self.app.reader.get(request.record_id, request.origin)
+
+    def ListRecords(self, request: npb.ListRecordsRequest, context: Any) -> npb.ListRecordsResponse:
+        return self.app.reader.list(request)
+
+    def GetNodeInfo(self, request: npb.GetNodeInfoRequest, context: Any) -> npb.NodeInfo:
+        return self.app.node_info()

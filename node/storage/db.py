@@ -1,0 +1,110 @@
+"""The database connection: one engine per node, schema by Alembic migrations.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy
+timeout; PostgreSQL is chosen by giving a `postgresql+psycopg://` URL. The
+session's lifecycle belongs to the caller (`with db.begin() as s:` at the edge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def _sqlite_pragmas(synchronous: str) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling is replaced by explicit BEGIN so
+        # that SQLAlchemy's transactions are real SQLite transactions.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+    return on_connect
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A writing transaction takes the write lock up front (BEGIN IMMEDIATE): two
+    # writers never both read a stream head and then fail to upgrade
+    # (SQLITE_BUSY mid-transaction). A reading one (`Database.read`) takes no
+    # lock, so reads never queue behind the writer (WAL gives them a snapshot).
+    read_only = conn.get_execution_options().get("gcn_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class Database:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+                raise ValueError(f"sqlite synchronous must be one of {SQLITE_SYNCHRONOUS}")
+            self.engine: Engine = create_engine(url, echo=echo)
+            event.listen(self.engine, "connect", _sqlite_pragmas(sqlite_synchronous))
+            event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            self.engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(gcn_read_only=True), expire_on_commit=False
+        )
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (a snapshot; on SQLite it takes no write lock)."""
+        with self._readers.begin() as session:
+            yield session
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration."""
+        command.upgrade(alembic_config(self.engine), "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+# Transaction-scoped PostgreSQL advisory locks (`writers_lock`); any distinct 64-bit numbers.
+APPLY_LOCK = 0x67636E_0001  # "gcn" 1: applying envelopes from peers
+
+
+def writers_lock(session: Session, key: int) -> None:
+    """Make the rest of this transaction exclusive among transactions that take
+    the same lock, until it ends. PostgreSQL: `pg_advisory_xact_lock`, so a
+    check-then-insert (is this envelope held?) cannot race another one. SQLite:
+    nothing to do, every writing transaction already holds the database's
+    write lock (`BEGIN IMMEDIATE`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def alembic_config(engine: Engine | None = None, url: str | None = None) -> AlembicConfig:
+    script_location = Path(str(resources.files("node.storage") / "migrations"))
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(script_location))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url)
+    if engine is not None:
+        cfg.attributes["engine"] = engine
+    return cfg
