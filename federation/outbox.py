@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, or_, select
 
 from crypto.envelope import envelope_hash
-from federation.refusal import DAMAGED, Refused
+from federation.refusal import BY_PEER, DAMAGED, Refused
 from federation.routing import Topology
 from federation.vectors import Stream, Vector, lacking
 from gcn.v1 import envelope_pb2 as epb
@@ -27,7 +27,7 @@ from node.storage.custody import CustodyVouch
 from node.storage.db import Database
 from node.storage.envelope_log import as_envelope
 from node.storage.models import EnvelopeRow, StreamRow
-from node.storage.refusals import BY_PEER, StreamRefusals
+from node.storage.refusals import StreamRefusals
 
 log = get_logger(__name__)
 # A batch's defaults and caps, whatever the caller states (node/domain/limits.py).

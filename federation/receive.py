@@ -1,4 +1,10 @@
-"""Applying envelopes received from a peer (a sync batch, a push, a bundle).
+"""The receive path: judging and applying envelopes received from a peer (a
+sync batch, a push, a bundle).
+
+This module decides; the node's store does what it is told. What the receiver
+needs from storage is declared here as Protocols (`ReplicaStore`,
+`RefusalBook`, `CustodyCheck`); `node.domain.replica` implements the store
+over the node's database.
 
 Invariants:
 - every envelope is judged on its own: well formed, signed by its origin with a
@@ -28,18 +34,16 @@ Invariants:
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from google.protobuf.message import DecodeError
-from sqlalchemy import select, tuple_
-from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import Session
+import structlog
 
 from crypto import envelope as env_crypto
+from crypto.custody import Receipt
 from crypto.errors import (
     CryptoError,
     KeyWindowError,
@@ -51,31 +55,14 @@ from crypto.signing import KeyRing
 from federation import refusal as codes
 from federation.audiences import AudienceError, parse_audience
 from federation.key_messages import judge_body
-from federation.refusal import Refused
+from federation.notify import notify
+from federation.refusal import FROM_PEER, Refused
 from federation.trust import Trust
 from federation.vectors import Stream
 from gcn.v1 import envelope_pb2 as epb
-from gcn.v1 import records_pb2 as rec
 from gcn.v1 import sync_pb2
-from node.clock import Clock, system_clock
-from node.domain import index
-from node.domain.index import Opened, index_records
-from node.logging import get_logger
-from node.notify import notify
-from node.storage.alarms import add_alarm
-from node.storage.audience_keys import AudienceKeys
-from node.storage.custody import CustodyJudge, store_receipts
-from node.storage.db import APPLY_LOCK, Database, writers_lock
-from node.storage.envelope_log import EnvelopeLog, as_envelope
-from node.storage.models import AlarmRow, EnvelopeRow, RecordRow, StreamRow
-from node.storage.refusals import FROM_PEER, StreamRefusals
 
-log = get_logger(__name__)
-_ALARM_EVENTS = {
-    "equivocation": "equivocation detected",
-    "broken_chain": "broken chain detected",
-    "unauthorised_key_message": "key message not believed: kept as evidence, not learned",
-}
+log = structlog.get_logger(__name__)
 APPLY_CHUNK = 256
 # How far in this node's future an envelope's created_at may be (clocks differ).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -99,6 +86,64 @@ class ApplyResult:
         self.refused.extend(other.refused)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A verified, admissible envelope, with the verdict on its key message
+    (kind KEY only): the message to learn, or why it is not believed."""
+
+    envelope: env_crypto.VerifiedEnvelope
+    key_message: epb.KeyMessage | None = None
+    unbelieved: str | None = None
+
+
+class UnstorableError(Exception):
+    """The store could not take a chunk (a row its database refuses)."""
+
+
+class ReplicaStore(Protocol):
+    def local_vector(self) -> dict[Stream, int]:
+        """Per stream, the highest contiguous seq held."""
+        ...
+
+    def held(self, hashes: Sequence[bytes]) -> set[bytes]:
+        """Which of these envelope hashes are held already."""
+        ...
+
+    def store(
+        self, arrivals: Sequence[Arrival], now: datetime, keyring: Callable[[], KeyRing]
+    ) -> ApplyResult:
+        """Store one chunk in one transaction: skip what is held, keep equivocations
+        as evidence with an alarm, advance heads over what chains, learn the key
+        messages given, index what opens. Raises `UnstorableError` if the database
+        refuses a row (nothing of the chunk is stored then)."""
+        ...
+
+    def store_receipts(self, receipts: Sequence[Receipt]) -> None: ...
+
+
+class RefusalBook(Protocol):
+    def note(self, peer: str, direction: str, refusals: Sequence[Refused]) -> object: ...
+
+    def waiting(self, peer: str, direction: str, heads: Callable[[], dict[Stream, int]]) -> set[Stream]: ...
+
+
+@dataclass
+class Judged:
+    refused: dict[int, str] = field(default_factory=dict)  # index -> why
+    used: list[Receipt] = field(default_factory=list)  # receipts that vouched for what is accepted
+
+
+class CustodyCheck(Protocol):
+    def judge(
+        self,
+        batch: Sequence[tuple[int, env_crypto.VerifiedEnvelope]],
+        receipts: Sequence[sync_pb2.SignedReceipt],
+        now: datetime,
+    ) -> Judged:
+        """Which envelopes of the batch signed by ended keys lack custody (`docs/trust.md`)."""
+        ...
+
+
 _Fresh = tuple[int, env_crypto.VerifiedEnvelope]  # (index in the request, envelope)
 
 
@@ -106,37 +151,33 @@ class Receiver:
     def __init__(
         self,
         node_id: str,
-        db: Database,
-        envelope_log: EnvelopeLog,
-        keys: AudienceKeys,
+        store: ReplicaStore,
         trust: Trust,
-        refusals: StreamRefusals | None = None,
+        refusals: RefusalBook,
+        custody: CustodyCheck,
         *,
-        clock: Clock = system_clock,
+        clock: Callable[[], datetime],
         clock_skew: timedelta = MAX_CLOCK_SKEW,
         chunk: int = APPLY_CHUNK,
         horizon: Callable[[datetime], datetime | None] = lambda now: None,
     ) -> None:
         self.node_id = node_id
-        self.db = db
-        self.log = envelope_log
-        self.keys = keys
+        self.store = store
         self.trust = trust
-        self.refusals = refusals or StreamRefusals(db, clock)
+        self.refusals = refusals
+        self.custody = custody
         self.clock = clock
         self.clock_skew = clock_skew
         self.chunk = max(1, chunk)
         # Envelopes created after this are refused (the held directory's trust ends there).
         self.horizon = horizon
-        self.custody = CustodyJudge(db, trust)
         self.on_commit: list[Callable[[], None]] = []  # relay onwards at once
         # (caller, refusals) after envelopes of a batch were refused (e.g. fetch intact copies).
         self.on_refused: list[Callable[[str, list[Refused]], None]] = []
 
-    def local_vector(self) -> dict[tuple[str, str], int]:
+    def local_vector(self) -> dict[Stream, int]:
         """Per stream, the highest contiguous seq held here."""
-        with self.db.read() as s:
-            return {(r.origin, r.audience): r.head_seq for r in s.scalars(select(StreamRow))}
+        return self.store.local_vector()
 
     def waiting_from(self, peer: str) -> set[Stream]:
         """Streams not to ask `peer` for now: we refused one of its envelopes."""
@@ -204,8 +245,7 @@ class Receiver:
             if i in custody.refused
         ]
         if custody.used:
-            with self.db.begin() as s:
-                store_receipts(s, custody.used)
+            self.store.store_receipts(custody.used)
         fresh.sort(key=lambda f: (f[1].header.origin, f[1].header.audience, f[1].header.seq))
         for start in range(0, len(fresh), self.chunk):
             self._apply_chunk(fresh[start : start + self.chunk], now, result)
@@ -230,11 +270,7 @@ class Receiver:
     ) -> tuple[list[epb.Envelope], list[int]]:
         """The envelopes not held yet (a held hash is the same bytes, verified before)."""
         hashes = [env_crypto.envelope_hash(e) for e in envelopes]
-        held: set[bytes] = set()
-        with self.db.read() as s:
-            for start in range(0, len(hashes), 1000):
-                part = hashes[start : start + 1000]
-                held.update(s.scalars(select(EnvelopeRow.hash).where(EnvelopeRow.hash.in_(part))))
+        held = self.store.held(hashes)
         out: list[epb.Envelope] = []
         indexes: list[int] = []
         for i, (envelope, h) in enumerate(zip(envelopes, hashes, strict=True)):
@@ -246,12 +282,17 @@ class Receiver:
             indexes.append(i)
         return out, indexes
 
+    def _arrival(self, v: env_crypto.VerifiedEnvelope, now: datetime) -> Arrival:
+        """Judge a key message's body (`federation.key_messages`): learned, or evidence."""
+        if v.header.kind != epb.RECORD_KIND_KEY:
+            return Arrival(v)
+        msg, why = judge_body(v.header, v.envelope.ciphertext, self.trust.may_issue_keys, now)
+        return Arrival(v, msg, None if msg is not None else f"key message not believed: {why}")
+
     def _apply_chunk(self, chunk: list[_Fresh], now: datetime, result: ApplyResult) -> None:
-        part = ApplyResult()
         try:
-            with self.db.begin() as s:
-                self._store(s, [v for _, v in chunk], now, part)
-        except (IntegrityError, DataError) as e:
+            part = self.store.store([self._arrival(v, now) for _, v in chunk], now, self.trust.keyring)
+        except UnstorableError as e:
             if len(chunk) > 1:
                 for one in chunk:
                     self._apply_chunk([one], now, result)
@@ -263,16 +304,10 @@ class Receiver:
                 audience=v.header.audience,
                 seq=v.header.seq,
                 record_id=v.header.record_id,
-                error=type(e).__name__,
+                error=str(e),
             )
             result.refused.append(
-                _refusal(
-                    i,
-                    v.envelope,
-                    v,
-                    codes.STORAGE,
-                    f"this node's database cannot store it ({type(e).__name__})",
-                )
+                _refusal(i, v.envelope, v, codes.STORAGE, f"this node's database cannot store it ({e})")
             )
             return
         result.add(part)
@@ -292,219 +327,6 @@ class Receiver:
         except Exception:  # remembering is a convenience; the refusal itself stands
             log.exception("refusals not recorded", caller=caller)
         notify([_bound(listener, caller, refused) for listener in self.on_refused])
-
-    # -- inside the transaction ------------------------------------------------------------
-
-    def _store(
-        self, s: Session, verified: list[env_crypto.VerifiedEnvelope], now: datetime, result: ApplyResult
-    ) -> None:
-        """One chunk, in the caller's transaction."""
-        # Two peers may hand over the same envelopes at once (a node with two
-        # upstreams): the "held?" check and the insert must not interleave.
-        writers_lock(s, APPLY_LOCK)
-        held = set(
-            s.scalars(select(EnvelopeRow.hash).where(EnvelopeRow.hash.in_([v.hash for v in verified])))
-        )
-        fresh: dict[bytes, env_crypto.VerifiedEnvelope] = {}
-        for v in verified:
-            if v.hash in held or v.hash in fresh:
-                result.duplicates += 1
-            else:
-                fresh[v.hash] = v
-        new = sorted(fresh.values(), key=lambda v: (v.header.origin, v.header.audience, v.header.seq))
-        result.alarms += self._equivocations(s, new, now)
-        ids = self.log.store_many(s, new, now)
-        result.stored = len(new)
-        learned = self._learn_keys(s, new, now, result)
-        streams = {(v.header.origin, v.header.audience) for v in new}
-        for origin, audience in sorted(streams):
-            result.heads[(origin, audience)] = self._advance(s, origin, audience, now, result)
-        readable = [(i, v) for i, v in zip(ids, new, strict=True) if v.header.kind != epb.RECORD_KIND_KEY]
-        result.indexed += self._index(s, readable)
-        result.indexed += self._index_newly_readable(s, learned, {i for i, _ in readable})
-
-    def _equivocations(self, s: Session, new: list[env_crypto.VerifiedEnvelope], now: datetime) -> int:
-        """Envelopes that take a stream position already held by another envelope."""
-        if not new:
-            return 0
-        keys = [(v.header.origin, v.header.audience, v.header.seq) for v in new]
-        rows = s.execute(
-            select(EnvelopeRow.origin, EnvelopeRow.audience, EnvelopeRow.seq, EnvelopeRow.hash).where(
-                tuple_(EnvelopeRow.origin, EnvelopeRow.audience, EnvelopeRow.seq).in_(keys)
-            )
-        )
-        taken = {(o, a, q): h for o, a, q, h in rows}
-        alarms = 0
-        for v in new:  # in order: a second envelope for a position in this same batch counts too
-            position = (v.header.origin, v.header.audience, v.header.seq)
-            other = taken.setdefault(position, v.hash)
-            if other != v.hash:
-                self._alarm(
-                    s,
-                    "equivocation",
-                    v,
-                    other,
-                    now,
-                    f"two different envelopes for {v.header.origin} {v.header.audience} seq {v.header.seq}",
-                )
-                alarms += 1
-        return alarms
-
-    def _alarm(
-        self, s: Session, kind: str, v: env_crypto.VerifiedEnvelope, other: bytes, now: datetime, detail: str
-    ) -> None:
-        s.add(
-            AlarmRow(
-                kind=kind,
-                origin=v.header.origin,
-                audience=v.header.audience,
-                seq=v.header.seq,
-                first_hash=other,
-                second_hash=v.hash,
-                detail=detail[:512],
-                created_at=now,
-            )
-        )
-        log.error(
-            _ALARM_EVENTS.get(kind, kind),
-            detail=detail,
-            origin=v.header.origin,
-            audience=v.header.audience,
-            seq=v.header.seq,
-            record_id=v.header.record_id,
-        )
-
-    def _advance(
-        self, s: Session, origin: str, audience: str, now: datetime, result: ApplyResult
-    ) -> tuple[int, bytes]:
-        """Move the stream head over contiguous, chaining envelopes."""
-        head = self.log.head(s, origin, audience, lock=True)
-        seq, last = (head.head_seq, head.head_hash) if head else (0, b"")
-        rows = s.execute(
-            select(EnvelopeRow.seq, EnvelopeRow.hash, EnvelopeRow.prev_hash, EnvelopeRow.record_id)
-            .where(EnvelopeRow.origin == origin, EnvelopeRow.audience == audience, EnvelopeRow.seq > seq)
-            .order_by(EnvelopeRow.seq, EnvelopeRow.id)
-        )
-        by_seq: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
-        for q, h, prev, _rid in rows:
-            by_seq[q].append((h, prev))
-        while len(by_seq.get(seq + 1, [])) == 1:
-            h, prev = by_seq[seq + 1][0]
-            if prev != last:
-                s.add(
-                    AlarmRow(
-                        kind="broken_chain",
-                        origin=origin,
-                        audience=audience,
-                        seq=seq + 1,
-                        first_hash=last,
-                        second_hash=h,
-                        created_at=now,
-                        detail=f"{origin} {audience} seq {seq + 1} does not chain to seq {seq}",
-                    )
-                )
-                log.error("broken chain detected", origin=origin, audience=audience, seq=seq + 1)
-                result.alarms += 1
-                break
-            seq, last = seq + 1, h
-        if head is None:
-            if seq:
-                s.add(
-                    StreamRow(origin=origin, audience=audience, head_seq=seq, head_hash=last, updated_at=now)
-                )
-        elif seq != head.head_seq:
-            head.head_seq, head.head_hash, head.updated_at = seq, last, now
-        return seq, last
-
-    def _learn_keys(
-        self, s: Session, new: list[env_crypto.VerifiedEnvelope], now: datetime, result: ApplyResult
-    ) -> set[tuple[str, int]]:
-        """Learn what the key messages among `new` may teach (`federation.key_messages`);
-        the others are evidence, with an alarm."""
-        learned: set[tuple[str, int]] = set()
-        for v in new:
-            if v.header.kind != epb.RECORD_KIND_KEY:
-                continue
-            msg, why = judge_body(v.header, v.envelope.ciphertext, self.trust.may_issue_keys, now)
-            if msg is None:
-                self._alarm(s, "unauthorised_key_message", v, b"", now, f"key message not believed: {why}")
-                result.alarms += 1
-                continue
-            got = self.keys.learn(v.header, msg, now)
-            if got is not None:
-                learned.add(got)
-        return learned
-
-    def _index(self, s: Session, items: list[tuple[int, env_crypto.VerifiedEnvelope]]) -> int:
-        opened = []
-        for envelope_id, v in items:
-            key = self.keys.get(v.header.audience, v.header.epoch)
-            if key is None:
-                continue
-            try:
-                plaintext = env_crypto.open_body(v.envelope, v.header, key)
-            except CryptoError as e:
-                log.warning(
-                    "envelope does not open",
-                    origin=v.header.origin,
-                    record_id=v.header.record_id,
-                    audience=v.header.audience,
-                    reason=str(e),
-                )
-                continue
-            try:
-                body = rec.RecordBody.FromString(plaintext)
-                item = Opened.of(envelope_id, v.header, body, env_crypto.header_created_at(v.header))
-                why = index.unindexable(item)
-            except (DecodeError, ValueError, RecursionError) as e:  # the body's fault: it costs only itself
-                why = f"{type(e).__name__}: {e}"[:200]
-            if why is not None:  # the origin sealed a body that breaks the record rules
-                self._invalid_body(s, v, why)
-                continue
-            opened.append(item)
-        index_records(s, opened)
-        return len(opened)
-
-    def _invalid_body(self, s: Session, v: env_crypto.VerifiedEnvelope, why: str) -> None:
-        log.warning(
-            "envelope body breaks the record rules: kept, not indexed",
-            origin=v.header.origin,
-            audience=v.header.audience,
-            seq=v.header.seq,
-            reason=why,
-        )
-        add_alarm(
-            s,
-            "invalid_body",
-            self.clock(),
-            f"body not indexed: {why}",
-            origin=v.header.origin,
-            audience=v.header.audience,
-            seq=v.header.seq,
-        )
-
-    def _index_newly_readable(self, s: Session, learned: set[tuple[str, int]], skip: set[int]) -> int:
-        """Records stored earlier as ciphertext whose epoch key just arrived."""
-        if not learned:
-            return 0
-        stmt = (
-            select(EnvelopeRow)
-            .outerjoin(RecordRow, RecordRow.envelope_id == EnvelopeRow.id)
-            .where(
-                RecordRow.envelope_id.is_(None),
-                EnvelopeRow.kind != epb.RECORD_KIND_KEY,
-                tuple_(EnvelopeRow.audience, EnvelopeRow.epoch).in_(sorted(learned)),
-            )
-        )
-        items = []
-        for row in s.scalars(stmt):
-            if row.id in skip:
-                continue
-            envelope = as_envelope(row)
-            header = env_crypto.parse_header(envelope)
-            signer = self.trust.keyring().keys_of(header.origin)
-            items.append((row.id, env_crypto.VerifiedEnvelope(envelope, header, row.hash, signer[0])))
-        return self._index(s, items) if items else 0
 
 
 _Outcome = env_crypto.VerifiedEnvelope | CryptoError | AudienceError

@@ -27,6 +27,8 @@ STORAGE = "storage"  # the receiver could not store it (its own trouble)
 # Refusals that mean the bytes themselves are bad: the holder's copy may be
 # corrupted, and an intact copy is to be fetched from another holder.
 DAMAGED = frozenset({MALFORMED, FORGED})
+# Which side of a link refused: the peer refused ours (BY_PEER), or we refused the peer's (FROM_PEER).
+BY_PEER, FROM_PEER = "by_peer", "from_peer"
 
 
 @dataclass(frozen=True)

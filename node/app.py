@@ -24,11 +24,12 @@ from node.clock import Clock, system_clock
 from node.config import Config
 from node.domain.reading import RecordReader
 from node.domain.records import RecordService
+from node.domain.replica import Replica
 from node.federation_state import FederationState, TrustFiles, refresh_epochs
 from node.logging import get_logger
 from node.storage.alarms import record_alarm
 from node.storage.audience_keys import AudienceKeys, EpochKey
-from node.storage.custody import CustodyVouch
+from node.storage.custody import CustodyJudge, CustodyVouch
 from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog
 from node.storage.quarantine import Quarantine
@@ -149,11 +150,10 @@ class NodeApp:
             keyring,
             Receiver(
                 config.node.id,
-                db,
-                envelope_log,
-                audience_keys,
+                Replica(db, envelope_log, audience_keys, clock),
                 trust,
                 refusals,
+                CustodyJudge(db, trust),
                 clock=clock,
                 horizon=lambda now: trust.freshness(now).until if trust.joined else None,
             ),

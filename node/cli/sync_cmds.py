@@ -14,13 +14,13 @@ from rich.table import Table
 
 from federation import vectors
 from federation.peers import peers_of
+from federation.refusal import BY_PEER
 from node.app import NodeApp
 from node.bundle import export_bundle, import_bundle, last_known_vector
 from node.cli import render
 from node.cli.federation_cmds import _add, _config
 from node.storage.alarms import recent_alarms
 from node.storage.peer_state import DbPeerStateStore, link_state
-from node.storage.refusals import BY_PEER
 
 
 def _when(at: datetime | None) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from federation.audiences import node_audience
+from federation.notify import notify
 from federation.policy import Policy, Share
 from federation.views import project
 from gcn.v1 import envelope_pb2 as epb
@@ -29,7 +30,6 @@ from node.domain.index import Opened, index_records
 from node.domain.validation_pool import check_inline, checked_batches
 from node.errors import ConflictError, NodeError, NotFoundError, ValidationError
 from node.logging import get_logger
-from node.notify import notify
 from node.storage.audience_keys import AudienceKeys
 from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog, OwnEnvelope

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
@@ -30,6 +29,7 @@ from crypto import envelope as env_crypto
 from crypto.custody import Receipt, open_receipt, sign_receipt
 from crypto.errors import CryptoError
 from crypto.keys import SigningKey
+from federation.receive import Judged
 from federation.trust import Trust
 from federation.vectors import Stream
 from gcn.v1 import sync_pb2
@@ -48,10 +48,6 @@ def needs_custody(v: env_crypto.VerifiedEnvelope, now: datetime) -> datetime | N
     return end if end is not None and end <= now else None
 
 
-@dataclass
-class Judged:
-    refused: dict[int, str] = field(default_factory=dict)  # index -> why
-    used: list[Receipt] = field(default_factory=list)  # receipts that vouched for what is accepted
 
 # A receipt may claim a time this much before the envelope's own (clocks differ).
 RECEIPT_SKEW = timedelta(minutes=5)

@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 from crypto import envelope as env_crypto
 from crypto.errors import CryptoError
 from crypto.signing import KeyRing
+from federation.notify import notify
 from gcn.v1 import envelope_pb2 as epb
 from node.clock import Clock
 from node.logging import get_logger
-from node.notify import notify
 from node.storage.alarms import add_alarm
 from node.storage.db import APPLY_LOCK, Database, writers_lock
 from node.storage.envelope_log import as_envelope

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from federation.backoff import backoff_delay
-from federation.refusal import Refused
+from federation.refusal import BY_PEER, FROM_PEER, Refused
 from federation.vectors import Stream
 from node.clock import Clock
 from node.logging import get_logger
@@ -27,7 +27,6 @@ from node.storage.db import Database
 from node.storage.models import AlarmRow, StreamRefusalRow
 
 log = get_logger(__name__)
-BY_PEER, FROM_PEER = "by_peer", "from_peer"
 _ALARM = {BY_PEER: "refused_by_peer", FROM_PEER: "refused_from_peer"}
 ALARMS_PER_ORIGIN_HOUR = 50
 

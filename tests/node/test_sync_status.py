@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from federation.refusal import Refused
+from federation.refusal import FROM_PEER, Refused
 from federation.scheduler import PeerSync
 from node.bootstrap import CONFIG_FILE
 from node.cli.main import main
@@ -20,7 +20,7 @@ from node.clock import system_clock
 from node.replication import Replication
 from node.storage.alarms import recent_alarms
 from node.storage.peer_state import STALLED_INTERVALS
-from node.storage.refusals import ALARMS_PER_ORIGIN_HOUR, FROM_PEER
+from node.storage.refusals import ALARMS_PER_ORIGIN_HOUR
 from node.testing.clock import ManualClock
 from node.testing.local_federation import LocalFederation
 
