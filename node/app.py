@@ -25,7 +25,7 @@ from node.config import Config
 from node.domain.reading import RecordReader
 from node.domain.records import RecordService
 from node.domain.replica import Replica
-from node.federation_state import FederationState, TrustFiles, refresh_epochs
+from node.federation_state import FederationState, TrustFiles
 from node.logging import get_logger
 from node.storage.alarms import record_alarm
 from node.storage.audience_keys import AudienceKeys, EpochKey
@@ -34,6 +34,7 @@ from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog
 from node.storage.quarantine import Quarantine
 from node.storage.refusals import StreamRefusals
+from rinex.holding import epochs_due
 
 log = get_logger(__name__)
 VERSION = "0.1.0"
@@ -196,10 +197,14 @@ class NodeApp:
         return directory
 
     def refresh_epochs(self) -> list[str]:
-        """The key holder's duty (see `refresh_epochs`). A failure is an alarm
-        and a log line, never a crash: `rekey_pending` makes the next call retry."""
+        """The key holder's duty (`rinex.holding`): a new epoch for each held
+        audience whose members changed. A failure is an alarm and a log line,
+        never a crash: `rekey_pending` makes the next call retry."""
         try:
-            started = refresh_epochs(self.trust, self.audience_keys, self.db, self.envelope_log, self.clock())
+            started = [
+                self.audience_keys.start_epoch(self.db, self.envelope_log, audience, members, self.clock())
+                for audience, members in epochs_due(self.trust, self.audience_keys)
+            ]
         except Exception as e:
             log.exception("could not start a new audience epoch: retrying at the next check", error=str(e))
             with contextlib.suppress(Exception):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,9 +28,6 @@ from federation.routing import Topology
 from federation.trust import DirectoryTrust, LocalTrust, Trust
 from gcn.v1 import directory_pb2 as dir_pb
 from node.logging import get_logger
-from node.storage.audience_keys import AudienceKeys
-from node.storage.db import Database
-from node.storage.envelope_log import EnvelopeLog
 
 log = get_logger(__name__)
 ROOT_KEYS_FILE = "root-keys.json"
@@ -248,34 +244,3 @@ class FederationState:
             return {}
         keys = encryption_keys(d)
         return {m: keys[m] for m in self.members_of(audience) if m in keys}
-
-
-def refresh_epochs(
-    state: FederationState, keys: AudienceKeys, db: Database, envelope_log: EnvelopeLog, now: datetime
-) -> list[str]:
-    """Key-holder duty: every audience this node holds gets a new epoch when its
-    members (or their encryption keys) differ from those of the current epoch.
-    A removed member cannot read what is sealed after this."""
-    started = []
-    for audience in state.held_audiences():
-        members = state.member_keys(audience)
-        wanted = frozenset((n, m.key_id) for n, m in members.items())
-        if keys.current_members(audience) == wanted:
-            continue
-        started.append(_new_epoch(keys, db, envelope_log, audience, members, now))
-    return started
-
-
-def _new_epoch(
-    keys: AudienceKeys,
-    db: Database,
-    envelope_log: EnvelopeLog,
-    audience: str,
-    members: Mapping[str, MemberKey],
-    now: datetime,
-) -> str:
-    with envelope_log.writing_own(), db.begin() as s:
-        epoch, key = keys.create_epoch(s, envelope_log, audience, members, now)
-    keys.remember(audience, epoch, key, members)
-    log.info("audience epoch started", audience=audience, epoch=epoch, members=len(members))
-    return f"{audience}#{epoch}"

@@ -39,6 +39,7 @@ from federation.key_messages import MAX_EPOCH, judge_body
 from gcn.v1 import envelope_pb2 as epb
 from node.errors import NodeError
 from node.logging import get_logger
+from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog, OwnEnvelope, as_envelope
 
 log = get_logger(__name__)
@@ -169,6 +170,22 @@ class AudienceKeys:
         if epoch > MAX_EPOCH:  # unreachable while learned epochs are bounded; never a crash
             raise RekeyError(f"no epoch number left for {audience} (highest known {epoch - 1})")
         return epoch
+
+    def start_epoch(
+        self,
+        db: Database,
+        envelope_log: EnvelopeLog,
+        audience: str,
+        members: Mapping[str, aud.MemberKey],
+        now: datetime,
+    ) -> str:
+        """Make, store and take a new epoch key for `audience` (its key message
+        commits first); returns "audience#epoch"."""
+        with envelope_log.writing_own(), db.begin() as s:
+            epoch, key = self.create_epoch(s, envelope_log, audience, members, now)
+        self.remember(audience, epoch, key, members)
+        log.info("audience epoch started", audience=audience, epoch=epoch, members=len(members))
+        return f"{audience}#{epoch}"
 
     def create_epoch(
         self,
