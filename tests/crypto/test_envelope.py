@@ -9,13 +9,10 @@ error class and a message that says why.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from crypto.audience import MemberKey, build_key_message, new_epoch_key, unwrap_for
 from crypto.envelope import (
@@ -24,9 +21,7 @@ from crypto.envelope import (
     VerifiedEnvelope,
     envelope_hash,
     open_body,
-    parse_header,
     seal,
-    signed_bytes,
     verify,
 )
 from crypto.errors import (
@@ -37,88 +32,23 @@ from crypto.errors import (
     SignatureError,
     UnknownKeyError,
 )
-from crypto.keys import EncryptionKey, SigningKey
-from crypto.signing import KeyRing, PublicSigningKey
+from crypto.keys import EncryptionKey
 from gcn.v1 import envelope_pb2 as pb
-
-NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
-KEYS_FROM = datetime(2026, 3, 1, tzinfo=UTC)
-RECORD_ID = "123e4567-e89b-12d3-a456-426614174000"
-BODY = b"212 raw ivory tusks under groundnut sacks, Kilindini CFS 3"
-PREV_HASH = hashlib.sha256(b"envelope 41").digest()
-
-KE = SigningKey.generate(KEYS_FROM)
-TZ = SigningKey.generate(KEYS_FROM)
-RING = KeyRing(
-    [
-        PublicSigningKey("KE", KE.key_id, KE.public_raw, KEYS_FROM),
-        PublicSigningKey("TZ", TZ.key_id, TZ.public_raw, KEYS_FROM),
-    ]
+from tests.crypto.envelope_fixtures import (
+    BODY,
+    ESA_KEY,
+    KE,
+    OTHER_KEY,
+    PREV_HASH,
+    RECORD_ID,
+    RING,
+    TZ,
+    copy,
+    flip_bit,
+    sealed,
+    seizure_header,
+    signed_as,
 )
-ESA_KEY = new_epoch_key()
-OTHER_KEY = new_epoch_key()
-
-RECORD_KINDS = [
-    pb.RECORD_KIND_SEIZURE,
-    pb.RECORD_KIND_ALERT,
-    pb.RECORD_KIND_RETRACTION,
-    pb.RECORD_KIND_CORRECTION,
-]
-PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, database=None)
-
-
-def seizure_header(**fields: object) -> pb.EnvelopeHeader:
-    """The 42nd envelope of KE's region:ESA stream, sealed under epoch 3 (version 2:
-    the record's kind and view are inside the ciphertext)."""
-    header = pb.EnvelopeHeader(
-        record_id=RECORD_ID,
-        origin="KE",
-        audience="region:ESA",
-        seq=42,
-        prev_hash=PREV_HASH,
-        epoch=3,
-        kind=pb.RECORD_KIND_SEALED,
-    )
-    header.created_at.FromDatetime(NOW)
-    for name, value in fields.items():
-        setattr(header, name, value)
-    return header
-
-
-def sealed(body: bytes = BODY) -> VerifiedEnvelope:
-    return seal(seizure_header(), body, KE, ESA_KEY)
-
-
-def copy(envelope: pb.Envelope, **parts: bytes) -> pb.Envelope:
-    out = pb.Envelope()
-    out.CopyFrom(envelope)
-    for name, value in parts.items():
-        setattr(out, name, value)
-    return out
-
-
-def flip_bit(data: bytes, bit: int) -> bytes:
-    out = bytearray(data)
-    out[bit // 8] ^= 1 << (bit % 8)
-    return bytes(out)
-
-
-def signed_as(
-    edit: Callable[[pb.EnvelopeHeader], object], signer: SigningKey = KE, ciphertext: bytes | None = None
-) -> pb.Envelope:
-    """An envelope whose origin signed a header it edited after `seal` filled it in:
-    what a buggy or hostile origin could send. The signature is genuine."""
-    header = seizure_header(version=ENVELOPE_VERSION, key_id=signer.key_id)
-    edit(header)
-    header_bytes = header.SerializeToString(deterministic=True)
-    if ciphertext is None:
-        ciphertext = seal(seizure_header(), BODY, signer, ESA_KEY).envelope.ciphertext
-    return pb.Envelope(
-        header=header_bytes,
-        ciphertext=ciphertext,
-        signature=signer.sign(signed_bytes(header_bytes, ciphertext)),
-    )
-
 
 # --- round trips ----------------------------------------------------------------------
 
@@ -505,101 +435,3 @@ def test_envelope_hash_separates_parts() -> None:
     moved = copy(e, header=e.header + e.ciphertext[:1], ciphertext=e.ciphertext[1:])
 
     assert envelope_hash(moved) != envelope_hash(e)
-
-
-# --- properties -----------------------------------------------------------------------
-
-
-@st.composite
-def headers(draw: st.DrawFn) -> pb.EnvelopeHeader:
-    seq = draw(st.integers(min_value=1, max_value=2**63 - 1))
-    header = pb.EnvelopeHeader(
-        record_id=str(draw(st.uuids())),
-        origin="KE",
-        audience=draw(st.from_regex(r"[a-zA-Z0-9:+-]{1,40}", fullmatch=True)),
-        seq=seq,
-        prev_hash=draw(st.binary(min_size=32, max_size=32)) if seq > 1 else b"",
-        epoch=draw(st.integers(min_value=1, max_value=2**31 - 1)),
-    )
-    if draw(st.booleans()):  # version 1: the record's kind and view in clear
-        header.kind = draw(st.sampled_from(RECORD_KINDS))
-        header.view = draw(st.sampled_from([pb.VIEW_FULL, pb.VIEW_REDACTED, pb.VIEW_STATISTICAL]))
-    else:  # version 2: a class only
-        header.kind = draw(st.sampled_from([pb.RECORD_KIND_SEALED, pb.RECORD_KIND_SEALED_URGENT]))
-    header.created_at.FromDatetime(NOW)
-    return header
-
-
-bodies = st.binary(max_size=4096)
-
-
-@PROPERTY_SETTINGS
-@given(header=headers(), body=bodies)
-def test_property_seal_verify_open_round_trips(header: pb.EnvelopeHeader, body: bytes) -> None:
-    v = seal(header, body, KE, ESA_KEY)
-
-    wire = pb.Envelope.FromString(v.envelope.SerializeToString())
-    checked = verify(wire, RING)
-
-    assert open_body(wire, checked.header, ESA_KEY) == body
-    assert checked.header == header
-    assert checked.hash == v.hash
-
-
-@PROPERTY_SETTINGS
-@given(
-    header=headers(), body=bodies, part=st.sampled_from(["header", "ciphertext", "signature"]), data=st.data()
-)
-def test_property_any_single_bit_flip_is_refused(
-    header: pb.EnvelopeHeader, body: bytes, part: str, data: st.DataObject
-) -> None:
-    envelope = seal(header, body, KE, ESA_KEY).envelope
-    original: bytes = getattr(envelope, part)
-    bit = data.draw(st.integers(min_value=0, max_value=len(original) * 8 - 1), label="bit")
-    tampered = copy(envelope, **{part: flip_bit(original, bit)})
-
-    # only a CryptoError may escape; anything else fails the test
-    with pytest.raises(CryptoError):
-        open_body(tampered, verify(tampered, RING).header, ESA_KEY)
-
-
-OUT_OF_BOUNDS = [
-    pytest.param(
-        {"record_id": "e3e70682-c209-4cac-629f-6fbed82c07cd-0000"}, "record_id", id="record-id-40-chars"
-    ),
-    pytest.param(
-        {"record_id": "E3E70682-C209-4CAC-629F-6FBED82C07CD"}, "record_id", id="record-id-upper-case"
-    ),
-    pytest.param(
-        {"record_id": "e3e70682-c209-4cac-629f-6fbed82c07cd\n"}, "record_id", id="record-id-newline"
-    ),
-    pytest.param({"origin": "ke"}, "origin", id="origin-lower-case"),
-    pytest.param({"origin": "KE\n"}, "origin", id="origin-newline"),
-    pytest.param({"origin": "K" * 64}, "origin", id="origin-too-long"),
-    pytest.param({"audience": "global\x1b[2J"}, "audience", id="audience-escape"),
-    pytest.param({"audience": "a" * 129}, "audience", id="audience-too-long"),
-    pytest.param({"seq": 2**63}, "seq", id="seq-beyond-bigint"),
-    pytest.param({"epoch": 2**31}, "epoch", id="epoch-beyond-integer"),
-]
-
-
-@pytest.mark.parametrize(("fields", "named"), OUT_OF_BOUNDS)
-def test_a_header_field_out_of_its_grammar_or_column_is_malformed(
-    fields: dict[str, object], named: str
-) -> None:
-    header = seizure_header(**fields)
-    env = seal(header, b"body", KE, ESA_KEY).envelope
-    with pytest.raises(MalformedEnvelopeError, match=named):
-        parse_header(env)
-
-
-@PROPERTY_SETTINGS
-@given(record_id=st.text(max_size=50), origin=st.text(max_size=70), key_id=st.text(max_size=20))
-def test_property_any_header_text_parses_or_is_malformed(record_id: str, origin: str, key_id: str) -> None:
-    header = seizure_header(record_id=record_id, origin=origin, key_id=key_id)
-    env = pb.Envelope(header=header.SerializeToString(), ciphertext=bytes(40), signature=bytes(64))
-    try:
-        parsed = parse_header(env)
-    except MalformedEnvelopeError:
-        return
-    assert len(parsed.record_id) == 36 and parsed.origin.isupper()
