@@ -14,8 +14,8 @@ only through `Node.gcn` (one place for the CLI's connection settings).
 The federation is made once per test session (`make_template`) and copied for
 each story, so a story starts from nodes that have never run.
 
-Accounting reads each node's SQLite database read-only (`holdings`), while the
-node runs (WAL readers do not disturb it) or after it stopped.
+The link proxy is `tests.fault.link`; what each node holds, and when the
+federation has converged, `tests.fault.accounting`.
 """
 
 from __future__ import annotations
@@ -24,13 +24,10 @@ import json
 import os
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -43,6 +40,7 @@ from google.protobuf import json_format
 from gcn.v1 import records_pb2 as rec
 from node.domain.samples import random_seizure
 from node.testing.local_federation import free_port
+from tests.fault.link import LinkProxy
 
 GCN = str(Path(sys.executable).with_name("gcn"))
 LIBFAKETIME = next(
@@ -110,103 +108,6 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float, poll: flo
         if time.monotonic() - start > timeout:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(poll)
-
-
-# -- the link the test controls ------------------------------------------------------------------
-
-
-class LinkProxy:
-    """A loopback TCP forwarder `listen_port` → `target_port`. `cut()` resets
-    every open connection and every new one until `restore()`."""
-
-    def __init__(self, listen_port: int, target_port: int) -> None:
-        self.target_port = target_port
-        self._lock = threading.Lock()
-        self._cut = False
-        self._open: set[socket.socket] = set()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", listen_port))
-        self._listener.listen(64)
-        self._closed = False
-        self._acceptor = threading.Thread(target=self._accept, daemon=True, name=f"proxy-{listen_port}")
-        self._acceptor.start()
-
-    @property
-    def is_cut(self) -> bool:
-        return self._cut
-
-    def cut(self) -> None:
-        with self._lock:
-            self._cut = True
-            for s in list(self._open):
-                _reset(s)
-            self._open.clear()
-
-    def restore(self) -> None:
-        with self._lock:
-            self._cut = False
-
-    def close(self) -> None:
-        self._closed = True
-        self.cut()
-        with suppress(OSError):
-            # shutdown wakes the thread blocked in accept(); close alone would
-            # leave the port bound until that call returned
-            self._listener.shutdown(socket.SHUT_RDWR)
-        with suppress(OSError):
-            self._listener.close()
-        self._acceptor.join(timeout=10)
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                cut = self._cut
-            if cut:
-                _reset(client)
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                _reset(client)
-                continue
-            with self._lock:
-                if self._cut:
-                    _reset(client)
-                    _reset(upstream)
-                    continue
-                self._open.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with self._lock:
-                self._open.discard(src)
-                self._open.discard(dst)
-            _reset(src)
-            _reset(dst)
-
-
-def _reset(s: socket.socket) -> None:
-    """Close with RST (SO_LINGER 0): the peer sees the link break at once."""
-    with suppress(OSError):
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    with suppress(OSError):
-        s.close()
 
 
 # -- nodes and their processes -------------------------------------------------------------------
@@ -493,155 +394,3 @@ def seizures_jsonl(path: Path, count: int, seed: int) -> Path:
             seizure.tlp = rec.TLP_GREEN  # national (full), region (redacted), global (statistical)
             f.write(json_format.MessageToJson(seizure, indent=None) + "\n")
     return path
-
-
-# -- what each node holds ------------------------------------------------------------------------
-
-Stream = tuple[str, str]  # (origin, audience)
-
-
-@dataclass
-class Holdings:
-    node_id: str
-    envelopes: dict[Stream, list[tuple[int, bytes]]]  # per stream: (seq, hash) of every row
-    heads: dict[Stream, int]
-    records: dict[Stream, list[tuple[str, int]]]  # per stream: (record_id, view) of every readable row
-    quarantined: list[tuple[str, str, int]]
-
-    def seqs(self, stream: Stream) -> list[int]:
-        return sorted(seq for seq, _ in self.envelopes.get(stream, []))
-
-
-def holdings(node: Node) -> Holdings:
-    """Read the node's database read-only (the node may be running)."""
-    con = sqlite3.connect(f"file:{node.database}?mode=ro", uri=True, timeout=30)
-    try:
-        envelopes: dict[Stream, list[tuple[int, bytes]]] = {}
-        for origin, audience, seq, h in con.execute("SELECT origin, audience, seq, hash FROM envelopes"):
-            envelopes.setdefault((origin, audience), []).append((seq, bytes(h)))
-        heads = {(o, a): s for o, a, s in con.execute("SELECT origin, audience, head_seq FROM streams")}
-        records: dict[Stream, list[tuple[str, int]]] = {}
-        for origin, audience, rid, view in con.execute(
-            "SELECT origin, audience, record_id, view FROM records"
-        ):
-            records.setdefault((origin, audience), []).append((rid, view))
-        quarantined = list(con.execute("SELECT origin, audience, seq FROM quarantine"))
-    finally:
-        con.close()
-    return Holdings(node.node_id, envelopes, heads, records, quarantined)
-
-
-def expected_holders(origin: str, audience: str) -> set[str]:
-    """Who must end up holding the stream (origin, audience) in this topology:
-    the audience's members and the relays on the way to them."""
-    everyone = set(NODE_IDS)
-    if audience == "national:KE":
-        return {"KE", "KE-MBA"}
-    if audience == "national:TZ":
-        return {"TZ"}
-    if audience.startswith("node:"):
-        return {audience.removeprefix("node:"), origin}
-    if audience == "region:ESA":
-        return everyone - {"WCO-GLOBAL"}
-    if audience == "global":
-        return everyone
-    raise AssertionError(f"no expectation for audience {audience!r} (origin {origin})")
-
-
-def own_streams(h: Holdings) -> dict[Stream, list[tuple[int, bytes]]]:
-    return {s: rows for s, rows in h.envelopes.items() if s[0] == h.node_id}
-
-
-def behind(
-    fed: Federation, streams: Iterable[Stream] | None = None
-) -> dict[str, dict[Stream, tuple[int, int]]]:
-    """Per node, the streams it should hold where its head is short of the
-    origin's: {node: {stream: (its head, origin's head)}}. Empty: converged."""
-    held = {n: holdings(fed[n]) for n in fed.nodes}
-    out: dict[str, dict[Stream, tuple[int, int]]] = {}
-    for h in held.values():
-        for stream in own_streams(h):
-            if streams is not None and stream not in streams:
-                continue
-            want = h.heads.get(stream, 0)
-            for holder in expected_holders(*stream):
-                have = held[holder].heads.get(stream, 0)
-                if have != want:
-                    out.setdefault(holder, {})[stream] = (have, want)
-    return out
-
-
-def wait_converged(fed: Federation, timeout: float, streams: Iterable[Stream] | None = None) -> float:
-    wanted = list(streams) if streams is not None else None
-    last: list[dict[str, dict[Stream, tuple[int, int]]]] = [{}]
-
-    def done() -> bool:
-        last[0] = behind(fed, wanted)
-        return not last[0]
-
-    try:
-        return wait_for("convergence", done, timeout, poll=0.25)
-    except AssertionError as e:
-        raise AssertionError(f"{e}; still behind: {last[0]}") from None
-
-
-def assert_exact(fed: Federation) -> dict[str, dict[str, int]]:
-    """Exact accounting at every holder: for every stream of every origin, each
-    node that must hold it (and any that holds part of it) holds exactly the
-    origin's envelopes — every seq 1..head once, the same hashes, its head at
-    the origin's — and, where it can read them, exactly the origin's records
-    of that stream, once per view. Returns per node: envelopes and records held."""
-    held = {n: holdings(fed[n]) for n in fed.nodes}
-    problems: list[str] = []
-    for origin, h in held.items():
-        for stream, rows in own_streams(h).items():
-            hashes = sorted(x for _, x in rows)
-            seqs = sorted(s for s, _ in rows)
-            if seqs != list(range(1, len(rows) + 1)) or h.heads.get(stream) != len(rows):
-                problems.append(
-                    f"origin {origin} {stream}: seqs not 1..{len(rows)} or head {h.heads.get(stream)}"
-                )
-            origin_records = sorted(h.records.get(stream, []))
-            holders = expected_holders(*stream) | {n for n, x in held.items() if stream in x.envelopes}
-            for holder in sorted(holders):
-                x = held[holder]
-                got = x.envelopes.get(stream, [])
-                if sorted(s for s, _ in got) != seqs:
-                    missing = sorted(set(seqs) - {s for s, _ in got})
-                    dup = len(got) - len({s for s, _ in got})
-                    problems.append(
-                        f"{holder} {stream}: {len(got)} rows for {len(seqs)} (missing {missing[:10]}…, "
-                        f"{dup} duplicated)"
-                    )
-                elif sorted(y for _, y in got) != hashes:
-                    problems.append(f"{holder} {stream}: hashes differ from the origin's")
-                if x.heads.get(stream, 0) != len(rows):
-                    problems.append(f"{holder} {stream}: head {x.heads.get(stream, 0)} != {len(rows)}")
-                recs = sorted(x.records.get(stream, []))
-                if recs and recs != origin_records:
-                    problems.append(
-                        f"{holder} {stream}: {len(recs)} readable records, origin has {len(origin_records)}"
-                    )
-    assert not problems, "accounting:\n" + "\n".join(problems[:40])
-    return {
-        n: {
-            "envelopes": sum(len(r) for r in x.envelopes.values()),
-            "records": sum(len(r) for r in x.records.values()),
-        }
-        for n, x in held.items()
-    }
-
-
-def records_at(h: Holdings, origin: str, audience: str) -> set[str]:
-    return {rid for rid, _ in h.records.get((origin, audience), [])}
-
-
-def figures_file(base: Path) -> Path:
-    """Where the stories write their figures (one JSON per story under the session's tmp)."""
-    base.mkdir(parents=True, exist_ok=True)
-    return base
-
-
-def write_figures(directory: Path, story: str, figures: Mapping[str, Any]) -> None:
-    (figures_file(directory) / f"{story}.json").write_text(json.dumps(figures, indent=2, default=str))
-    print(f"\nFIGURES {story}: {json.dumps(figures, default=str)}")

@@ -20,18 +20,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.fault.accounting import (
+    assert_exact,
+    holdings,
+    records_at,
+    wait_converged,
+    write_figures,
+)
 from tests.fault.harness import (
     LIBFAKETIME,
     Federation,
     Node,
-    assert_exact,
     faketime_env,
-    holdings,
-    records_at,
     seizures_jsonl,
-    wait_converged,
     wait_for,
-    write_figures,
 )
 
 if LIBFAKETIME is None:

@@ -9,16 +9,18 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.fault.harness import (
-    Federation,
-    Node,
+from tests.fault.accounting import (
     assert_exact,
     holdings,
     records_at,
-    seizures_jsonl,
     wait_converged,
-    wait_for,
     write_figures,
+)
+from tests.fault.harness import (
+    Federation,
+    Node,
+    seizures_jsonl,
+    wait_for,
 )
 
 RECORDS = 50

@@ -9,15 +9,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.fault.harness import (
-    Federation,
+from tests.fault.accounting import (
     assert_exact,
     holdings,
     records_at,
-    seizures_jsonl,
     wait_converged,
-    wait_for,
     write_figures,
+)
+from tests.fault.harness import (
+    Federation,
+    seizures_jsonl,
+    wait_for,
 )
 
 CUT_SECONDS = 30.0

@@ -9,14 +9,16 @@ import threading
 import time
 from pathlib import Path
 
-from tests.fault.harness import (
-    Federation,
+from tests.fault.accounting import (
     assert_exact,
     holdings,
     records_at,
-    seizures_jsonl,
     wait_converged,
     write_figures,
+)
+from tests.fault.harness import (
+    Federation,
+    seizures_jsonl,
 )
 
 RECORDS = 3000

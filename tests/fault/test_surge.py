@@ -16,15 +16,17 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.fault.harness import (
-    Federation,
-    Node,
+from tests.fault.accounting import (
     assert_exact,
     holdings,
     records_at,
-    seizures_jsonl,
     wait_converged,
     write_figures,
+)
+from tests.fault.harness import (
+    Federation,
+    Node,
+    seizures_jsonl,
 )
 
 # CI's size; the issue's own surge (120 a second per node for 60 s) runs with
