@@ -63,7 +63,8 @@ def build_server(
         thread_prefix="rpc",
         interceptors=[ErrorInterceptor(authenticator)],
     )
-    node_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(app), server)
+    servicer = NodeServicer(app.records, app.reader, app.node_info)
+    node_pb2_grpc.add_NodeServiceServicer_to_server(servicer, server)
     enable_reflection((NODE_SERVICE, health.SERVICE_NAME), server)
     try:
         port = server.add_insecure_port(listen) if tls is None else server.add_secure_port(listen, tls)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
-from node.app import NodeApp
-from node.domain.records import Recorded
+from node.domain.reading import RecordReader
+from node.domain.records import Recorded, RecordService
 from node.errors import ValidationError
 
 
@@ -20,34 +21,40 @@ def _reply(r: Recorded) -> npb.RecordReply:
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
-    def __init__(self, app: NodeApp) -> None:
-        self.app = app
+    """The officer API: writes go to `RecordService`, reads to `RecordReader`."""
+
+    def __init__(
+        self, records: RecordService, reader: RecordReader, node_info: Callable[[], npb.NodeInfo]
+    ) -> None:
+        self.records = records
+        self.reader = reader
+        self.node_info = node_info
 
     def RecordSeizure(self, request: npb.RecordSeizureRequest, context: Any) -> npb.RecordReply:
-        return _reply(self.app.records.record_seizure(request.seizure))
+        return _reply(self.records.record_seizure(request.seizure))
 
     def RecordSeizures(self, request: npb.RecordSeizuresRequest, context: Any) -> npb.RecordSeizuresReply:
         return npb.RecordSeizuresReply(
-            records=[_reply(r) for r in self.app.records.record_seizures(request.seizures)]
+            records=[_reply(r) for r in self.records.record_seizures(request.seizures)]
         )
 
     def RecordAlert(self, request: npb.RecordAlertRequest, context: Any) -> npb.RecordReply:
-        return _reply(self.app.records.record_alert(request.alert))
+        return _reply(self.records.record_alert(request.alert))
 
     def Retract(self, request: npb.RetractRequest, context: Any) -> npb.RecordReply:
-        return _reply(self.app.records.retract(request.record_id, request.reason))
+        return _reply(self.records.retract(request.record_id, request.reason))
 
     def Correct(self, request: npb.CorrectRequest, context: Any) -> npb.RecordReply:
         which = request.WhichOneof("replacement")
         if which is None:
             raise ValidationError("replacement", "a correction needs the full new seizure or alert")
-        return _reply(self.app.records.correct(request.record_id, request.reason, getattr(request, which)))
+        return _reply(self.records.correct(request.record_id, request.reason, getattr(request, which)))
 
     def GetRecord(self, request: npb.GetRecordRequest, context: Any) -> npb.StoredRecord:
-        return self.app.reader.get(request.record_id, request.origin)
+        return self.reader.get(request.record_id, request.origin)
 
     def ListRecords(self, request: npb.ListRecordsRequest, context: Any) -> npb.ListRecordsResponse:
-        return self.app.reader.list(request)
+        return self.reader.list(request)
 
     def GetNodeInfo(self, request: npb.GetNodeInfoRequest, context: Any) -> npb.NodeInfo:
-        return self.app.node_info()
+        return self.node_info()
