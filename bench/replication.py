@@ -313,8 +313,6 @@ def timed_sync(
     cpu0, start = time.process_time(), time.perf_counter()
     r = fed.sync(a, b, max_envelopes=max_envelopes)
     seconds = time.perf_counter() - start
-    if r.errors:
-        console.print(f"[yellow]{name}: {r.errors}[/yellow]")
     return Transfer(name, r.pushed, seconds, r.calls, r.bytes_sent, time.process_time() - cpu0, target)
 
 

@@ -11,8 +11,6 @@ from node.storage.db import Database
 from node.storage.models import PeerRow
 
 __all__ = ["STALLED_INTERVALS", "DbPeerStateStore", "Health", "link_state"]
-# The `peers` table's columns beyond these (peer_behind, us_behind) were never
-# set by any round; they are dropped by migration 0006.
 _FIELDS = [f.name for f in fields(PeerState)]
 
 
