@@ -47,7 +47,7 @@ from federation.peers import Peer
 from federation.policy import Share
 from federation.receive import ApplyResult, Receiver
 from federation.scheduler import PeerState, PeerSync, SyncSettings
-from federation.transport import sync_stub
+from federation.transport import peer_stub, sync_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
 from gcn.v1 import sync_pb2
@@ -313,8 +313,6 @@ def timed_sync(
     cpu0, start = time.process_time(), time.perf_counter()
     r = fed.sync(a, b, max_envelopes=max_envelopes)
     seconds = time.perf_counter() - start
-    if r.errors:
-        console.print(f"[yellow]{name}: {r.errors}[/yellow]")
     return Transfer(name, r.pushed, seconds, r.calls, r.bytes_sent, time.process_time() - cpu0, target)
 
 
@@ -683,7 +681,7 @@ def port_peer_sync(fed: LocalFederation) -> PeerSync:
     port, ke = fed.nodes[PORT], fed.nodes[NATIONAL]
     return PeerSync(
         Peer(NATIONAL, ke.endpoint, upstream=True),
-        lambda: sync_stub(port.channel(ke)),
+        lambda: peer_stub(port.channel(ke)),
         port.app.sync_source,
         port.app.receiver,
         DbPeerStateStore(port.app.db),

@@ -1,14 +1,7 @@
 """Store-and-forward: one job per peer, for the life of the node.
 
-`PeerSync` is the per-peer state machine, free of threads and wall clocks:
-`run(now)` does one round (push what the peer lacks, pull what we lack from an
-upstream) and records the outcome — progress counters on success; on failure
-the consecutive failure count and an exponential backoff with jitter, capped.
-Its state lives in the database (a `PeerStateStore`), so a restarted node
-resumes with the same backoff and counters; what the peer holds is always
-re-learned from its vector, so nothing is sent twice to storage.
-
-`SyncScheduler` runs those state machines on APScheduler. Its invariants:
+`SyncScheduler` runs the per-peer rounds (`federation.peer_sync.PeerSync`,
+whose state moves as `federation.peer_machine` says) on APScheduler. Its invariants:
 
 - **A peer's job never disappears.** Each peer has one APScheduler job with an
   interval trigger (a trigger that always has a next fire time, so APScheduler
@@ -38,257 +31,20 @@ controllable monotonic clock and `check()`/`probe()` called by hand.
 from __future__ import annotations
 
 import contextlib
-import json
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
 
-import grpc
-
-from crypto.errors import CryptoError
+from federation import peer_machine as machine
 from federation.backoff import backoff_delay
+from federation.errors import PeerError
+from federation.peer_machine import LOCAL_ERROR, PeerState, SyncSettings
+from federation.peer_sync import Logger, PeerStateStore, PeerSync
 from federation.peers import Peer
-from federation.sync import RoundResult, Sink, Source, pull, push
 
-EXPECTED_OUTAGES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-# A bug of ours, not the peer's: the round raised something other than a gRPC error.
-LOCAL_ERROR = "LOCAL"
-
-
-@dataclass
-class PeerState:
-    peer_id: str
-    endpoint: str
-    last_attempt_at: datetime | None = None
-    last_success_at: datetime | None = None
-    next_attempt_at: datetime | None = None
-    failures: int = 0
-    backoff_seconds: float = 0.0
-    last_error: str = ""
-    envelopes_sent: int = 0
-    envelopes_received: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    peer_behind: int = 0
-    us_behind: int = 0
-    their_vector: str = "[]"
-    down_since: datetime | None = None
-
-
-class PeerStateStore(Protocol):
-    def load(self, peer_id: str, endpoint: str) -> PeerState: ...
-
-    def save(self, state: PeerState) -> None: ...
-
-
-class Logger(Protocol):
-    def debug(self, event: str, **kw: Any) -> Any: ...
-
-    def info(self, event: str, **kw: Any) -> Any: ...
-
-    def warning(self, event: str, **kw: Any) -> Any: ...
-
-    def error(self, event: str, **kw: Any) -> Any: ...
-
-    def exception(self, event: str, **kw: Any) -> Any: ...
-
-
-@dataclass
-class SyncSettings:
-    interval: float = 30.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 600.0
-    timeout: float = 30.0
-    max_envelopes: int = 0
-    # How often the watchdog checks the jobs and probes peers that are down.
-    probe_interval: float = 2.0
-    probe_timeout: float = 1.5
-
-
-@dataclass
-class PeerSync:
-    peer: Peer
-    stub: Callable[[], Any]  # -> a SyncService stub (its channel reconnects by itself)
-    source: Source
-    sink: Sink
-    store: PeerStateStore
-    settings: SyncSettings
-    log: Logger
-    rng: random.Random = field(default_factory=random.Random)
-    # Called after a failed round: drop the channel, so the next attempt connects
-    # afresh instead of waiting out gRPC's own reconnect backoff (ours governs).
-    reset: Callable[[], None] = lambda: None
-    # Consecutive failures as of the last round (kept in memory for `poke`, which
-    # runs after every commit and must not read the database).
-    failures: int = 0
-    # Was the last failure the link's (unreachable, timed out)? Only such peers are probed.
-    link_down: bool = False
-    # Directory propagation: with an upstream, each round first asks for a newer
-    # directory than `directory_version()`, and hands one to `on_directory`.
-    directory_version: Callable[[], int] | None = None
-    on_directory: Callable[[Any], object] | None = None
-    # A cheap call that succeeds when the peer answers again (a health check),
-    # given as a future-returning callable; None: never probed.
-    probe: Callable[[float], Any] | None = None
-    # Why this node must not send now (e.g. its directory is stale); "" to send.
-    hold_sends: Callable[[], str] = lambda: ""
-
-    def state(self) -> PeerState:
-        return self.store.load(self.peer.node_id, self.peer.endpoint)
-
-    def due(self, now: datetime) -> bool:
-        at = self.state().next_attempt_at
-        return at is None or at <= now
-
-    def run(self, now: datetime) -> PeerState:
-        """One round now; the outcome is persisted and returned."""
-        state = self.state()
-        state.last_attempt_at = now
-        result = RoundResult()
-        try:
-            stub = self.stub()
-            self._newer_directory(stub)
-            held = self.hold_sends()
-            if held:
-                self.log.debug("not sending to peer", peer=self.peer.node_id, reason=held)
-            else:
-                push(
-                    stub,
-                    self.peer.node_id,
-                    self.source,
-                    result,
-                    self.settings.timeout,
-                    self.settings.max_envelopes,
-                )
-            if self.peer.upstream:
-                pull(
-                    stub,
-                    self.peer.node_id,
-                    self.sink,
-                    now,
-                    result,
-                    self.settings.timeout,
-                    self.settings.max_envelopes,
-                )
-        except grpc.RpcError as e:
-            code = e.code()
-            self._failed(state, now, code.name, e.details() or "", code in EXPECTED_OUTAGES, result)
-            self.reset()
-        except Exception as e:  # our side: a bug, or local storage in trouble
-            self.log.exception(
-                "sync round failed on this node (not the peer's fault)",
-                peer=self.peer.node_id,
-                error=f"{type(e).__name__}: {e}",
-            )
-            self._failed(state, now, LOCAL_ERROR, f"{type(e).__name__}: {e}", False, result, logged=True)
-            self.reset()
-        else:
-            self._succeeded(state, now, result)
-        self.store.save(state)
-        self.failures = state.failures
-        return state
-
-    def next_delay(self, state: PeerState) -> float:
-        """Seconds until the next round after `state`'s outcome."""
-        return state.backoff_seconds if state.failures else self.settings.interval
-
-    def _newer_directory(self, stub: Any) -> None:
-        if not self.peer.upstream or self.directory_version is None or self.on_directory is None:
-            return
-        from gcn.v1 import sync_pb2
-
-        have = self.directory_version()
-        try:
-            reply = stub.GetDirectory(
-                sync_pb2.GetDirectoryRequest(have_version=have), timeout=self.settings.timeout
-            )
-        except grpc.RpcError as e:
-            if e.code() == grpc.StatusCode.NOT_FOUND:
-                return  # the upstream holds no directory yet
-            raise
-        if not reply.directory and not reply.HasField("timestamp"):
-            return
-        try:
-            # Verified there: newer, unexpired, signed by the trusted root (or a newer timestamp).
-            taken = self.on_directory(reply)
-        except CryptoError as e:
-            self.log.warning("directory from upstream refused", peer=self.peer.node_id, reason=str(e))
-            return
-        if taken is not None:
-            self.log.info("newer directory taken from upstream", peer=self.peer.node_id, had=have)
-
-    def _count(self, state: PeerState, result: RoundResult) -> None:
-        state.envelopes_sent += result.pushed
-        state.envelopes_received += result.pulled
-        state.bytes_sent += result.bytes_sent
-        state.bytes_received += result.bytes_received
-
-    def _succeeded(self, state: PeerState, now: datetime, result: RoundResult) -> None:
-        self._count(state, result)
-        if state.failures:
-            down = (now - state.down_since).total_seconds() if state.down_since else None
-            self.log.info(
-                "peer reachable again",
-                peer=self.peer.node_id,
-                after_failures=state.failures,
-                down_seconds=None if down is None else round(down, 1),
-            )
-        state.failures, state.backoff_seconds, state.last_error = 0, 0.0, ""
-        state.down_since = None
-        self.link_down = False
-        state.last_success_at = now
-        state.next_attempt_at = now + timedelta(seconds=self.settings.interval)
-        state.peer_behind = state.us_behind = 0
-        if result.their_vector is not None:
-            state.their_vector = json.dumps(sorted([o, a, q] for (o, a), q in result.their_vector.items()))
-        if result.pushed or result.pulled or result.refused:
-            self.log.info(
-                "sync round",
-                peer=self.peer.node_id,
-                pushed=result.pushed,
-                pulled=result.pulled,
-                refused=result.refused,
-                bytes_sent=result.bytes_sent,
-                bytes_received=result.bytes_received,
-            )
-
-    def _failed(
-        self,
-        state: PeerState,
-        now: datetime,
-        code: str,
-        details: str,
-        expected: bool,
-        result: RoundResult,
-        *,
-        logged: bool = False,
-    ) -> None:
-        self._count(state, result)
-        state.failures += 1
-        if state.failures == 1:
-            state.down_since = now
-        state.backoff_seconds = backoff_delay(
-            state.failures, self.settings.backoff_initial, self.settings.backoff_max, self.rng
-        )
-        state.next_attempt_at = now + timedelta(seconds=state.backoff_seconds)
-        state.last_error = f"{code}: {details}"[:512]
-        self.link_down = expected
-        if logged:
-            return
-        # One warning when the link goes down; the retries are debug lines.
-        level = self.log.warning if state.failures == 1 else self.log.debug
-        level(
-            "peer unreachable" if expected else "peer sync failed",
-            peer=self.peer.node_id,
-            code=code,
-            failures=state.failures,
-            backoff_seconds=round(state.backoff_seconds, 3),
-            error=details,
-        )
+__all__ = ["LOCAL_ERROR", "PeerState", "PeerStateStore", "PeerSync", "SyncScheduler", "SyncSettings"]
 
 
 @dataclass
@@ -358,23 +114,16 @@ class SyncScheduler:
         """The persisted next attempt, re-judged against the wall clock now: a
         time saved under a clock that was ahead is never waited out in full."""
         state = ps.state()
-        ps.failures = state.failures
-        ps.link_down = state.failures > 0 and state.last_error.startswith(
-            tuple(c.name for c in EXPECTED_OUTAGES)
-        )
-        if state.next_attempt_at is None:
-            return 0.0
-        left = (state.next_attempt_at - self.clock()).total_seconds()
-        bound = ps.next_delay(state)
-        if left > bound:
+        ps.failures, ps.link_down = state.failures, machine.link_down(state)
+        delay, saved = machine.resume_delay(state, self.clock(), ps.settings)
+        if saved is not None:
             self.log.warning(
                 "saved next attempt is further away than its backoff: the clock moved; using the backoff",
                 peer=ps.peer.node_id,
-                saved_seconds_away=round(left, 1),
-                backoff_seconds=round(bound, 1),
+                saved_seconds_away=round(saved, 1),
+                backoff_seconds=round(delay, 1),
             )
-            left = bound
-        return max(0.0, left)
+        return delay
 
     def shutdown(self) -> None:
         """Stop scheduling, then wait for running rounds (outside the lock: a
@@ -575,15 +324,20 @@ class SyncScheduler:
                 continue  # its round comes soon anyway
             try:
                 pending.append((peer_id, slot, ps.probe(self.settings.probe_timeout)))
-            except Exception as e:
+            except PeerError as e:
                 self.log.debug("probe not sent", peer=peer_id, error=str(e))
+            except Exception as e:
+                self.log.exception("probe not sent: a bug of this node", peer=peer_id, error=str(e))
         answered = []
         for peer_id, slot, future in pending:
             try:
                 future.result()
-            except Exception as e:
-                self.log.debug("probe unanswered", peer=peer_id, error=type(e).__name__)
+            except PeerError as e:
+                self.log.debug("probe unanswered", peer=peer_id, error=e.code)
                 continue  # still down
+            except Exception as e:
+                self.log.exception("probe failed on this node", peer=peer_id, error=str(e))
+                continue
             answered.append(peer_id)
             self.log.debug("peer answers a probe: syncing now", peer=peer_id)
             slot.last_forward = self._mono()

@@ -14,7 +14,7 @@ nor gRPC servers; `node` wires the real ones and tests may use fakes.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -95,9 +95,7 @@ class RoundResult:
     bytes_sent: int = 0
     bytes_received: int = 0
     calls: int = 0
-    peer_behind: int = 0  # envelopes the peer lacked when the round began
     their_vector: vectors.Vector | None = None  # the peer's vector after the push
-    errors: list[str] = field(default_factory=list)
 
 
 def push(

@@ -1,4 +1,6 @@
-"""The transport to a peer: a gRPC channel over mutual TLS.
+"""The transport to a peer: a gRPC channel over mutual TLS, and a stub whose
+calls raise `federation.errors.PeerError`s in place of gRPC status codes (so
+the scheduler and the sync rounds know no grpc).
 
 The client presents its node certificate; it checks the server's certificate
 against the federation CA and requires it to name the peer it meant to reach
@@ -8,15 +10,20 @@ an address cannot pretend to be another.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 
 from crypto.certs import server_name
-from gcn.v1 import sync_pb2_grpc
+from federation.errors import PeerError, peer_error
+from gcn.v1 import directory_pb2 as dir_pb
+from gcn.v1 import sync_pb2, sync_pb2_grpc
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -62,3 +69,61 @@ def peer_channel(tls: TlsMaterial, peer_id: str, endpoint: str) -> grpc.Channel:
 
 def sync_stub(channel: grpc.Channel) -> sync_pb2_grpc.SyncServiceStub:
     return sync_pb2_grpc.SyncServiceStub(channel)
+
+
+def as_peer_error(e: grpc.RpcError) -> PeerError:
+    """The domain error for a failed gRPC call (or future)."""
+    code = e.code() if callable(getattr(e, "code", None)) else None
+    details = e.details() if callable(getattr(e, "details", None)) else None
+    return peer_error(code.name if code is not None else "UNKNOWN", details or "")
+
+
+def _call(method: Callable[..., R], request: Any, timeout: float) -> R:
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as e:
+        raise as_peer_error(e) from e
+
+
+class PeerStub:
+    """A SyncService stub (or a fake with its methods) whose failed calls raise
+    `PeerError`s (`PeerUnreachableError` for a link that is down or timed out)."""
+
+    def __init__(self, stub: Any) -> None:
+        self.stub = stub
+
+    def GetVector(self, request: sync_pb2.GetVectorRequest, timeout: float) -> sync_pb2.VersionVector:  # noqa: N802
+        reply: sync_pb2.VersionVector = _call(self.stub.GetVector, request, timeout)
+        return reply
+
+    def Pull(self, request: sync_pb2.PullRequest, timeout: float) -> sync_pb2.PullResponse:  # noqa: N802
+        reply: sync_pb2.PullResponse = _call(self.stub.Pull, request, timeout)
+        return reply
+
+    def Push(self, request: sync_pb2.PushRequest, timeout: float) -> sync_pb2.PushResponse:  # noqa: N802
+        reply: sync_pb2.PushResponse = _call(self.stub.Push, request, timeout)
+        return reply
+
+    def GetDirectory(  # noqa: N802
+        self, request: sync_pb2.GetDirectoryRequest, timeout: float
+    ) -> dir_pb.SignedDirectory:
+        reply: dir_pb.SignedDirectory = _call(self.stub.GetDirectory, request, timeout)
+        return reply
+
+
+def peer_stub(channel: grpc.Channel) -> PeerStub:
+    """The SyncService of the peer at the end of `channel`, raising `PeerError`s."""
+    return PeerStub(sync_stub(channel))
+
+
+class PeerFuture:
+    """A gRPC future whose `result()` raises a `PeerError` when the call failed."""
+
+    def __init__(self, future: Any) -> None:
+        self.future = future
+
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return self.future.result(timeout)
+        except grpc.RpcError as e:
+            raise as_peer_error(e) from e

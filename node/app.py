@@ -22,6 +22,7 @@ from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import node_pb2 as npb
 from node.clock import Clock, system_clock
 from node.config import Config
+from node.domain import limits
 from node.domain.reading import RecordReader
 from node.domain.records import RecordService
 from node.domain.replica import Replica
@@ -32,6 +33,7 @@ from node.storage.audience_keys import AudienceKeys, EpochKey
 from node.storage.custody import CustodyJudge, CustodyVouch
 from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog
+from node.storage.outbox_store import OutboxCustody, RefusedByPeer, SqlOutboxStore
 from node.storage.quarantine import Quarantine
 from node.storage.refusals import StreamRefusals
 from rinex.holding import epochs_due
@@ -133,13 +135,15 @@ class NodeApp:
             db, clock, backoff_initial=f.backoff_initial_seconds, backoff_max=f.backoff_max_seconds
         )
         quarantine = Quarantine(db, clock, trust.keyring, refusals)
-        source = SyncSource(config.node.id, db, trust.topology, refusals)
+        source = SyncSource(
+            config.node.id, SqlOutboxStore(db), trust.topology, RefusedByPeer(refusals), limits.batch_caps
+        )
         source.on_damaged = quarantine.quarantine
         source.on_suspect = quarantine.check
         source.clock = clock
         reader = RecordReader(db, audience_keys, trust.is_active)
         reader.on_suspect = quarantine.check
-        source.custody = CustodyVouch(config.node.id, db, trust, lambda: envelope_log.signer)
+        source.custody = OutboxCustody(CustodyVouch(config.node.id, db, trust, lambda: envelope_log.signer))
         return cls(
             config,
             keys,

@@ -19,14 +19,15 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from federation import vectors
+from federation.errors import PeerError
 from federation.peers import Peer, peers_of
 from federation.receive import ApplyResult
 from federation.refusal import DAMAGED, Refused
 from federation.scheduler import PeerSync, SyncScheduler, SyncSettings
 from federation.sync import RoundResult, pull
-from federation.transport import TlsMaterial, peer_channel, sync_stub
+from federation.transport import PeerFuture, PeerStub, TlsMaterial, peer_channel, peer_stub
 from gcn.v1 import envelope_pb2 as epb
-from gcn.v1 import sync_pb2, sync_pb2_grpc
+from gcn.v1 import sync_pb2
 from node.app import NodeApp
 from node.logging import get_logger
 from node.storage.alarms import record_alarm
@@ -68,11 +69,11 @@ class Replication:
             return []
         return peers_of(directory, self.app.config.node.id, self.app.config.federation.upstream_ids)
 
-    def _stub(self, peer: Peer) -> sync_pb2_grpc.SyncServiceStub:
+    def _stub(self, peer: Peer) -> PeerStub:
         channel = self._channels.get(peer.node_id)
         if channel is None:
             channel = self._channels[peer.node_id] = peer_channel(self.tls, peer.node_id, peer.endpoint)
-        return sync_stub(channel)
+        return peer_stub(channel)
 
     def _drop_channel(self, peer: Peer) -> None:
         channel = self._channels.pop(peer.node_id, None)
@@ -86,8 +87,9 @@ class Replication:
             channel = self._probes[peer.node_id] = peer_channel(self.tls, peer.node_id, peer.endpoint)
         return channel
 
-    def _probe(self, peer: Peer, timeout: float) -> Any:
-        """A health check of the peer's federation listener, as a future."""
+    def _probe(self, peer: Peer, timeout: float) -> PeerFuture:
+        """A health check of the peer's federation listener, as a future (its
+        `result()` raises a `PeerError` while the peer does not answer)."""
         stub = health_pb2_grpc.HealthStub(self._probe_channel(peer))
         future = stub.Check.future(
             health_pb2.HealthCheckRequest(service=SYNC_SERVICE), timeout=timeout, wait_for_ready=True
@@ -100,7 +102,7 @@ class Replication:
                     channel.close()
 
         future.add_done_callback(done)
-        return future
+        return PeerFuture(future)
 
     def peer_sync(self, p: Peer) -> PeerSync:
         return PeerSync(
@@ -236,10 +238,8 @@ class Replication:
                         timeout,
                         origin=origin,
                     )
-                except grpc.RpcError as e:
-                    log.info(
-                        "could not fetch from peer", peer=peer.node_id, origin=origin, code=e.code().name
-                    )
+                except PeerError as e:
+                    log.info("could not fetch from peer", peer=peer.node_id, origin=origin, code=e.code)
                     continue
                 stored += result.pulled
                 if result.pulled:
@@ -265,8 +265,8 @@ class Replication:
             result = RoundResult()
             try:
                 pull(self._stub(peer), peer.node_id, self.app.receiver, self.app.clock(), result, timeout)
-            except grpc.RpcError as e:
-                log.info("start-up pull skipped", peer=peer.node_id, code=e.code().name)
+            except PeerError as e:
+                log.info("start-up pull skipped", peer=peer.node_id, code=e.code)
             pulled += result.pulled
         return pulled
 
@@ -291,8 +291,8 @@ class Replication:
                 pull(stub, peer.node_id, _OwnOnly(self.app, me), self.app.clock(), result, timeout, origin=me)
                 restored += result.pulled
                 log.warning("own history restored from peer", peer=peer.node_id, envelopes=result.pulled)
-            except grpc.RpcError as e:
-                log.warning("could not check own streams with peer", peer=peer.node_id, code=e.code().name)
+            except PeerError as e:
+                log.warning("could not check own streams with peer", peer=peer.node_id, code=e.code)
         return restored
 
 

@@ -12,6 +12,7 @@ than too large. docs/protocol.md ("Limits") lists them for callers.
 from __future__ import annotations
 
 from crypto.envelope import MAX_HEADER_BYTES
+from federation import outbox
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -70,10 +71,16 @@ MAX_PAGE_TOKEN_CHARS = 64
 # A Pull batch, whatever the caller asks: at most this many envelopes and bytes
 # (a batch always fits the federation listener's 16 MiB messages; its rows are
 # read from the database in pieces). 0 in the request means the default.
-PULL_DEFAULT_ENVELOPES = 2000
-PULL_DEFAULT_BYTES = 2 * MIB
-PULL_MAX_ENVELOPES = 5000
-PULL_MAX_BYTES = 8 * MIB
+# The numbers are the federation's (`federation.outbox`); the outbox reads them here at each batch.
+PULL_DEFAULT_ENVELOPES = outbox.DEFAULT_MAX_ENVELOPES
+PULL_DEFAULT_BYTES = outbox.DEFAULT_MAX_BYTES
+PULL_MAX_ENVELOPES = outbox.MAX_ENVELOPES
+PULL_MAX_BYTES = outbox.MAX_BYTES
+
+
+def batch_caps() -> outbox.BatchCaps:
+    """The Pull batch caps as they stand now (the node's outbox calls it at each batch)."""
+    return outbox.BatchCaps(PULL_DEFAULT_ENVELOPES, PULL_DEFAULT_BYTES, PULL_MAX_ENVELOPES, PULL_MAX_BYTES)
 
 # -- hand-carried bundles -----------------------------------------------------------------------
 # One bundle file, signed and serialized. Import reads at most this much (it

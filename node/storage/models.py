@@ -194,8 +194,6 @@ class PeerRow(Base):
     envelopes_received: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_sent: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_received: Mapped[int] = mapped_column(BigInteger, default=0)
-    peer_behind: Mapped[int] = mapped_column(BigInteger, default=0)  # envelopes it lacked at the last round
-    us_behind: Mapped[int] = mapped_column(BigInteger, default=0)  # envelopes we lacked at the last round
     # The peer's version vector as it last stated it (JSON: [[origin, audience, seq], ...]).
     their_vector: Mapped[str] = mapped_column(Text, default="[]")
     down_since: Mapped[datetime | None] = mapped_column(UTCDateTime())  # first failure of this outage

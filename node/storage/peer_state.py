@@ -1,16 +1,16 @@
-"""Per-peer replication state in the database (see `federation.scheduler`)."""
+"""Per-peer replication state in the database (see `federation.peer_machine`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from federation.scheduler import PeerState
+from federation.peer_machine import STALLED_INTERVALS, PeerState, link_state
 from node.storage.db import Database
 from node.storage.models import PeerRow
 
+__all__ = ["STALLED_INTERVALS", "DbPeerStateStore", "Health", "link_state"]
 _FIELDS = [f.name for f in fields(PeerState)]
 
 
@@ -39,24 +39,6 @@ class DbPeerStateStore:
     def all(self) -> list[PeerState]:
         with self.db.read() as s:
             return [PeerState(**{f: getattr(r, f) for f in _FIELDS}) for r in s.scalars(select(PeerRow))]
-
-
-# A link that has not succeeded for this many intervals without failing is stalled:
-# its rounds are not running (the failure this guards against: a job that vanished).
-STALLED_INTERVALS = 3
-
-
-def link_state(state: PeerState | None, now: datetime, interval: float) -> str:
-    """ok, down (failing, backing off), stalled (no success for several
-    intervals and no failure either), or never (no round yet)."""
-    if state is None or (state.last_success_at is None and not state.failures):
-        return "never"
-    if state.failures:
-        return "down"
-    assert state.last_success_at is not None
-    if now - state.last_success_at > timedelta(seconds=STALLED_INTERVALS * interval):
-        return "stalled"
-    return "ok"
 
 
 @dataclass(frozen=True)

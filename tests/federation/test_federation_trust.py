@@ -383,7 +383,7 @@ def test_a_certificate_from_another_ca_and_a_client_without_one_are_refused(
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         channel.close()
     # ... and the hub still serves its members.
-    assert fed.sync("KE", "WCO-GLOBAL").errors == []
+    assert fed.sync("KE", "WCO-GLOBAL").calls >= 2  # its vector and a pull, answered
 
 
 def test_ports_and_national_audience_keys(tmp_path: Path, clock: ManualClock) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from federation.peers import Peer
 from federation.policy import Share
 from federation.scheduler import PeerSync, SyncSettings
-from federation.transport import sync_stub
+from federation.transport import peer_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
@@ -60,7 +60,7 @@ def _peer_sync(fed: LocalFederation, a: str, b: str, settings: SyncSettings | No
     node, peer = fed.nodes[a], fed.nodes[b]
     return PeerSync(
         Peer(b, peer.endpoint, upstream=True),
-        partial(lambda n, p: sync_stub(n.channel(p)), node, peer),
+        partial(lambda n, p: peer_stub(n.channel(p)), node, peer),
         node.app.sync_source,
         node.app.receiver,
         DbPeerStateStore(node.app.db),

@@ -23,6 +23,7 @@ from federation import vectors
 from federation.peers import Peer
 from federation.refusal import Refused
 from federation.scheduler import PeerState, PeerSync, SyncScheduler, SyncSettings
+from federation.transport import PeerFuture, PeerStub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import sync_pb2
 from node.logging import get_logger
@@ -126,7 +127,7 @@ def _peer_sync(
 ) -> PeerSync:
     return PeerSync(
         peer or Peer("HUB", "127.0.0.1:1", upstream=True),
-        lambda: fake,
+        lambda: PeerStub(fake),  # grpc status codes become federation.errors
         NothingToSend(),
         NothingToStore(),
         states,
@@ -295,13 +296,13 @@ def test_a_peer_that_answers_a_probe_is_synced_at_once_whatever_the_backoff(
 ) -> None:
     fake, states = FakePeer(down=True), MemoryStates()
 
-    def probe(timeout: float) -> Future[None]:
+    def probe(timeout: float) -> PeerFuture:
         f: Future[None] = Future()
         if fake.down:
             f.set_exception(Unavailable())
         else:
             f.set_result(None)
-        return f
+        return PeerFuture(f)
 
     ps = _peer_sync(fake, states, probe)
     sched = _scheduler([ps], clock)

@@ -20,7 +20,7 @@ import pytest
 from federation.peers import Peer
 from federation.root import RootStore
 from federation.scheduler import PeerSync, SyncSettings
-from federation.transport import sync_stub
+from federation.transport import peer_stub, sync_stub
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import sync_pb2
 from node.domain import samples
@@ -102,7 +102,7 @@ def test_a_withheld_directory_freezes_a_node_no_longer_than_the_timestamp_age(
     # and TZ's new envelopes are refused for what they are now.
     ps = PeerSync(
         Peer("WCO-GLOBAL", fed.nodes["WCO-GLOBAL"].endpoint, upstream=True),
-        partial(lambda: sync_stub(fed.nodes["KE"].channel(fed.nodes["WCO-GLOBAL"]))),
+        partial(lambda: peer_stub(fed.nodes["KE"].channel(fed.nodes["WCO-GLOBAL"]))),
         ke.sync_source,
         ke.receiver,
         DbPeerStateStore(ke.db),
