@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from crypto.audience import MemberKey
 from crypto.directory import directory_key
-from crypto.keys import KeyDirectory, NodeKeys
+from crypto.keys import NodeKeys
 from crypto.signing import KeyRing, PublicSigningKey
 from federation.audiences import node_audience
 from federation.outbox import SyncSource
@@ -24,15 +24,17 @@ from node.clock import Clock, system_clock
 from node.config import Config
 from node.domain.reading import RecordReader
 from node.domain.records import RecordService
-from node.federation_state import FederationState, TrustFiles, refresh_epochs
+from node.federation_state import FederationState, refresh_epochs
 from node.logging import get_logger
 from node.storage.alarms import record_alarm
 from node.storage.audience_keys import AudienceKeys, EpochKey
 from node.storage.custody import CustodyVouch
 from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog
+from node.storage.key_files import KeyDirectory
 from node.storage.quarantine import Quarantine
 from node.storage.refusals import StreamRefusals
+from node.storage.trust_files import TrustFiles
 
 log = get_logger(__name__)
 VERSION = "0.1.0"

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from crypto.keys import KeyDirectory
 from node.api.tls import create_api_tls
 from node.app import NodeApp
 from node.clock import Clock, system_clock
@@ -22,6 +21,7 @@ from node.config import (
     render_config,
 )
 from node.errors import ConfigError
+from node.storage.key_files import KeyDirectory
 
 CONFIG_FILE = "gcn.toml"
 
