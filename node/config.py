@@ -65,7 +65,7 @@ def _names(value: Any) -> Any:
     if isinstance(value, str):
         value = value.split(",")
     if isinstance(value, list | tuple):
-        return [v.strip() for v in value if not isinstance(v, str) or v.strip()]
+        return [v.strip() if isinstance(v, str) else v for v in value if not isinstance(v, str) or v.strip()]
     return value
 
 
@@ -397,10 +397,10 @@ def _describe(err: Any) -> str:
         return f"[{section}] {err['ctx']['error']}"
     if kind.startswith(("int_", "float_")):
         return f"[{section}] {key} must be a number (got {got!r})"
-    if kind == "string_type":
-        return f"[{section}] {key} must be a string (got {got!r})"
     if kind == "list_type" or len(loc) > 2:
         return f"[{section}] {key} must be a list of strings or a comma-separated string (got {got!r})"
+    if kind == "string_type":
+        return f"[{section}] {key} must be a string (got {got!r})"
     if len(loc) == 1:
         return f"[{section}] must be a table (got {got!r})"
     return f"[{section}] {key}: {err['msg']}"
