@@ -1,11 +1,11 @@
 """Detached Ed25519 signatures over domain-separated bytes, and the PEM form of
-a signing key held outside a node's `KeyDirectory` (the federation root's keys).
+a signing key held outside a node's key directory (the federation root's keys).
 
 `verify_detached` is for signatures that are not made by a node's key ring
 (root signatures over the directory, a join request's proof of possession):
 the caller names the public key it trusts, never a key id read from the wire.
 
-The PEM is the one `crypto.keys` writes: PKCS8, unencrypted, Ed25519.
+The PEM is `crypto.keys.private_pem`'s: PKCS8, unencrypted, Ed25519.
 """
 
 from __future__ import annotations

@@ -28,6 +28,11 @@ Invariants:
   global hub, so every audience has exactly one holder.
 
 One administrator process at a time: there is no lock.
+
+Every file is written through the `WriteFile` the caller hands in (the CLI
+passes `node.storage.files.write_file`: a temporary file with the final mode,
+fsynced, renamed, the directory fsynced); this module only decides what goes
+in which file.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import json_format
 
@@ -114,20 +119,11 @@ def _to_dict(message: pb.DirectoryKey | pb.DirectoryNode) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create `path` (never overwrite) with `mode`, and flush it to disk."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+class WriteFile(Protocol):
+    """Write `data` to `path` atomically and durably, created with `mode`;
+    with `overwrite=False`, refuse (FileExistsError) if `path` exists."""
 
-
-def _replace(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    _write_new(tmp, data, mode)
-    os.replace(tmp, path)
+    def __call__(self, path: Path, data: bytes, *, mode: int, overwrite: bool) -> None: ...
 
 
 def _read_private(path: Path) -> bytes:
@@ -145,10 +141,11 @@ def _read_private(path: Path) -> bytes:
 class RootStore:
     """The federation root's on-disk state and the operations of its administrator."""
 
-    def __init__(self, path: Path, state: _State) -> None:
+    def __init__(self, path: Path, state: _State, write: WriteFile) -> None:
         """Use `init` or `open`."""
         self.path = path
         self._state = state
+        self._write = write
 
     # -- creating and opening ------------------------------------------------
 
@@ -159,6 +156,8 @@ class RootStore:
         federation: str,
         now: datetime,
         timestamp_max_age: timedelta = DEFAULT_TIMESTAMP_MAX_AGE,
+        *,
+        write: WriteFile,
     ) -> RootStore:
         """Create a root in `path` (absent or empty): a root key, a CA, no nodes.
         Nodes will need a timestamp (`timestamp`) no older than `timestamp_max_age`
@@ -171,16 +170,16 @@ class RootStore:
         os.chmod(path, 0o700)
         os.chmod(path / ROOT_KEYS_DIR, 0o700)
         ca_cert, ca_key = create_ca(federation, now)
-        _write_new(path / CA_KEY_FILE, ca_key, 0o600)
-        _write_new(path / CA_CERT_FILE, ca_cert, 0o644)
         store = cls(
-            path, _State(federation, timestamp_max_age_seconds=int(timestamp_max_age.total_seconds()))
+            path, _State(federation, timestamp_max_age_seconds=int(timestamp_max_age.total_seconds())), write
         )
+        store._write_new(path / CA_KEY_FILE, ca_key, 0o600)
+        store._write_new(path / CA_CERT_FILE, ca_cert, 0o644)
         store._add_root_key(now)
         return store
 
     @classmethod
-    def open(cls, path: Path) -> RootStore:
+    def open(cls, path: Path, *, write: WriteFile) -> RootStore:
         try:
             text = (path / STATE_FILE).read_text()
         except FileNotFoundError as e:
@@ -189,7 +188,7 @@ class RootStore:
             state = _State.from_json(text)
         except (ValueError, KeyError, TypeError, json_format.ParseError) as e:
             raise RootError(f"{path / STATE_FILE} is not a valid root state: {e}") from e
-        return cls(path, state)
+        return cls(path, state, write)
 
     # -- reading ---------------------------------------------------------------
 
@@ -285,7 +284,7 @@ class RootStore:
         signed = sign_directory(directory, self._signers(latest))
         signed.timestamp.CopyFrom(sign_timestamp(signed, directory, now, self._signers(latest)))
         self._check_nodes_accept(signed, latest, now)
-        _replace(self._directory_path(directory.version), signed.SerializeToString(), 0o644)
+        self._replace(self._directory_path(directory.version), signed.SerializeToString(), 0o644)
         self._state.latest_version = directory.version
         self._state.next_version = directory.version + 1
         self._save()
@@ -334,7 +333,7 @@ class RootStore:
 
     def _add_root_key(self, now: datetime) -> None:
         key = SigningKey.generate(now)
-        _write_new(self.path / ROOT_KEYS_DIR / f"{key.key_id}.pem", signing_key_to_pem(key), 0o600)
+        self._write_new(self.path / ROOT_KEYS_DIR / f"{key.key_id}.pem", signing_key_to_pem(key), 0o600)
         self._state.root_keys.append(directory_key(key.key_id, key.public_raw, key.not_before))
         self._save()
 
@@ -355,7 +354,14 @@ class RootStore:
         return self.path / f"directory-{version}.pb"
 
     def _save(self) -> None:
-        _replace(self.path / STATE_FILE, self._state.to_json().encode())
+        self._replace(self.path / STATE_FILE, self._state.to_json().encode(), 0o600)
+
+    def _write_new(self, path: Path, data: bytes, mode: int) -> None:
+        """Create `path` (never overwrite an existing one)."""
+        self._write(path, data, mode=mode, overwrite=False)
+
+    def _replace(self, path: Path, data: bytes, mode: int) -> None:
+        self._write(path, data, mode=mode, overwrite=True)
 
     def _active_node(self, node_id: str) -> pb.DirectoryNode:
         node = self._state.nodes.get(node_id)

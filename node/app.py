@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from crypto.audience import MemberKey
 from crypto.directory import directory_key
-from crypto.keys import KeyDirectory, NodeKeys
+from crypto.keys import NodeKeys
 from crypto.signing import KeyRing, PublicSigningKey
 from federation.audiences import node_audience
 from federation.outbox import SyncSource
@@ -26,16 +26,18 @@ from node.domain import limits
 from node.domain.reading import RecordReader
 from node.domain.records import RecordService
 from node.domain.replica import Replica
-from node.federation_state import FederationState, TrustFiles
+from node.federation_state import FederationState
 from node.logging import get_logger
 from node.storage.alarms import record_alarm
 from node.storage.audience_keys import AudienceKeys, EpochKey
 from node.storage.custody import CustodyJudge, CustodyVouch
 from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog
+from node.storage.key_files import KeyDirectory
 from node.storage.outbox_store import OutboxCustody, RefusedByPeer, SqlOutboxStore
 from node.storage.quarantine import Quarantine
 from node.storage.refusals import StreamRefusals
+from node.storage.trust_files import TrustFiles
 from rinex.holding import epochs_due
 
 log = get_logger(__name__)

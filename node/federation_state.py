@@ -1,10 +1,10 @@
 """The node's place in the federation: the root keys it pinned, the directory
 it holds, the trust derived from it, and the duties of a key holder.
 
-On disk, under `<data_dir>/trust/`: `root-keys.json` (the pinned root public
-keys, written once at set-up) and `directory.pb` (the newest verified signed
-directory). A directory is accepted only through `crypto.directory.TrustedDirectory`
-(newer, unexpired, signed by the trusted root), then written atomically.
+On disk, under `<data_dir>/trust/` (`node.storage.trust_files`): the pinned
+root public keys and the newest verified signed directory. A directory is
+accepted only through `crypto.directory.TrustedDirectory` (newer, unexpired,
+signed by the trusted root), then written atomically.
 
 `FederationState` is itself a `Trust`: the receiver and the sync source ask it,
 and it answers from the current directory, or from the node's own keys alone
@@ -13,12 +13,8 @@ while it has none.
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import datetime, timedelta
-from pathlib import Path
-
-from google.protobuf import json_format
 
 from crypto.audience import MemberKey
 from crypto.directory import Freshness, TrustedDirectory, encryption_keys, find_node, parse_directory
@@ -28,55 +24,9 @@ from federation.routing import Topology
 from federation.trust import DirectoryTrust, LocalTrust, Trust
 from gcn.v1 import directory_pb2 as dir_pb
 from node.logging import get_logger
+from node.storage.trust_files import TrustFiles
 
 log = get_logger(__name__)
-ROOT_KEYS_FILE = "root-keys.json"
-DIRECTORY_FILE = "directory.pb"
-
-
-class TrustFiles:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def pin(self, root_keys: list[dir_pb.DirectoryKey]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = "[" + ",\n".join(json_format.MessageToJson(k, indent=None) for k in root_keys) + "]\n"
-        _atomic_write(self.path / ROOT_KEYS_FILE, data.encode())
-
-    def pinned(self) -> list[dir_pb.DirectoryKey]:
-        import json
-
-        try:
-            raw = json.loads((self.path / ROOT_KEYS_FILE).read_text())
-        except FileNotFoundError:
-            return []
-        return [json_format.ParseDict(k, dir_pb.DirectoryKey()) for k in raw]
-
-    def held(self) -> dir_pb.SignedDirectory | None:
-        try:
-            return dir_pb.SignedDirectory.FromString((self.path / DIRECTORY_FILE).read_bytes())
-        except FileNotFoundError:
-            return None
-
-    def store(self, signed: dir_pb.SignedDirectory) -> None:
-        _atomic_write(self.path / DIRECTORY_FILE, signed.SerializeToString())
-
-    def changed_since(self, mtime: float) -> float | None:
-        """The directory file's mtime if it changed after `mtime` (None: not)."""
-        try:
-            now = (self.path / DIRECTORY_FILE).stat().st_mtime
-        except FileNotFoundError:
-            return None
-        return now if now != mtime else None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class FederationState:

@@ -11,19 +11,19 @@ gcn directory import directory.pb / gcn directory fetch   takes the signed direc
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 
 from google.protobuf import json_format
 
 from crypto.certs import generate_tls_key, make_csr, node_id_from_certificate
-from crypto.keys import KeyDirectory
 from federation.join import make_join_request
 from gcn.v1 import directory_pb2 as dir_pb
 from node.config import Config
 from node.errors import ConfigError
-from node.federation_state import TrustFiles
+from node.storage.files import PUBLIC, private_directory, write_file
+from node.storage.key_files import KeyDirectory
+from node.storage.trust_files import TrustFiles
 
 JOIN_REQUEST_FILE = "join-request.json"
 
@@ -39,13 +39,7 @@ def read_root_keys(path: Path) -> list[dir_pb.DirectoryKey]:
 
 def write_root_keys(path: Path, keys: list[dir_pb.DirectoryKey]) -> None:
     data = [json_format.MessageToDict(k) for k in keys]
-    path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def _private_file(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    write_file(path, (json.dumps(data, indent=2) + "\n").encode(), mode=PUBLIC)
 
 
 def prepare_join(config: Config, root_keys: list[dir_pb.DirectoryKey], now: datetime) -> dir_pb.JoinRequest:
@@ -53,10 +47,10 @@ def prepare_join(config: Config, root_keys: list[dir_pb.DirectoryKey], now: date
     if not config.federation.listen:
         raise ConfigError("[federation] listen must be set to join a federation")
     TrustFiles(config.trust_dir).pin(root_keys)
-    config.tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_directory(config.tls_dir)
     key_path = config.tls_dir / "key.pem"
     if not key_path.exists():
-        _private_file(key_path, generate_tls_key())
+        write_file(key_path, generate_tls_key(), overwrite=False)
     keys = KeyDirectory(config.keys_dir).load()
     n = config.node
     request = make_join_request(
@@ -72,7 +66,8 @@ def prepare_join(config: Config, root_keys: list[dir_pb.DirectoryKey], now: date
         csr_pem=make_csr(n.id, key_path.read_bytes()),
         now=now,
     )
-    (config.base_dir / JOIN_REQUEST_FILE).write_text(json_format.MessageToJson(request) + "\n")
+    request_json = json_format.MessageToJson(request) + "\n"
+    write_file(config.base_dir / JOIN_REQUEST_FILE, request_json.encode(), mode=PUBLIC)
     return request
 
 
@@ -88,6 +83,6 @@ def install_certificate(config: Config, cert_pem: bytes, ca_pem: bytes, now: dat
     node_id = node_id_from_certificate(cert_pem, ca_pem, now)
     if node_id != config.node.id:
         raise ConfigError(f"the certificate is for node {node_id}, not {config.node.id}")
-    config.tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (config.tls_dir / "cert.pem").write_bytes(cert_pem)
-    (config.tls_dir / "ca.pem").write_bytes(ca_pem)
+    private_directory(config.tls_dir)
+    write_file(config.tls_dir / "cert.pem", cert_pem, mode=PUBLIC)
+    write_file(config.tls_dir / "ca.pem", ca_pem, mode=PUBLIC)

@@ -45,6 +45,7 @@ from crypto.errors import CertificateError
 from node.config import Config
 from node.errors import ConfigError
 from node.logging import get_logger
+from node.storage.files import PUBLIC, private_directory, write_file
 
 log = get_logger(__name__)
 
@@ -94,22 +95,6 @@ def api_names(config: Config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _private_file(path: Path, data: bytes) -> None:
-    """Write `data` to `path` with mode 0600, atomically (a temporary file renamed)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    tmp.replace(path)
-
-
-def _public_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def _read(config: Config, name: str, what: str, *, private: bool = False) -> bytes:
     path = config.api_tls_dir / name
     try:
@@ -143,8 +128,8 @@ def _issue(config: Config, ca_pem: bytes, ca_key_pem: bytes, now: datetime) -> t
 
 def _write(config: Config, key: bytes, cert: bytes) -> ApiCertificate:
     directory = config.api_tls_dir
-    _private_file(directory / KEY_FILE, key)
-    _public_file(directory / CERT_FILE, cert)
+    write_file(directory / KEY_FILE, key)
+    write_file(directory / CERT_FILE, cert, mode=PUBLIC)
     return ApiCertificate(directory / CERT_FILE, certificate_names(cert), certificate_not_after(cert))
 
 
@@ -160,10 +145,9 @@ def create_api_tls(config: Config, now: datetime) -> ApiCertificate:
             )
     ca_pem, ca_key_pem = create_api_ca(config.node.id, now)
     key, cert = _issue(config, ca_pem, ca_key_pem, now)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)
-    _private_file(directory / CA_KEY_FILE, ca_key_pem)
-    _public_file(directory / CA_FILE, ca_pem)
+    private_directory(directory)
+    write_file(directory / CA_KEY_FILE, ca_key_pem)
+    write_file(directory / CA_FILE, ca_pem, mode=PUBLIC)
     return _write(config, key, cert)
 
 

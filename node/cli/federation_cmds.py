@@ -37,8 +37,9 @@ from node.cli.client import CliError, call
 from node.cli.root_cmds import nodes_table, say
 from node.clock import system_clock
 from node.config import Config, load_config
-from node.federation_state import TrustFiles
 from node.joining import JOIN_REQUEST_FILE, install_certificate, prepare_join, read_root_keys
+from node.storage.files import PUBLIC, write_file
+from node.storage.trust_files import TrustFiles
 
 SIGNING_KEYS_FILE = "signing-keys.json"
 NO_ROOT = (
@@ -336,7 +337,7 @@ def cmd_keys_rotate(a: argparse.Namespace) -> int:
         app.close()
     path = config.base_dir / SIGNING_KEYS_FILE
     data = [json_format.MessageToDict(k) for k in listed]
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_file(path, (json.dumps(data, indent=2) + "\n").encode(), mode=PUBLIC)
     say(f"new signing key {keys.signing.key_id}; {len(keys.retired)} retired key(s) kept; list in {path}")
     say(
         f"send {SIGNING_KEYS_FILE} to the federation root (gcn root update-keys) — until the new "

@@ -35,7 +35,7 @@ from node.bootstrap import CONFIG_FILE, init_node
 from node.cli import alarm_cmds, api_cmds, federation_cmds, forms, hub_cmds, render, root_cmds, sync_cmds
 from node.cli.client import ClientTls, CliError, call, connect
 from node.clock import system_clock
-from node.config import Config, FederationSection, load_config
+from node.config import Config, load_config
 from node.errors import NodeError
 from node.joining import JOIN_REQUEST_FILE, prepare_join, read_root_keys
 from node.logging import configure_logging
@@ -119,11 +119,9 @@ def cmd_init(a: argparse.Namespace) -> int:
         listen=a.listen,
         database_url=a.database_url,
         tls_names=[n.strip() for n in a.api_name or [] if n.strip()],
-        federation=FederationSection(
-            listen=a.federation_listen or "",
-            endpoint=a.federation_endpoint or "",
-            upstreams=",".join(u.strip().upper() for u in a.upstream or []),
-        ),
+        federation_listen=a.federation_listen or "",
+        federation_endpoint=a.federation_endpoint or "",
+        upstreams=[u.strip().upper() for u in a.upstream or []],
     )
     root_cmds.say(
         f"node {config.node.id} ({config.node.role}) created in {config.base_dir}; "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from node.cli import render
 from node.cli.client import CliError
 from node.clock import system_clock
 from node.joining import read_join_request, write_root_keys
+from node.storage.files import PUBLIC, write_file
 
 ROOT_KEYS_FILE = "root-keys.json"
 LATEST_DIRECTORY_FILE = "directory-latest.pb"
@@ -41,18 +41,12 @@ def say(text: str) -> None:
 
 
 def _store(a: argparse.Namespace) -> RootStore:
-    return RootStore.open(Path(a.dir))
+    return RootStore.open(Path(a.dir), write=write_file)
 
 
 def _status(node: dir_pb.DirectoryNode) -> str:
     name = dir_pb.NodeStatus.Name(node.status)
     return name.removeprefix("NODE_STATUS_").lower()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def read_signing_keys(path: Path) -> list[dir_pb.DirectoryKey]:
@@ -71,7 +65,7 @@ def read_signing_keys(path: Path) -> list[dir_pb.DirectoryKey]:
 
 def cmd_root_init(a: argparse.Namespace) -> int:
     path = Path(a.dir)
-    store = RootStore.init(path, a.federation, system_clock())
+    store = RootStore.init(path, a.federation, system_clock(), write=write_file)
     keys = store.root_public_keys()
     write_root_keys(path / ROOT_KEYS_FILE, keys)
     say(f"federation {store.federation}: root created in {path} (root key {keys[0].key_id})")
@@ -90,11 +84,11 @@ def cmd_root_admit(a: argparse.Namespace) -> int:
     readmitted = any(n.id == request.node_id for n in store.nodes())
     cert = store.admit(request, system_clock())
     cert_path = Path(a.out) if a.out else request_path.parent / f"{request.node_id}.cert.pem"
-    cert_path.write_bytes(cert)
+    write_file(cert_path, cert, mode=PUBLIC)
     ca_path = store.path / CA_CERT_FILE
     if a.ca_out:
         ca_path = Path(a.ca_out)
-        ca_path.write_bytes(store.ca_certificate())
+        write_file(ca_path, store.ca_certificate(), mode=PUBLIC)
     where = f", {request.country}" if request.country else ""
     if readmitted:
         say(f"{request.node_id} is already admitted with these keys: its certificate is re-issued")
@@ -116,7 +110,7 @@ def cmd_root_publish(a: argparse.Namespace) -> int:
     store = _store(a)
     signed = store.publish(system_clock(), a.valid_days)
     out = Path(a.out) if a.out else store.path / LATEST_DIRECTORY_FILE
-    _write_atomic(out, signed.SerializeToString())
+    write_file(out, signed.SerializeToString(), mode=PUBLIC)
     directory = parse_directory(signed)
     say(
         f"published directory version {directory.version} of {directory.federation}: "
@@ -133,7 +127,7 @@ def cmd_root_timestamp(a: argparse.Namespace) -> int:
     store = _store(a)
     stamp = store.timestamp(system_clock())
     out = Path(a.out) if a.out else store.path / LATEST_TIMESTAMP_FILE
-    _write_atomic(out, dir_pb.SignedDirectory(timestamp=stamp).SerializeToString())
+    write_file(out, dir_pb.SignedDirectory(timestamp=stamp).SerializeToString(), mode=PUBLIC)
     latest = store.latest()
     assert latest is not None
     version = parse_directory(latest).version

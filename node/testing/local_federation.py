@@ -27,8 +27,9 @@ from node.api.sync_servicer import SyncServicer
 from node.app import NodeApp
 from node.bootstrap import CONFIG_FILE, init_node
 from node.clock import Clock
-from node.config import FederationSection, load_config
+from node.config import load_config
 from node.joining import install_certificate, prepare_join
+from node.storage.files import write_file
 
 # Ports are handed out below the kernel's ephemeral range (32768-60999 by
 # default): a port picked here and bound a moment later is then never taken
@@ -107,7 +108,7 @@ class LocalFederation:
         self.base = base
         self.clock = clock
         self.database_url = database_url or (lambda node_id: f"sqlite:///{base / node_id / 'gcn.sqlite'}")
-        self.root = RootStore.init(base / "root", federation, clock())
+        self.root = RootStore.init(base / "root", federation, clock(), write=write_file)
         self.nodes: dict[str, LocalNode] = {}
 
     def add(
@@ -126,7 +127,8 @@ class LocalFederation:
             listen="127.0.0.1:0",
             database_url=self.database_url(node_id),
             clock=self.clock,
-            federation=FederationSection(listen=endpoint, upstreams=",".join(upstreams)),
+            federation_listen=endpoint,
+            upstreams=upstreams,
         )
         config = load_config(directory / CONFIG_FILE)
         request = prepare_join(config, self.root.root_public_keys(), self.clock())

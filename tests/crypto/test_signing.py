@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from crypto.errors import CryptoError, KeyWindowError, SignatureError, UnknownKeyError
-from crypto.keys import KeyDirectory, SigningKey
+from crypto.keys import SigningKey
 from crypto.signing import KeyRing, PublicSigningKey
+from node.storage.key_files import KeyDirectory
 
 K1_FROM = datetime(2026, 3, 1, tzinfo=UTC)
 ROTATED_AT = datetime(2026, 11, 28, 12, tzinfo=UTC)

@@ -22,6 +22,7 @@ from federation.errors import JoinError, RootError
 from federation.join import make_join_request
 from federation.root import RootStore
 from gcn.v1 import directory_pb2 as pb
+from node.storage.files import write_file
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=3)
@@ -71,7 +72,7 @@ HUB = joiner("RINEX-ESA", "regional")
 
 @pytest.fixture
 def root(tmp_path: Path) -> RootStore:
-    store = RootStore.init(tmp_path / "root", "gcn-wco", NOW)
+    store = RootStore.init(tmp_path / "root", "gcn-wco", NOW, write=write_file)
     for j in (KE, MBA, TZ, HUB):
         store.admit(j.request, NOW)
     store.add_bilateral("KE", "VN")
@@ -90,7 +91,7 @@ def mode(path: Path) -> int:
 
 
 def test_init_writes_private_files_for_the_root_alone(tmp_path: Path) -> None:
-    store = RootStore.init(tmp_path / "root", "gcn-wco", NOW)
+    store = RootStore.init(tmp_path / "root", "gcn-wco", NOW, write=write_file)
     (key,) = store.root_public_keys()
     assert mode(store.path) == 0o700
     assert mode(store.path / "root-signing") == 0o700
@@ -102,12 +103,12 @@ def test_init_writes_private_files_for_the_root_alone(tmp_path: Path) -> None:
 
 def test_init_refuses_an_existing_root(root: RootStore) -> None:
     with pytest.raises(RootError, match="is not empty"):
-        RootStore.init(root.path, "gcn-wco", NOW)
+        RootStore.init(root.path, "gcn-wco", NOW, write=write_file)
 
 
 def test_open_refuses_a_directory_without_a_root(tmp_path: Path) -> None:
     with pytest.raises(RootError, match="no federation root"):
-        RootStore.open(tmp_path)
+        RootStore.open(tmp_path, write=write_file)
 
 
 def test_admit_publish_and_follow(root: RootStore) -> None:
@@ -128,7 +129,7 @@ def test_admit_publish_and_follow(root: RootStore) -> None:
 
 def test_the_state_survives_reopening(root: RootStore) -> None:
     published = root.publish(NOW)
-    reopened = RootStore.open(root.path)
+    reopened = RootStore.open(root.path, write=write_file)
     assert reopened.latest() == published
     assert reopened.nodes() == root.nodes()
     assert reopened.root_public_keys() == root.root_public_keys()

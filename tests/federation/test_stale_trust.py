@@ -27,6 +27,7 @@ from node.domain import samples
 from node.logging import get_logger
 from node.replication import Replication
 from node.storage.envelope_log import as_envelope
+from node.storage.files import write_file
 from node.storage.models import EnvelopeRow
 from node.storage.peer_state import DbPeerStateStore, Health
 from node.testing.clock import ManualClock
@@ -39,7 +40,9 @@ DAY = 24 * 3600
 @pytest.fixture
 def fed(tmp_path: Path, clock: ManualClock) -> Iterator[LocalFederation]:
     f = LocalFederation(tmp_path, clock)
-    f.root = RootStore.init(tmp_path / "root2", "gcn-local", clock(), timestamp_max_age=timedelta(days=2))
+    f.root = RootStore.init(
+        tmp_path / "root2", "gcn-local", clock(), timestamp_max_age=timedelta(days=2), write=write_file
+    )
     f.add("WCO-GLOBAL", "global")
     f.add("KE", "national", country="KE", region="ESA", upstreams=["WCO-GLOBAL"])
     f.add("TZ", "national", country="TZ", region="ESA", upstreams=["WCO-GLOBAL"])
