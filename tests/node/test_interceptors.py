@@ -400,3 +400,28 @@ def test_the_federation_chain_authenticates_nobody_itself() -> None:
     assert not any(isinstance(i, AuthInterceptor) for i in chain)
     handler = _through(chain, _unary(lambda req, ctx: "reply"), "/gcn.v1.SyncService/Pull")
     assert handler.unary_unary(npb.GetRecordRequest(), FakeContext()) == "reply"
+
+
+def test_over_grpc_a_watched_health_stream_is_open_and_ends_cleanly() -> None:
+    """Health Watch (a response stream) through the officer chain on a real server:
+    no token needed, and the stream ends when the client cancels it."""
+    from concurrent import futures
+
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=officer_interceptors(Users()))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(), timeout=5)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
+            with pytest.raises(grpc.RpcError) as ended:
+                next(watch)
+            assert ended.value.code() == grpc.StatusCode.CANCELLED
+    finally:
+        server.stop(None)
