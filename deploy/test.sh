@@ -2,8 +2,9 @@
 # The test command: set up, then check everything CI checks.
 #   deploy/test.sh            # all of it
 #   deploy/test.sh -k sync    # extra arguments go to pytest
-# Runs: generated protobuf code is current, ruff, mypy, and pytest on SQLite and
-# on PostgreSQL (GCN_TEST_POSTGRES_URL, default the local server's `test` database).
+# Runs: generated protobuf code is current, ruff, mypy, import-linter (the layering
+# contracts in pyproject.toml), and pytest on SQLite and on PostgreSQL
+# (GCN_TEST_POSTGRES_URL, default the local server's `test` database).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh
@@ -18,4 +19,5 @@ fi
 echo "== generated code";  python protos/generate.py --check
 echo "== ruff";            ruff check .
 echo "== mypy";            mypy
+echo "== import-linter";   lint-imports
 echo "== pytest";          pytest "$@"

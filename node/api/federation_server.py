@@ -6,7 +6,7 @@ from __future__ import annotations
 from federation.transport import TlsMaterial
 from gcn.v1 import sync_pb2, sync_pb2_grpc
 from node.api.grpc_server import RunningServer, new_server, start
-from node.api.interceptors import ErrorInterceptor
+from node.api.interceptors import federation_interceptors
 from node.api.sync_servicer import SyncServicer
 
 SYNC_SERVICE = sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name
@@ -24,7 +24,7 @@ def build_federation_server(
         max_message_bytes=max_message_bytes,
         workers=workers,
         thread_prefix="sync",
-        interceptors=[ErrorInterceptor()],
+        interceptors=federation_interceptors(),
     )
     sync_pb2_grpc.add_SyncServiceServicer_to_server(servicer, server)
     try:

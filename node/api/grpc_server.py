@@ -1,5 +1,6 @@
-"""What the node's two gRPC servers share: options, the error interceptor,
-standard health checking, and a handle that stops them gracefully."""
+"""What the node's two gRPC servers share: options, the interceptors they
+are given (`node.api.interceptors`), standard health checking, and a handle
+that stops them gracefully."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from federation.transport import TlsMaterial
 from gcn.v1 import node_pb2, node_pb2_grpc
 from node.api.federation_server import SYNC_SERVICE, build_federation_server
 from node.api.grpc_server import RunningServer, new_server, start
-from node.api.interceptors import Authenticator, ErrorInterceptor
+from node.api.interceptors import Authenticator, officer_interceptors
 from node.api.permissions import NODE_PERMISSIONS, check_covers
 from node.api.reflection import enable_reflection
 from node.api.servicers import NodeServicer
@@ -61,7 +61,7 @@ def build_server(
         max_message_bytes=max_message_bytes,
         workers=workers,
         thread_prefix="rpc",
-        interceptors=[ErrorInterceptor(authenticator)],
+        interceptors=officer_interceptors(authenticator),
     )
     servicer = NodeServicer(app.records, app.reader, app.node_info)
     node_pb2_grpc.add_NodeServiceServicer_to_server(servicer, server)

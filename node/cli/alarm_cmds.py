@@ -12,12 +12,10 @@ from typing import Any
 
 from rich.table import Table
 
-from node.app import NodeApp
+from node.admin import Alarm, alarms, open_node
 from node.cli import render
 from node.cli.client import CliError
 from node.cli.federation_cmds import _add, _config
-from node.storage.alarms import recent_alarms
-from node.storage.models import AlarmRow
 
 KINDS = (
     "equivocation",
@@ -42,7 +40,7 @@ def _since(value: str | None) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def alarm_row(a: AlarmRow) -> dict[str, Any]:
+def alarm_row(a: Alarm) -> dict[str, Any]:
     return {
         "at": a.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "kind": a.kind,
@@ -55,11 +53,8 @@ def alarm_row(a: AlarmRow) -> dict[str, Any]:
 
 def cmd_alarms(a: argparse.Namespace) -> int:
     since = _since(a.since)
-    app = NodeApp.open(_config(a))
-    try:
-        rows = [alarm_row(r) for r in recent_alarms(app.db, a.limit, kind=a.kind, since=since)]
-    finally:
-        app.close()
+    with open_node(_config(a)) as app:
+        rows = [alarm_row(r) for r in alarms(app, a.limit, kind=a.kind, since=since)]
     if a.json:
         json.dump({"alarms": rows}, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -29,9 +29,9 @@ from federation.peers import peers_of
 from federation.transport import TlsMaterial, peer_channel, sync_stub
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import sync_pb2
+from node.admin import TrustFiles, last_known_vector, open_node
 from node.app import NodeApp
 from node.bootstrap import CONFIG_FILE
-from node.bundle import last_known_vector
 from node.cli import render
 from node.cli.client import CliError, call
 from node.cli.root_cmds import nodes_table, say
@@ -39,7 +39,6 @@ from node.clock import system_clock
 from node.config import Config, load_config
 from node.joining import JOIN_REQUEST_FILE, install_certificate, prepare_join, read_root_keys
 from node.storage.files import PUBLIC, write_file
-from node.storage.trust_files import TrustFiles
 
 SIGNING_KEYS_FILE = "signing-keys.json"
 NO_ROOT = (
@@ -140,16 +139,13 @@ def _accept(config: Config, signed: dir_pb.SignedDirectory) -> int:
         say(f"this node already holds directory version {parse_directory(held).version}")
         return 0
     serving = _serving(config)
-    app = NodeApp.open(config)
-    try:
+    with open_node(config) as app:
         # A running `gcn serve` is the node's one writer of epochs: it takes the
         # file and rekeys itself. A stopped node's epochs start here, so that its
         # members can have them as soon as it serves.
         directory = app.accept_directory(signed, rekey=not serving)
         holds = app.trust.held_audiences()
         freshness = app.trust.freshness(app.clock())
-    finally:
-        app.close()
     if directory is None:
         if freshness.stale:
             say(f"timestamp not newer than the one held, or not for the held version: {freshness.stale}")
@@ -322,8 +318,7 @@ def undelivered(app: NodeApp) -> list[str]:
 
 def cmd_keys_rotate(a: argparse.Namespace) -> int:
     config = _config(a)
-    app = NodeApp.open(config)
-    try:
+    with open_node(config) as app:
         waiting = undelivered(app)
         if waiting and not a.force:
             raise CliError(
@@ -333,8 +328,6 @@ def cmd_keys_rotate(a: argparse.Namespace) -> int:
             )
         keys = app.rotate_signing_key()
         listed = app.signing_keys_for_directory()
-    finally:
-        app.close()
     path = config.base_dir / SIGNING_KEYS_FILE
     data = [json_format.MessageToDict(k) for k in listed]
     write_file(path, (json.dumps(data, indent=2) + "\n").encode(), mode=PUBLIC)

@@ -15,6 +15,7 @@ from rich.table import Table
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
+from node.admin import open_node
 from node.app import NodeApp
 from node.cli import render
 from node.cli.federation_cmds import _add, _config
@@ -54,11 +55,8 @@ def _table(title: str, cells: dict[str, Cell]) -> Table:
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
-    app = NodeApp.open(_config(a))
-    try:
+    with open_node(_config(a)) as app:
         stats = aggregate(_seizures(app))
-    finally:
-        app.close()
     if a.json:
         out: dict[str, Any] = {"seizures": stats.seizures}
         for name in ("by_commodity", "by_country", "by_month"):

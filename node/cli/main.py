@@ -30,6 +30,7 @@ from federation.errors import FederationError
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
+from node.admin import Role, UserStore, open_users
 from node.api.tls import api_ca_pem, is_loopback, listen_host
 from node.bootstrap import CONFIG_FILE, init_node
 from node.cli import alarm_cmds, api_cmds, federation_cmds, forms, hub_cmds, render, root_cmds, sync_cmds
@@ -39,8 +40,6 @@ from node.config import Config, load_config
 from node.errors import NodeError
 from node.joining import JOIN_REQUEST_FILE, prepare_join, read_root_keys
 from node.logging import configure_logging
-from node.storage.db import Database
-from node.storage.users import Role, UserStore
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -254,13 +253,8 @@ def cmd_node_info(a: argparse.Namespace) -> int:
 @contextmanager
 def _users(a: argparse.Namespace) -> Iterator[UserStore]:
     """The users of the node of `--config`, straight from its database."""
-    config = load_config(_config_path(a))
-    db = Database(config.database_url, sqlite_synchronous=config.database.sqlite_synchronous)
-    try:
-        db.migrate()
-        yield UserStore(db)
-    finally:
-        db.dispose()
+    with open_users(load_config(_config_path(a))) as users:
+        yield users
 
 
 def _issued(name: str, role: str, token: str, event: str) -> int:

@@ -14,13 +14,19 @@ from rich.table import Table
 
 from federation import vectors
 from federation.peers import peers_of
-from federation.refusal import BY_PEER
+from node.admin import (
+    BY_PEER,
+    alarms,
+    export_bundle,
+    import_bundle,
+    last_known_vector,
+    link_state,
+    open_node,
+    peer_states,
+)
 from node.app import NodeApp
-from node.bundle import export_bundle, import_bundle, last_known_vector
 from node.cli import render
 from node.cli.federation_cmds import _add, _config
-from node.storage.alarms import recent_alarms
-from node.storage.peer_state import DbPeerStateStore, link_state
 
 
 def _when(at: datetime | None) -> str:
@@ -49,7 +55,7 @@ def trust_row(app: NodeApp) -> dict[str, Any]:
 def node_alarm_rows(app: NodeApp) -> list[dict[str, Any]]:
     """The node's own alarms of the last day (rekey failures, stale trust, lost jobs)."""
     since = app.clock() - timedelta(hours=NODE_ALARM_HOURS)
-    rows = [r for kind in NODE_ALARMS for r in recent_alarms(app.db, 20, kind=kind, since=since)]
+    rows = [r for kind in NODE_ALARMS for r in alarms(app, 20, kind=kind, since=since)]
     rows.sort(key=lambda r: r.id, reverse=True)
     return [{"kind": r.kind, "at": _when(r.created_at), "detail": r.detail} for r in rows]
 
@@ -78,7 +84,7 @@ def status_rows(app: NodeApp) -> list[dict[str, Any]]:
     vector the peer last stated, against ours now)."""
     directory = app.trust.directory()
     peers = peers_of(directory, app.config.node.id, app.config.federation.upstream_ids) if directory else []
-    states = {s.peer_id: s for s in DbPeerStateStore(app.db).all()}
+    states = peer_states(app)
     mine = app.receiver.local_vector()
     now = app.clock()
     interval = app.config.federation.sync_interval_seconds
@@ -115,16 +121,13 @@ def status_rows(app: NodeApp) -> list[dict[str, Any]]:
 
 
 def cmd_sync_status(a: argparse.Namespace) -> int:
-    app = NodeApp.open(_config(a))
-    try:
+    with open_node(_config(a)) as app:
         rows = status_rows(app)
         waiting = waiting_rows(app)
         trust = trust_row(app)
-        alarms = node_alarm_rows(app)
-    finally:
-        app.close()
+        node_alarms = node_alarm_rows(app)
     if a.json:
-        out = {"trust": trust, "peers": rows, "streams_waiting": waiting, "node_alarms": alarms}
+        out = {"trust": trust, "peers": rows, "streams_waiting": waiting, "node_alarms": node_alarms}
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
@@ -169,7 +172,7 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
             f"directory version {trust['directory_version']}, fresh until {trust['fresh_until']}"
         )
     render.console.print(table)
-    for al in alarms:
+    for al in node_alarms:
         render.console.print(f"alarm {al['kind']} at {al['at']}: {al['detail']}")
     if not rows:
         render.console.print("no peers: the node holds no directory, or lists no upstreams")
@@ -185,11 +188,8 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
 
 
 def cmd_bundle_export(a: argparse.Namespace) -> int:
-    app = NodeApp.open(_config(a))
-    try:
+    with open_node(_config(a)) as app:
         done = export_bundle(app, a.to, Path(a.out))
-    finally:
-        app.close()
     files = ", ".join(str(p) for p in done.paths)
     render.console.print(
         f"wrote {done.envelopes} envelopes ({done.bytes:,} B) for {a.to.strip().upper()} to {files} "
@@ -202,11 +202,8 @@ def cmd_bundle_export(a: argparse.Namespace) -> int:
 
 def cmd_bundle_import(a: argparse.Namespace) -> int:
     """Exit 0 when every envelope is now held; 1 when some were refused (each named on stderr)."""
-    app = NodeApp.open(_config(a))
-    try:
+    with open_node(_config(a)) as app:
         done = import_bundle(app, Path(a.file))
-    finally:
-        app.close()
     r = done.result
     render.console.print(
         f"imported {a.file}: {done.total} envelopes: {r.stored} new, {r.duplicates} already held, "

@@ -241,9 +241,9 @@ def test_other_services_and_streaming_methods_do_not_slip_past(users: UserStore,
     deny), and a streaming method is checked like a unary one."""
     from concurrent import futures
 
-    from node.api.interceptors import ErrorInterceptor
+    from node.api.interceptors import officer_interceptors
 
-    server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=[ErrorInterceptor(users)])
+    server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=officer_interceptors(users))
     echo = grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)
     stream = grpc.unary_stream_rpc_method_handler(lambda req, ctx: iter([req, req]))
     server.add_generic_rpc_handlers(
