@@ -109,6 +109,17 @@ class SyncSettings:
     probe_timeout: float = 1.5
 
 
+@dataclass(frozen=True)
+class RoundTimes:
+    """When one round with a peer ran (`time.perf_counter` seconds), for a
+    listener such as a benchmark tracing which round carried a record."""
+
+    peer_id: str
+    started: float
+    ended: float
+    failed: bool
+
+
 @dataclass
 class PeerSync:
     peer: Peer
@@ -136,6 +147,8 @@ class PeerSync:
     probe: Callable[[float], Any] | None = None
     # Why this node must not send now (e.g. its directory is stale); "" to send.
     hold_sends: Callable[[], str] = lambda: ""
+    # Told after each round, once its outcome is saved; a listener that raises is logged.
+    on_round: list[Callable[[RoundTimes], None]] = field(default_factory=list)
 
     def state(self) -> PeerState:
         return self.store.load(self.peer.node_id, self.peer.endpoint)
@@ -146,6 +159,7 @@ class PeerSync:
 
     def run(self, now: datetime) -> PeerState:
         """One round now; the outcome is persisted and returned."""
+        started = time.perf_counter()
         state = self.state()
         state.last_attempt_at = now
         result = RoundResult()
@@ -190,7 +204,15 @@ class PeerSync:
             self._succeeded(state, now, result)
         self.store.save(state)
         self.failures = state.failures
+        self._tell(RoundTimes(self.peer.node_id, started, time.perf_counter(), bool(state.failures)))
         return state
+
+    def _tell(self, times: RoundTimes) -> None:
+        for listener in self.on_round:
+            try:
+                listener(times)
+            except Exception:
+                self.log.exception("round listener failed", peer=self.peer.node_id)
 
     def next_delay(self, state: PeerState) -> float:
         """Seconds until the next round after `state`'s outcome."""
