@@ -299,7 +299,7 @@ def federation(base: Path, specs: Sequence[NodeSpec], database_url: str | None) 
     127.0.0.1), the directory is published and three `sync_all` rounds deliver
     the audience keys. Each node's database is a SQLite file in its directory, or
     one PostgreSQL schema per node (dropped at the end)."""
-    schemas = PostgresSchemas(database_url, "gcn_bench_fed") if database_url else None
+    schemas = PostgresSchemas(database_url, "gcn_bench_repl") if database_url else None
     try:
         fed = LocalFederation(base, system_clock, database_url=schemas.url_for if schemas else None)
         try:
