@@ -17,6 +17,7 @@ else is a bug of ours (or local storage in trouble), logged with its traceback.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +47,17 @@ class Logger(Protocol):
     def error(self, event: str, **kw: Any) -> Any: ...
 
     def exception(self, event: str, **kw: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RoundTimes:
+    """When one round with a peer ran (`time.perf_counter` seconds), for a
+    listener such as a benchmark tracing which round carried a record."""
+
+    peer_id: str
+    started: float
+    ended: float
+    failed: bool
 
 
 @dataclass
@@ -78,6 +90,8 @@ class PeerSync:
     probe: Callable[[float], Any] | None = None
     # Why this node must not send now (e.g. its directory is stale); "" to send.
     hold_sends: Callable[[], str] = lambda: ""
+    # Told after each round, once its outcome is saved; a listener that raises is logged.
+    on_round: list[Callable[[RoundTimes], None]] = field(default_factory=list)
 
     def state(self) -> PeerState:
         return self.store.load(self.peer.node_id, self.peer.endpoint)
@@ -90,6 +104,7 @@ class PeerSync:
         """One round now; the outcome is persisted and returned. A peer's
         failure (a `PeerError`) is the peer's; anything else is a bug of ours,
         logged with its traceback."""
+        started = time.perf_counter()
         state = self.state()
         state.last_attempt_at = now
         result = RoundResult()
@@ -114,7 +129,15 @@ class PeerSync:
         self.store.save(state)
         self.failures = state.failures
         self.link_down = machine.link_down(state)
+        self._tell(RoundTimes(self.peer.node_id, started, time.perf_counter(), bool(state.failures)))
         return state
+
+    def _tell(self, times: RoundTimes) -> None:
+        for listener in self.on_round:
+            try:
+                listener(times)
+            except Exception:
+                self.log.exception("round listener failed", peer=self.peer.node_id)
 
     def next_delay(self, state: PeerState) -> float:
         """Seconds until the next round after `state`'s outcome."""

@@ -41,10 +41,18 @@ from federation import peer_machine as machine
 from federation.backoff import backoff_delay
 from federation.errors import PeerError
 from federation.peer_machine import LOCAL_ERROR, PeerState, SyncSettings
-from federation.peer_sync import Logger, PeerStateStore, PeerSync
+from federation.peer_sync import Logger, PeerStateStore, PeerSync, RoundTimes
 from federation.peers import Peer
 
-__all__ = ["LOCAL_ERROR", "PeerState", "PeerStateStore", "PeerSync", "SyncScheduler", "SyncSettings"]
+__all__ = [
+    "LOCAL_ERROR",
+    "PeerState",
+    "PeerStateStore",
+    "PeerSync",
+    "RoundTimes",
+    "SyncScheduler",
+    "SyncSettings",
+]
 
 
 @dataclass

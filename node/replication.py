@@ -23,7 +23,7 @@ from federation.errors import PeerError
 from federation.peers import Peer, peers_of
 from federation.receive import ApplyResult
 from federation.refusal import DAMAGED, Refused
-from federation.scheduler import PeerSync, SyncScheduler, SyncSettings
+from federation.scheduler import PeerSync, RoundTimes, SyncScheduler, SyncSettings
 from federation.sync import RoundResult, pull
 from federation.transport import PeerFuture, PeerStub, TlsMaterial, peer_channel, peer_stub
 from gcn.v1 import envelope_pb2 as epb
@@ -61,6 +61,8 @@ class Replication:
         # After each periodic check, what health says (the federation listener's
         # and the officer API's health services).
         self.on_health: list[Callable[[Health], None]] = []
+        # After each round with any peer (one list, shared by every PeerSync made here).
+        self.on_round: list[Callable[[RoundTimes], None]] = []
         self.scrubber = Scrubber(app.db, app.quarantine, per_step=f.scrub_envelopes_per_step)
 
     def peers(self) -> list[Peer]:
@@ -118,6 +120,7 @@ class Replication:
             on_directory=self.app.accept_directory,
             probe=partial(self._probe, p),
             hold_sends=self._hold_sends,
+            on_round=self.on_round,
         )
 
     def _hold_sends(self) -> str:

@@ -34,6 +34,7 @@ from node.storage.audience_keys import AudienceKeys
 from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog, OwnEnvelope
 from node.storage.models import RecordRow
+from node.timing import Phases
 
 log = get_logger(__name__)
 
@@ -91,6 +92,9 @@ class RecordService:
         self.on_commit: list[Callable[[], None]] = []  # e.g. the sync scheduler's poke
         self._group: GroupCommitter[_Pending, Recorded] | None = None
         self._warned: set[str] = set()
+        # Per commit, "prepare" (policy views, serialization) and "store" (the
+        # transaction: sealing, see `envelope_log.phases`, inserts, index, commit).
+        self.phases = Phases()
 
     # -- the officer's operations ---------------------------------------------------------
 
@@ -223,20 +227,27 @@ class RecordService:
         bodies: list[rec.RecordBody] = []
         recorded_at = Timestamp()
         recorded_at.FromDatetime(now)
-        for p in pending:
-            p.body.recorded_at.CopyFrom(recorded_at)
-            for share in self._keyed(p):
-                body = self._project(p.body, share)
-                # Inside the ciphertext, not in the clear header (envelope version 2).
-                body.record_id, body.view = p.record_id, share.view
-                epoch, key = self._current_key(share.audience)
-                items.append(
-                    OwnEnvelope(
-                        share.audience, p.kind, share.view, p.record_id, body.SerializeToString(), epoch, key
+        with self.phases.timed("prepare"):
+            for p in pending:
+                p.body.recorded_at.CopyFrom(recorded_at)
+                for share in self._keyed(p):
+                    body = self._project(p.body, share)
+                    # Inside the ciphertext, not in the clear header (envelope version 2).
+                    body.record_id, body.view = p.record_id, share.view
+                    epoch, key = self._current_key(share.audience)
+                    items.append(
+                        OwnEnvelope(
+                            share.audience,
+                            p.kind,
+                            share.view,
+                            p.record_id,
+                            body.SerializeToString(),
+                            epoch,
+                            key,
+                        )
                     )
-                )
-                bodies.append(body)
-        with self.log.writing_own(), self.db.begin() as s:
+                    bodies.append(body)
+        with self.phases.timed("store"), self.log.writing_own(), self.db.begin() as s:
             if check_active is not None:
                 self._shares_of_own_active(s, check_active)  # re-check inside the write lock
             appended = self.log.append_own(s, items, now)

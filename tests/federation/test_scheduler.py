@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import Mock
 
 import grpc
 import pytest
@@ -22,7 +23,7 @@ import pytest
 from federation import vectors
 from federation.peers import Peer
 from federation.refusal import Refused
-from federation.scheduler import PeerState, PeerSync, SyncScheduler, SyncSettings
+from federation.scheduler import PeerState, PeerSync, RoundTimes, SyncScheduler, SyncSettings
 from federation.transport import PeerFuture, PeerStub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import sync_pb2
@@ -387,3 +388,33 @@ def test_our_own_bug_in_a_round_is_logged_with_its_traceback_not_as_the_peers_fa
     assert [(level, event) for level, event, _ in rec.lines] == [
         ("exception", "sync round failed on this node (not the peer's fault)")
     ]
+
+
+def test_round_listeners_are_told_when_each_round_ran_and_whether_it_failed() -> None:
+    fake, states = FakePeer(), MemoryStates()
+    ps = _peer_sync(fake, states)
+    told: list[RoundTimes] = []
+    ps.on_round.append(told.append)
+    before = time.perf_counter()
+    ps.run(datetime.now(UTC))
+    fake.down = True
+    ps.run(datetime.now(UTC))
+    assert [(t.peer_id, t.failed) for t in told] == [("HUB", False), ("HUB", True)]
+    assert before <= told[0].started <= told[0].ended <= told[1].started <= told[1].ended
+    assert states.states["HUB"].failures == 1  # told after the outcome was saved
+
+
+def test_a_round_listener_that_raises_is_logged_and_the_round_stands() -> None:
+    fake, states = FakePeer(), MemoryStates()
+    logger = Mock(wraps=log)
+    ps = _peer_sync(fake, states, logger=logger)
+    told: list[RoundTimes] = []
+
+    def broken(times: RoundTimes) -> None:
+        raise RuntimeError("a bug in the listener")
+
+    ps.on_round += [broken, told.append]
+    state = ps.run(datetime.now(UTC))
+    assert state.failures == 0 and states.states["HUB"].last_success_at is not None
+    assert len(told) == 1  # the next listener still ran
+    logger.exception.assert_called_once_with("round listener failed", peer="HUB")

@@ -259,3 +259,11 @@ def test_today_is_judged_by_the_calendar_somewhere_on_earth(app: NodeApp, clock:
     assert app.records.record_seizure(hanoi).record_id
     with pytest.raises(ValidationError, match="future"):
         app.records.record_seizure(samples.ivory_seizure(clock().date() + timedelta(days=2)))
+
+
+def test_a_commit_tells_its_phase_listeners_prepare_seal_and_store(app: NodeApp, clock: ManualClock) -> None:
+    told: list[str] = []
+    app.records.phases.listeners.append(lambda phase, seconds: told.append(phase))
+    app.envelope_log.phases.listeners.append(lambda phase, seconds: told.append(phase))
+    app.records.record_seizures(list(samples.sample_seizures(clock().date())))
+    assert told == ["prepare", "seal", "store"]  # the seal is inside the store's transaction
