@@ -1,7 +1,7 @@
 """Tests of crypto.keys: key ids, and the serialized forms of a node's keys
 (private PEM, public manifest), without any file.
 
-The key directory on disk is tested in tests/node/test_key_files.py."""
+The key directory on disk is tested in tests/node/storage/test_key_files.py."""
 
 from __future__ import annotations
 

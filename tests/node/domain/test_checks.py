@@ -26,7 +26,7 @@ from node.domain.validation import (
     ods_gwp,
 )
 from node.errors import ValidationError
-from tests.node.valid_records import TODAY, ivory_seizure, ods_seizure
+from tests.node.domain.valid_records import TODAY, ivory_seizure, ods_seizure
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, database=None)
 

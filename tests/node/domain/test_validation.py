@@ -17,7 +17,7 @@ from node.domain.validation import (
     check_seizure,
 )
 from node.errors import ValidationError
-from tests.node.valid_records import ivory_seizure, ods_seizure, valid_alert
+from tests.node.domain.valid_records import ivory_seizure, ods_seizure, valid_alert
 
 TODAY = date(2026, 11, 28)
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, database=None)
