@@ -33,7 +33,17 @@ from gcn.v1 import records_pb2 as rec
 from node.admin import Role, UserStore, open_users
 from node.api.tls import api_ca_pem, is_loopback, listen_host
 from node.bootstrap import CONFIG_FILE, init_node
-from node.cli import alarm_cmds, api_cmds, federation_cmds, forms, hub_cmds, render, root_cmds, sync_cmds
+from node.cli import (
+    alarm_cmds,
+    api_cmds,
+    audit_cmds,
+    federation_cmds,
+    forms,
+    hub_cmds,
+    render,
+    root_cmds,
+    sync_cmds,
+)
 from node.cli.client import ClientTls, CliError, call, connect
 from node.clock import system_clock
 from node.config import Config, load_config
@@ -525,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     federation_cmds.register(sub)
     sync_cmds.register(sub)
     alarm_cmds.register(sub)
+    audit_cmds.register(sub)
     api_cmds.register(sub)
     hub_cmds.register(sub)
     return parser
