@@ -1,12 +1,13 @@
 """The operator facade: what the `gcn` commands that must work on a stopped node
-(`users`, `alarms`, `sync status`, `bundle export/import`, `directory import`,
+(`users`, `alarms`, `audit`, `sync status`, `bundle export/import`, `directory import`,
 `stats`…) do with the node's own files. They open its database themselves
 instead of calling its API; officer commands go over gRPC (`node.cli.client`).
 
 This module is the CLI's one way into the node's storage: `node.cli` imports
 nothing of node.storage or node.domain (an import-linter contract), only this,
 `node.app` (to open a node) and `node.bootstrap` (`gcn init`). What it hands
-out are plain values (`Alarm`, `PeerState`) or narrow stores (`UserStore`),
+out are plain values (`Alarm`, `PeerState`, `AuditEntry`, `AuditCheck`) or
+narrow stores (`UserStore`, `AuditLog`),
 never a database session or an ORM row.
 """
 
@@ -23,6 +24,7 @@ from node.app import NodeApp
 from node.bundle import Exported, Imported, export_bundle, import_bundle, last_known_vector
 from node.config import Config
 from node.storage.alarms import recent_alarms
+from node.storage.audit import AuditCheck, AuditEntry, AuditLog
 from node.storage.db import Database
 from node.storage.models import AlarmRow
 from node.storage.peer_state import DbPeerStateStore, link_state
@@ -32,6 +34,9 @@ from node.storage.users import Role, User, UserStore
 __all__ = [
     "BY_PEER",
     "Alarm",
+    "AuditCheck",
+    "AuditEntry",
+    "AuditLog",
     "Exported",
     "Imported",
     "PeerState",
@@ -44,6 +49,7 @@ __all__ = [
     "import_bundle",
     "last_known_vector",
     "link_state",
+    "open_audit",
     "open_node",
     "open_users",
     "peer_states",
@@ -67,6 +73,18 @@ def open_users(config: Config) -> Iterator[UserStore]:
     try:
         db.migrate()
         yield UserStore(db)
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def open_audit(config: Config) -> Iterator[AuditLog]:
+    """The audit log of the node of `config`, straight from its database
+    (migrated first; no keys needed): `gcn audit list` and `gcn audit verify`."""
+    db = Database(config.database_url, sqlite_synchronous=config.database.sqlite_synchronous)
+    try:
+        db.migrate()
+        yield AuditLog(db)
     finally:
         db.dispose()
 

@@ -30,6 +30,7 @@ from node.federation_state import FederationState
 from node.logging import get_logger
 from node.storage.alarms import record_alarm
 from node.storage.audience_keys import AudienceKeys, EpochKey
+from node.storage.audit import AuditLog
 from node.storage.custody import CustodyJudge, CustodyVouch
 from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog
@@ -96,6 +97,7 @@ class NodeApp:
     clock: Clock
     refusals: StreamRefusals
     quarantine: Quarantine
+    audit: AuditLog
     rekey_pending: bool = False
 
     @classmethod
@@ -145,6 +147,8 @@ class NodeApp:
         source.clock = clock
         reader = RecordReader(db, audience_keys, trust.is_active)
         reader.on_suspect = quarantine.check
+        audit = AuditLog(db, clock)
+        reader.audit = audit
         source.custody = OutboxCustody(CustodyVouch(config.node.id, db, trust, lambda: envelope_log.signer))
         return cls(
             config,
@@ -169,6 +173,7 @@ class NodeApp:
             clock,
             refusals,
             quarantine,
+            audit,
         )
 
     def ensure_own_audiences(self, clock: Clock = system_clock) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import node_pb2_grpc
+from node.api.interceptors import current_caller
 from node.domain.reading import RecordReader
 from node.domain.records import Recorded, RecordService
 from node.errors import ValidationError
@@ -21,7 +22,8 @@ def _reply(r: Recorded) -> npb.RecordReply:
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
-    """The officer API: writes go to `RecordService`, reads to `RecordReader`."""
+    """The officer API: writes go to `RecordService`, reads to `RecordReader`
+    (audited, as the authenticated caller)."""
 
     def __init__(
         self, records: RecordService, reader: RecordReader, node_info: Callable[[], npb.NodeInfo]
@@ -51,10 +53,10 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         return _reply(self.records.correct(request.record_id, request.reason, getattr(request, which)))
 
     def GetRecord(self, request: npb.GetRecordRequest, context: Any) -> npb.StoredRecord:
-        return self.reader.get(request.record_id, request.origin)
+        return self.reader.get_for(current_caller(), request.record_id, request.origin)
 
     def ListRecords(self, request: npb.ListRecordsRequest, context: Any) -> npb.ListRecordsResponse:
-        return self.reader.list(request)
+        return self.reader.list_for(current_caller(), request)
 
     def GetNodeInfo(self, request: npb.GetNodeInfoRequest, context: Any) -> npb.NodeInfo:
         return self.node_info()

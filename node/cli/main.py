@@ -30,6 +30,7 @@ from node.bootstrap import CONFIG_FILE, init_node
 from node.cli import (
     alarm_cmds,
     api_cmds,
+    audit_cmds,
     federation_cmds,
     forms,
     hub_cmds,
@@ -428,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     federation_cmds.register(sub)
     sync_cmds.register(sub)
     alarm_cmds.register(sub)
+    audit_cmds.register(sub)
     api_cmds.register(sub)
     hub_cmds.register(sub)
     return parser

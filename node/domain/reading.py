@@ -6,6 +6,8 @@ A page holds at most `page_size` records and at most `limits.MAX_PAGE_BYTES`:
 when the next record would not fit, the page ends early with a token for the
 rest. A record too large for any reply (stored before the bounds, or from a
 node without them) is listed without its body and envelope (`too_large`).
+An officer's read (`get_for`, `list_for`: what the API calls) is written to
+the audit trail (`node.storage.audit`) before it is answered.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError
 from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.orm import Session
@@ -28,8 +31,9 @@ from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from node.config import NODE_ID_RE
 from node.domain import index, limits, validation
-from node.errors import ConflictError, NotFoundError, ValidationError
+from node.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from node.logging import get_logger
+from node.storage import audit
 from node.storage.audience_keys import AudienceKeys
 from node.storage.db import Database
 from node.storage.envelope_log import as_envelope
@@ -161,6 +165,35 @@ class RecordReader:
         # Called, after the read, with the stored envelopes that did not open:
         # the node checks them and quarantines the damaged ones (`node.storage.quarantine`).
         self.on_suspect: Callable[[Sequence[int], str], object] | None = None
+        self.audit: audit.AuditLog | None = None  # where officers' reads are written
+
+    def _audit_log(self) -> audit.AuditLog:
+        if self.audit is None:  # a node that cannot audit does not answer officers
+            raise ConfigError("the audit log is not wired to the record reader")
+        return self.audit
+
+    def get_for(self, officer: audit.Officer, record_id: str, origin: str = "") -> npb.StoredRecord:
+        """`get` for an officer, audited: one row with the id (and origin) asked
+        for and 1 result, or 0 when the id is not held or names several origins."""
+        trail = self._audit_log()
+        query = {k: v for k, v in (("record_id", record_id), ("origin", origin)) if v}
+        try:
+            out = self.get(record_id, origin)
+        except (NotFoundError, ConflictError):
+            trail.record(officer, audit.GET, query, 0)
+            raise
+        trail.record(officer, audit.GET, query, 1)
+        return out
+
+    def list_for(self, officer: audit.Officer, req: npb.ListRecordsRequest) -> npb.ListRecordsResponse:
+        """`list` for an officer, audited: one row with the request's fields and
+        the number of records on the page."""
+        trail = self._audit_log()
+        out = self.list(req)
+        trail.record(
+            officer, audit.LIST, MessageToDict(req, preserving_proto_field_name=True), len(out.records)
+        )
+        return out
 
     def get(self, record_id: str, origin: str = "") -> npb.StoredRecord:
         """The best readable view of record `record_id` of `origin`. Record ids

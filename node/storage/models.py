@@ -262,6 +262,24 @@ class QuarantineRow(Base):
     found_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class AuditRow(Base):
+    """One officer read (get, list, search) in the node's hash-chained audit
+    log (`node.storage.audit`): `seq` is gapless from 1, `hash` covers every
+    other field and `prev_hash`. Never replicated, never pruned."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    officer: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    query: Mapped[str] = mapped_column(Text)
+    results: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
 # Core handles on the tables, for the hot paths that bypass the ORM unit of work.
 ENVELOPES = Base.metadata.tables["envelopes"]
 STREAMS = Base.metadata.tables["streams"]

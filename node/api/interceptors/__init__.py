@@ -5,7 +5,8 @@
 2. `errors.ErrorMappingInterceptor`: domain errors to status codes, anything
    else logged as our bug and answered INTERNAL without details;
 3. `auth.AuthInterceptor` (officer API only): bearer token to user, the user's
-   role checked against `node.api.permissions`;
+   role checked against `node.api.permissions`; the servicer learns who calls
+   from `current_caller()`;
 4. `errors.DecodingInterceptor`: a request that does not parse is refused as
    INVALID_ARGUMENT, once the caller is known.
 
@@ -16,7 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.api.interceptors.auth import OPEN_SERVICES, Authenticator, AuthInterceptor, bearer_token
+from node.api.interceptors.auth import (
+    OPEN_SERVICES,
+    Authenticator,
+    AuthInterceptor,
+    bearer_token,
+    current_caller,
+)
 from node.api.interceptors.context import RequestContextInterceptor
 from node.api.interceptors.errors import DecodingInterceptor, ErrorMappingInterceptor, status_for
 
@@ -28,6 +35,7 @@ __all__ = [
     "ErrorMappingInterceptor",
     "RequestContextInterceptor",
     "bearer_token",
+    "current_caller",
     "federation_interceptors",
     "officer_interceptors",
     "status_for",

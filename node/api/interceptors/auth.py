@@ -11,6 +11,7 @@ the error-mapping interceptor outside it turns them into status codes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import grpc
@@ -30,6 +31,19 @@ OPEN_SERVICES = frozenset(
 )
 NO_TOKEN = "no token: send 'authorization: Bearer <token>' metadata (gcn: --token or GCN_TOKEN)"
 MALFORMED = "malformed authorization metadata: expected one 'authorization: Bearer <token>'"
+
+
+# The authenticated user of the NodeService call running in this thread.
+_CALLER: ContextVar[User | None] = ContextVar("gcn_caller", default=None)
+
+
+def current_caller() -> User:
+    """Who is making the NodeService call being served (set once the call is
+    authenticated and authorised); UnauthenticatedError outside such a call."""
+    user = _CALLER.get()
+    if user is None:
+        raise UnauthenticatedError("no authenticated caller for this call")
+    return user
 
 
 class Authenticator(Protocol):
@@ -90,6 +104,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             user = authenticator.authenticate(bearer_token(context.invocation_metadata()))
             structlog.contextvars.bind_contextvars(user=user.name, role=user.role.value)
             authorize(user, name, permissions)
+            _CALLER.set(user)
 
         return check
 
@@ -103,8 +118,13 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
         def wrap(behaviour: Behaviour, _response_streams: bool) -> Behaviour:
             def call(request: Any, context: grpc.ServicerContext) -> Any:
-                guard(context)
-                return behaviour(request, context)
+                # A server thread serves many calls: nobody's identity is left behind.
+                _CALLER.set(None)
+                try:
+                    guard(context)
+                    return behaviour(request, context)
+                finally:
+                    _CALLER.set(None)
 
             return call
 
