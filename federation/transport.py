@@ -20,7 +20,7 @@ import grpc
 from crypto.certs import server_name
 from federation.errors import PeerError, peer_error
 from gcn.v1 import directory_pb2 as dir_pb
-from gcn.v1 import sync_pb2, sync_pb2_grpc
+from gcn.v1 import search_pb2, sync_pb2, sync_pb2_grpc
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 R = TypeVar("R")
@@ -123,7 +123,19 @@ class PeerFuture:
         self.future = future
 
     def result(self, timeout: float | None = None) -> Any:
+        """The reply; a `PeerError` when the call failed; `TimeoutError` when
+        `timeout` passed first (the call itself may still finish later)."""
         try:
             return self.future.result(timeout)
+        except grpc.FutureTimeoutError as e:
+            raise TimeoutError(f"no reply within {timeout} s") from e
         except grpc.RpcError as e:
             raise as_peer_error(e) from e
+
+    def cancel(self) -> bool:
+        return bool(self.future.cancel())
+
+
+def hub_search(channel: grpc.Channel, request: search_pb2.HubSearchRequest, timeout: float) -> PeerFuture:
+    """Start a `HubSearch` call on the hub at the end of `channel`."""
+    return PeerFuture(sync_stub(channel).HubSearch.future(request, timeout=timeout))

@@ -25,9 +25,11 @@ from node.config import Config
 from node.domain import limits
 from node.domain.reading import RecordReader
 from node.domain.records import RecordService
+from node.domain.reindex import refresh_terms
 from node.domain.replica import Replica
 from node.federation_state import FederationState
 from node.logging import get_logger
+from node.searching import FederatedSearch, HubSearchAnswer
 from node.storage.alarms import record_alarm
 from node.storage.audience_keys import AudienceKeys, EpochKey
 from node.storage.audit import AuditLog
@@ -98,6 +100,8 @@ class NodeApp:
     refusals: StreamRefusals
     quarantine: Quarantine
     audit: AuditLog
+    search: FederatedSearch
+    hub_search: HubSearchAnswer
     rekey_pending: bool = False
 
     @classmethod
@@ -119,6 +123,7 @@ class NodeApp:
         audience_keys.sealable = partial(sealable, config.node.id, trust)
         with db.begin() as s:
             learned = audience_keys.load(s, envelope_log, trust.may_issue_keys)
+        refresh_terms(db, audience_keys)
         n = config.node
         policy = load_policy(
             config.sharing.path(config.base_dir),
@@ -174,6 +179,8 @@ class NodeApp:
             refusals,
             quarantine,
             audit,
+            FederatedSearch(reader, audience_keys, lambda: trust),
+            HubSearchAnswer(db, trust.topology, audit),
         )
 
     def ensure_own_audiences(self, clock: Clock = system_clock) -> list[str]:

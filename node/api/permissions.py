@@ -30,6 +30,7 @@ NODE_PERMISSIONS: Mapping[str, Role] = MappingProxyType(
         "GetRecord": Role.ANALYST,
         "ListRecords": Role.ANALYST,
         "GetNodeInfo": Role.ANALYST,
+        "Search": Role.ANALYST,
     }
 )
 

@@ -29,6 +29,7 @@ from node.api.sync_servicer import SyncServicer
 from node.api.tls import api_tls_warnings, check_plaintext_listen, server_credentials
 from node.app import NodeApp
 from node.config import Config
+from node.hub_links import HubLinks
 from node.logging import get_logger
 from node.replication import Replication
 from node.storage.peer_state import Health
@@ -63,7 +64,7 @@ def build_server(
         thread_prefix="rpc",
         interceptors=officer_interceptors(authenticator),
     )
-    servicer = NodeServicer(app.records, app.reader, app.node_info)
+    servicer = NodeServicer(app.records, app.reader, app.node_info, app.search)
     node_pb2_grpc.add_NodeServiceServicer_to_server(servicer, server)
     enable_reflection((NODE_SERVICE, health.SERVICE_NAME), server)
     try:
@@ -128,10 +129,13 @@ def serve(config: Config) -> None:
 class RunningFederation:
     server: RunningServer
     replication: Replication
+    hub_links: HubLinks | None = None
 
     def stop(self, grace: float | None) -> None:
         self.replication.stop()
         self.server.stop(grace)
+        if self.hub_links is not None:
+            self.hub_links.close()
 
 
 LINKS_SERVICE = "gcn.links"  # every link ok and no stream waiting behind a refused envelope
@@ -173,6 +177,9 @@ def start_federation(app: NodeApp) -> RunningFederation | None:
     started = app.refresh_epochs()
     servicer = SyncServicer(app.trust, app.sync_source, app.receiver, app.clock)
     servicer.on_call = replication.called_in
+    servicer.hub_search = app.hub_search.answer
+    hub_links = HubLinks(tls, config.node.id, app.trust.directory, config.federation.upstream_ids)
+    app.search.hubs = hub_links
     server = build_federation_server(servicer, config.federation.listen, tls)
     replication.on_health.append(partial(report_health, server))
     replication.start()
@@ -184,4 +191,4 @@ def start_federation(app: NodeApp) -> RunningFederation | None:
         epochs_started=started,
         directory_version=app.trust.version(),
     )
-    return RunningFederation(server, replication)
+    return RunningFederation(server, replication, hub_links)

@@ -10,7 +10,8 @@ from gcn.v1 import node_pb2_grpc
 from node.api.interceptors import current_caller
 from node.domain.reading import RecordReader
 from node.domain.records import Recorded, RecordService
-from node.errors import ValidationError
+from node.errors import FailedPreconditionError, ValidationError
+from node.searching import FederatedSearch
 
 
 def _reply(r: Recorded) -> npb.RecordReply:
@@ -26,11 +27,16 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     (audited, as the authenticated caller)."""
 
     def __init__(
-        self, records: RecordService, reader: RecordReader, node_info: Callable[[], npb.NodeInfo]
+        self,
+        records: RecordService,
+        reader: RecordReader,
+        node_info: Callable[[], npb.NodeInfo],
+        search: FederatedSearch | None = None,
     ) -> None:
         self.records = records
         self.reader = reader
         self.node_info = node_info
+        self.search = search
 
     def RecordSeizure(self, request: npb.RecordSeizureRequest, context: Any) -> npb.RecordReply:
         return _reply(self.records.record_seizure(request.seizure))
@@ -57,6 +63,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
 
     def ListRecords(self, request: npb.ListRecordsRequest, context: Any) -> npb.ListRecordsResponse:
         return self.reader.list_for(current_caller(), request)
+
+    def Search(self, request: npb.SearchRequest, context: Any) -> npb.SearchResponse:
+        if self.search is None:
+            raise FailedPreconditionError("this node does not answer searches")
+        return self.search.search_for(current_caller(), request)
 
     def GetNodeInfo(self, request: npb.GetNodeInfoRequest, context: Any) -> npb.NodeInfo:
         return self.node_info()

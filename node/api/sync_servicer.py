@@ -11,7 +11,7 @@ from federation import vectors
 from federation.outbox import SyncSource
 from federation.receive import Receiver
 from gcn.v1 import directory_pb2 as dir_pb
-from gcn.v1 import sync_pb2, sync_pb2_grpc
+from gcn.v1 import search_pb2, sync_pb2, sync_pb2_grpc
 from node.clock import Clock
 from node.errors import FailedPreconditionError, NotFoundError, PermissionDeniedError, UnauthenticatedError
 from node.federation_state import FederationState
@@ -37,6 +37,10 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         self.clock = clock
         # A peer that calls us is alive: replication brings its round with it forward.
         self.on_call: Callable[[str], None] = lambda caller: None
+        # A member node's search at this hub (`node.searching.HubSearchAnswer.answer`).
+        self.hub_search: Callable[[str, search_pb2.HubSearchRequest], search_pb2.HubSearchResponse] | None = (
+            None
+        )
 
     def _relaying(self) -> None:
         """Stale trust fails closed: nothing is served to relay on an old view."""
@@ -95,3 +99,9 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             heads=heads,
             refused=[r.to_proto() for r in result.refused],
         )
+
+    def HubSearch(self, request: search_pb2.HubSearchRequest, context: Any) -> search_pb2.HubSearchResponse:
+        caller = self._caller(context)
+        if self.hub_search is None:
+            raise FailedPreconditionError("this node does not answer searches")
+        return self.hub_search(caller, request)

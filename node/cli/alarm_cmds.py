@@ -77,4 +77,4 @@ def register(sub: Any) -> None:
     p.add_argument("--kind", choices=KINDS, help="only alarms of this kind")
     p.add_argument("--since", help="only alarms from this UTC time on (ISO 8601)")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    p.add_argument("--json", action="store_true", help="print {\"alarms\": [...]} instead of a table")
+    p.add_argument("--json", action="store_true", help='print {"alarms": [...]} instead of a table')

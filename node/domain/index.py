@@ -21,6 +21,7 @@ from crypto import envelope as env_crypto
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
+from node.domain import normalise, species_names
 from node.storage.bulk_insert import RowInserter
 from node.storage.models import RECORD_TERMS, RECORDS, RecordRow
 
@@ -42,7 +43,31 @@ COUNTRY, COMMODITY, OPERATION, PORT, PERMIT, TEXT = (
     "permit",
     "text",
 )
+# Search words (`node.domain.normalise`): one term per distinct word.
+COMPANY_WORD, PERSON_WORD, VESSEL_WORD, SPECIES_WORD, TEXT_WORD = (
+    "company_w",
+    "person_w",
+    "vessel_w",
+    "species_w",
+    "text_w",
+)
+# A country in one role: "origin:MG", "transit:KE", "destination:CN",
+# "export:MG", "seizing:KE" (where the seizure was made), "party:KE".
+COUNTRY_ROLE = "country_role"
+ORIGIN, EXPORT, TRANSIT, DESTINATION, SEIZING, PARTY = (
+    "origin",
+    "export",
+    "transit",
+    "destination",
+    "seizing",
+    "party",
+)
+KIND = "kind"  # "seizure" or "alert": what a record (or a correction) is
+VALID_UNTIL = "until"  # an alert's valid_until, ISO date (compares as text)
 MAX_TERM = 256
+# The terms `terms_of` yields changed: a node whose index was built by an
+# older version re-derives its terms at start-up (`node.domain.reindex`).
+INDEX_VERSION = 2
 
 _RECORD_INSERT = RowInserter(
     RECORDS,
@@ -73,36 +98,57 @@ def operation_base(code: str) -> str:
     return code.replace("-", " ").split(" ")[0].upper() if code else ""
 
 
+def _words(field: str, *texts: str) -> Iterator[tuple[str, str]]:
+    return ((field, w) for w in normalise.words(" ".join(texts)))
+
+
 def _seizure_terms(s: rec.Seizure) -> Iterator[tuple[str, str]]:
     yield COUNTRY, s.place.country
+    if s.place.country:
+        yield COUNTRY_ROLE, f"{SEIZING}:{s.place.country}"
     if s.place.port_locode:
         yield PORT, s.place.port_locode
-    for c in (
-        s.route.origin_country,
-        s.route.export_country,
-        s.route.destination_country,
-        *s.route.transit_countries,
+    for role, countries in (
+        (ORIGIN, (s.route.origin_country,)),
+        (EXPORT, (s.route.export_country,)),
+        (DESTINATION, (s.route.destination_country,)),
+        (TRANSIT, tuple(s.route.transit_countries)),
     ):
-        if c:
-            yield COUNTRY, c
+        for c in countries:
+            if c:
+                yield COUNTRY, c
+                yield COUNTRY_ROLE, f"{role}:{c}"
     for g in s.goods:
         yield COMMODITY, rec.Commodity.Name(g.commodity)
         if g.hs_code:
             yield HS, g.hs_code
         if g.species:
             yield SPECIES, _norm(g.species)
+            yield from _words(SPECIES_WORD, g.species, *species_names.common_names(g.species))
     yield from ((CONTAINER, c) for c in s.conveyance.container_numbers)
     if s.conveyance.vessel_imo:
         yield IMO, s.conveyance.vessel_imo
+    if s.conveyance.vessel_name:
+        yield from _words(VESSEL_WORD, s.conveyance.vessel_name)
     if s.conveyance.flight:
         yield FLIGHT, s.conveyance.flight
     yield from ((PERMIT, _norm(p.number)) for p in s.documents.permits)
     for p in s.parties:
-        yield (PERSON if p.kind == rec.PARTY_KIND_PERSON else COMPANY), _norm(p.name)
+        person = p.kind == rec.PARTY_KIND_PERSON
+        yield (PERSON if person else COMPANY), _norm(p.name)
+        yield from _words(PERSON_WORD if person else COMPANY_WORD, p.name)
         if p.country:
             yield COUNTRY, p.country
+            yield COUNTRY_ROLE, f"{PARTY}:{p.country}"
     if s.operation_code:
         yield OPERATION, operation_base(s.operation_code)
+    yield from _words(
+        TEXT_WORD,
+        s.place.description,
+        *(g.description for g in s.goods),
+        s.concealment,
+        s.notes,
+    )
 
 
 _SUBJECT_FIELDS = {
@@ -122,9 +168,14 @@ def _alert_terms(a: rec.Alert) -> Iterator[tuple[str, str]]:
         elif subject.kind in _SUBJECT_FIELDS:
             field = _SUBJECT_FIELDS[subject.kind]
             yield field, subject.value if field in (IMO, CONTAINER, FLIGHT) else _norm(subject.value)
+            if field in (COMPANY, PERSON):
+                yield from _words(COMPANY_WORD if field == COMPANY else PERSON_WORD, subject.value)
     yield COMMODITY, rec.Commodity.Name(a.commodity)
     if a.operation_code:
         yield OPERATION, operation_base(a.operation_code)
+    if a.valid_until:
+        yield VALID_UNTIL, a.valid_until
+    yield from _words(TEXT_WORD, a.title, *a.indicators, a.recommended_action, a.notes)
 
 
 def terms_of(body: rec.RecordBody) -> set[tuple[str, str]]:
@@ -134,18 +185,21 @@ def terms_of(body: rec.RecordBody) -> set[tuple[str, str]]:
     elif which == "alert":
         terms = _alert_terms(body.alert)
     elif which == "correction":
-        replacement = body.correction.WhichOneof("replacement")
+        which = body.correction.WhichOneof("replacement")
         terms = (
             _seizure_terms(body.correction.seizure)
-            if replacement == "seizure"
+            if which == "seizure"
             else _alert_terms(body.correction.alert)
         )
     else:
         terms = ()
-    return {(f, v) for f, v in terms if v}
+    out = {(f, v) for f, v in terms if v}
+    if which in ("seizure", "alert"):
+        out.add((KIND, which))
+    return out
 
 
-def _event_date(body: rec.RecordBody, created_at: datetime) -> date:
+def event_date(body: rec.RecordBody, created_at: datetime) -> date:
     s = (
         body.seizure
         if body.HasField("seizure")
@@ -156,7 +210,7 @@ def _event_date(body: rec.RecordBody, created_at: datetime) -> date:
     return created_at.date()
 
 
-def _tlp(body: rec.RecordBody) -> int:
+def tlp_of(body: rec.RecordBody) -> int:
     for msg in (body.seizure, body.alert, body.correction.seizure, body.correction.alert):
         if msg.tlp:
             return msg.tlp
@@ -212,9 +266,9 @@ def unindexable(o: Opened) -> str | None:
     envelope with such a body is kept as ciphertext; only its index is skipped."""
     body = o.body
     try:
-        _event_date(body, o.created_at)
+        event_date(body, o.created_at)
         terms_of(body)
-        _tlp(body)
+        tlp_of(body)
     except (ValueError, TypeError, OverflowError) as e:
         return f"{type(e).__name__}: {e}"[:200]
     target = _target(body)
@@ -245,10 +299,10 @@ def index_records(session: Session, opened: list[Opened], *, fresh: bool = False
                 h.audience,
                 h.view,
                 o.created_at,
-                _event_date(body, o.created_at),
+                event_date(body, o.created_at),
                 _status_for(superseder[1]) if superseder else npb.RECORD_STATUS_ACTIVE,
                 superseder[0] if superseder else None,
-                _tlp(body),
+                tlp_of(body),
                 _target(body),
             )
         )

@@ -82,6 +82,7 @@ def batch_caps() -> outbox.BatchCaps:
     """The Pull batch caps as they stand now (the node's outbox calls it at each batch)."""
     return outbox.BatchCaps(PULL_DEFAULT_ENVELOPES, PULL_DEFAULT_BYTES, PULL_MAX_ENVELOPES, PULL_MAX_BYTES)
 
+
 # -- hand-carried bundles -----------------------------------------------------------------------
 # One bundle file, signed and serialized. Import reads at most this much (it
 # parses the whole file in memory, and applies it like a sync batch); export

@@ -216,8 +216,8 @@ class RecordReader:
                     "name the one you mean (origin; gcn records show ID --origin XX)"
                 )
             suspects: list[int] = []
-            out = self._stored(s, rows[0], suspects)
-        self._check(suspects)
+            out = self.stored(s, rows[0], suspects)
+        self.check_suspects(suspects)
         return out
 
     def list(self, req: npb.ListRecordsRequest) -> npb.ListRecordsResponse:
@@ -234,26 +234,26 @@ class RecordReader:
         with self.db.read() as s:
             rows = list(s.scalars(q))
             for row in rows[:size]:
-                stored = self._stored(s, row, suspects)
+                stored = self.stored(s, row, suspects)
                 cost = stored.ByteSize() + _ENTRY_OVERHEAD
                 if out.records and used + cost > budget:
                     break  # a short page: the rest comes with the token
                 out.records.append(stored)
                 used += cost
                 last = row.envelope_id
-        self._check(suspects)
+        self.check_suspects(suspects)
         if last is not None and (len(out.records) < len(rows)):
             out.next_page_token = _encode_cursor(last)
         return out
 
-    def _check(self, suspects: Sequence[int]) -> None:
+    def check_suspects(self, suspects: Sequence[int]) -> None:
         if suspects and self.on_suspect is not None:
             try:
                 self.on_suspect(suspects, "read")
             except Exception as e:  # the reader answers anyway; the scrubber finds it later
                 log.exception("stored envelopes not checked", error=str(e))
 
-    def _stored(self, s: Session, row: RecordRow, suspects: MutableSequence[int]) -> npb.StoredRecord:
+    def stored(self, s: Session, row: RecordRow, suspects: MutableSequence[int]) -> npb.StoredRecord:
         env_row = s.get(EnvelopeRow, row.envelope_id)
         assert env_row is not None
         envelope = as_envelope(env_row)

@@ -133,7 +133,7 @@ def _check_incident_date(seizure: rec.Seizure, today: date) -> None:
 
 def _check_place(place: rec.Place) -> None:
     place.country = check_country(place.country, "place.country")
-    place.port_locode = optional_value(place.port_locode, "place.port_locode", _check_locode)
+    place.port_locode = optional_value(place.port_locode, "place.port_locode", check_locode)
     if place.port_locode and place.port_locode[:2] != place.country:
         rule = f"must be a port in place.country {place.country} (got {place.port_locode})"
         raise ValidationError("place.port_locode", rule)
@@ -142,7 +142,7 @@ def _check_place(place: rec.Place) -> None:
     )
 
 
-def _check_locode(value: str, field: str) -> str:
+def check_locode(value: str, field: str) -> str:
     """A UN/LOCODE: existing country code then 3 of [A-Z2-9]; "KE MBA" -> "KEMBA"."""
     code = re.sub(r"\s", "", value).upper()
     if not LOCODE_RE.fullmatch(code) or code[:2] not in alpha2_codes():

@@ -48,7 +48,6 @@ def needs_custody(v: env_crypto.VerifiedEnvelope, now: datetime) -> datetime | N
     return end if end is not None and end <= now else None
 
 
-
 # A receipt may claim a time this much before the envelope's own (clocks differ).
 RECEIPT_SKEW = timedelta(minutes=5)
 

@@ -143,6 +143,10 @@ class RecordRow(Base):
     target_record_id: Mapped[str | None] = mapped_column(String(36), index=True)
     tlp: Mapped[int] = mapped_column(Integer)
 
+    # Search reads newest first by this key (`node.domain.search`): one index
+    # walk, whatever the query, when its terms are common.
+    __table_args__ = (Index("ix_records_search_order", "event_date", "origin", "record_id"),)
+
 
 class RecordTermRow(Base):
     """A searchable value of a record: (field, value), e.g. ("container", "CSQU3054383")."""
@@ -156,7 +160,9 @@ class RecordTermRow(Base):
         index=True,
     )
     field: Mapped[str] = mapped_column(String(32))
-    value: Mapped[str] = mapped_column(String(256))
+    # Byte order on PostgreSQL too, so that a prefix is one index range whatever
+    # the database's locale (search words are plain ASCII: `node.domain.normalise`).
+    value: Mapped[str] = mapped_column(String(256).with_variant(String(256, collation="C"), "postgresql"))
 
     __table_args__ = (Index("ix_record_terms_field_value", "field", "value"),)
 
@@ -278,6 +284,16 @@ class AuditRow(Base):
     results: Mapped[int] = mapped_column(BigInteger)
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class NodeMetaRow(Base):
+    """Facts about this node's own store, e.g. the version of the terms its
+    search index was built with (`node.domain.reindex`)."""
+
+    __tablename__ = "node_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
 
 
 # Core handles on the tables, for the hot paths that bypass the ORM unit of work.

@@ -73,6 +73,7 @@ class LocalNode:
     def start(self) -> None:
         if self.server is None:
             servicer = SyncServicer(self.app.trust, self.app.sync_source, self.app.receiver, self.app.clock)
+            servicer.hub_search = self.app.hub_search.answer
             self.server = build_federation_server(servicer, self.endpoint, self.tls)
 
     def stop(self) -> None:

@@ -158,8 +158,6 @@ def _can_read(app, record_id: str) -> bool:  # type: ignore[no-untyped-def]
         return False
 
 
-
-
 def test_a_retraction_reaches_every_holder_of_the_original(
     chain: LocalFederation, clock: ManualClock
 ) -> None:

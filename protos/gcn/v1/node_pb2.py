@@ -25,47 +25,58 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from gcn.v1 import envelope_pb2 as gcn_dot_v1_dot_envelope__pb2
 from gcn.v1 import records_pb2 as gcn_dot_v1_dot_records__pb2
+from gcn.v1 import search_pb2 as gcn_dot_v1_dot_search__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11gcn/v1/node.proto\x12\x06gcn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15gcn/v1/envelope.proto\x1a\x14gcn/v1/records.proto\"8\n\x14RecordSeizureRequest\x12 \n\x07seizure\x18\x01 \x01(\x0b\x32\x0f.gcn.v1.Seizure\":\n\x15RecordSeizuresRequest\x12!\n\x08seizures\x18\x01 \x03(\x0b\x32\x0f.gcn.v1.Seizure\";\n\x13RecordSeizuresReply\x12$\n\x07records\x18\x01 \x03(\x0b\x32\x13.gcn.v1.RecordReply\"2\n\x12RecordAlertRequest\x12\x1c\n\x05\x61lert\x18\x01 \x01(\x0b\x32\r.gcn.v1.Alert\"3\n\x0eRetractRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x86\x01\n\x0e\x43orrectRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\"\n\x07seizure\x18\x03 \x01(\x0b\x32\x0f.gcn.v1.SeizureH\x00\x12\x1e\n\x05\x61lert\x18\x04 \x01(\x0b\x32\r.gcn.v1.AlertH\x00\x42\r\n\x0breplacement\"_\n\x0b\x45nvelopeRef\x12\x10\n\x08\x61udience\x18\x01 \x01(\t\x12\x1a\n\x04view\x18\x02 \x01(\x0e\x32\x0c.gcn.v1.View\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x15\n\renvelope_hash\x18\x04 \x01(\x0c\"\xaf\x01\n\x0bRecordReply\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12&\n\tenvelopes\x18\x03 \x03(\x0b\x32\x13.gcn.v1.EnvelopeRef\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63o2e_tonnes\x18\x05 \x01(\x01\"5\n\x10GetRecordRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\"\xdd\x03\n\x0cStoredRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12\x0e\n\x06origin\x18\x03 \x01(\t\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\x1a\n\x04view\x18\x05 \x01(\x0e\x32\x0c.gcn.v1.View\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06status\x18\x07 \x01(\x0e\x32\x14.gcn.v1.RecordStatus\x12\x15\n\rsuperseded_by\x18\x08 \x01(\t\x12\"\n\x07seizure\x18\n \x01(\x0b\x32\x0f.gcn.v1.SeizureH\x00\x12\x1e\n\x05\x61lert\x18\x0b \x01(\x0b\x32\r.gcn.v1.AlertH\x00\x12(\n\nretraction\x18\x0c \x01(\x0b\x32\x12.gcn.v1.RetractionH\x00\x12(\n\ncorrection\x18\r \x01(\x0b\x32\x12.gcn.v1.CorrectionH\x00\x12\"\n\x08\x65nvelope\x18\x14 \x01(\x0b\x32\x10.gcn.v1.Envelope\x12\x16\n\x0eorigin_revoked\x18\x15 \x01(\x08\x12\x11\n\ttoo_large\x18\x16 \x01(\x08\x42\x06\n\x04\x62ody\"\xc0\x02\n\x12ListRecordsRequest\x12 \n\x04kind\x18\x01 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\t\x12\x16\n\x0eoperation_code\x18\x04 \x01(\t\x12$\n\tcommodity\x18\x05 \x01(\x0e\x32\x11.gcn.v1.Commodity\x12\x18\n\x10\x63ontainer_number\x18\x06 \x01(\t\x12\x12\n\nvessel_imo\x18\x07 \x01(\t\x12\x16\n\x0ehs_code_prefix\x18\x08 \x01(\t\x12\x11\n\tdate_from\x18\t \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\n \x01(\t\x12\x18\n\x10include_inactive\x18\x0b \x01(\x08\x12\x11\n\tpage_size\x18\x0c \x01(\x05\x12\x12\n\npage_token\x18\r \x01(\t\"U\n\x13ListRecordsResponse\x12%\n\x07records\x18\x01 \x03(\x0b\x32\x14.gcn.v1.StoredRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x14\n\x12GetNodeInfoRequest\"\x8e\x01\n\tPublicKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12.\n\nnot_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbd\x01\n\x08NodeInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\'\n\x0csigning_keys\x18\x06 \x03(\x0b\x32\x11.gcn.v1.PublicKey\x12)\n\x0e\x65ncryption_key\x18\x07 \x01(\x0b\x32\x11.gcn.v1.PublicKey\x12\x0f\n\x07version\x18\x08 \x01(\t*\x81\x01\n\x0cRecordStatus\x12\x1d\n\x19RECORD_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14RECORD_STATUS_ACTIVE\x10\x01\x12\x1b\n\x17RECORD_STATUS_RETRACTED\x10\x02\x12\x1b\n\x17RECORD_STATUS_CORRECTED\x10\x03\x32\x91\x04\n\x0bNodeService\x12\x42\n\rRecordSeizure\x12\x1c.gcn.v1.RecordSeizureRequest\x1a\x13.gcn.v1.RecordReply\x12L\n\x0eRecordSeizures\x12\x1d.gcn.v1.RecordSeizuresRequest\x1a\x1b.gcn.v1.RecordSeizuresReply\x12>\n\x0bRecordAlert\x12\x1a.gcn.v1.RecordAlertRequest\x1a\x13.gcn.v1.RecordReply\x12\x36\n\x07Retract\x12\x16.gcn.v1.RetractRequest\x1a\x13.gcn.v1.RecordReply\x12\x36\n\x07\x43orrect\x12\x16.gcn.v1.CorrectRequest\x1a\x13.gcn.v1.RecordReply\x12;\n\tGetRecord\x12\x18.gcn.v1.GetRecordRequest\x1a\x14.gcn.v1.StoredRecord\x12\x46\n\x0bListRecords\x12\x1a.gcn.v1.ListRecordsRequest\x1a\x1b.gcn.v1.ListRecordsResponse\x12;\n\x0bGetNodeInfo\x12\x1a.gcn.v1.GetNodeInfoRequest\x1a\x10.gcn.v1.NodeInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11gcn/v1/node.proto\x12\x06gcn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15gcn/v1/envelope.proto\x1a\x14gcn/v1/records.proto\x1a\x13gcn/v1/search.proto\"8\n\x14RecordSeizureRequest\x12 \n\x07seizure\x18\x01 \x01(\x0b\x32\x0f.gcn.v1.Seizure\":\n\x15RecordSeizuresRequest\x12!\n\x08seizures\x18\x01 \x03(\x0b\x32\x0f.gcn.v1.Seizure\";\n\x13RecordSeizuresReply\x12$\n\x07records\x18\x01 \x03(\x0b\x32\x13.gcn.v1.RecordReply\"2\n\x12RecordAlertRequest\x12\x1c\n\x05\x61lert\x18\x01 \x01(\x0b\x32\r.gcn.v1.Alert\"3\n\x0eRetractRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x86\x01\n\x0e\x43orrectRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\"\n\x07seizure\x18\x03 \x01(\x0b\x32\x0f.gcn.v1.SeizureH\x00\x12\x1e\n\x05\x61lert\x18\x04 \x01(\x0b\x32\r.gcn.v1.AlertH\x00\x42\r\n\x0breplacement\"_\n\x0b\x45nvelopeRef\x12\x10\n\x08\x61udience\x18\x01 \x01(\t\x12\x1a\n\x04view\x18\x02 \x01(\x0e\x32\x0c.gcn.v1.View\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x15\n\renvelope_hash\x18\x04 \x01(\x0c\"\xaf\x01\n\x0bRecordReply\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12&\n\tenvelopes\x18\x03 \x03(\x0b\x32\x13.gcn.v1.EnvelopeRef\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63o2e_tonnes\x18\x05 \x01(\x01\"5\n\x10GetRecordRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\"\xdd\x03\n\x0cStoredRecord\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12\x0e\n\x06origin\x18\x03 \x01(\t\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\x1a\n\x04view\x18\x05 \x01(\x0e\x32\x0c.gcn.v1.View\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06status\x18\x07 \x01(\x0e\x32\x14.gcn.v1.RecordStatus\x12\x15\n\rsuperseded_by\x18\x08 \x01(\t\x12\"\n\x07seizure\x18\n \x01(\x0b\x32\x0f.gcn.v1.SeizureH\x00\x12\x1e\n\x05\x61lert\x18\x0b \x01(\x0b\x32\r.gcn.v1.AlertH\x00\x12(\n\nretraction\x18\x0c \x01(\x0b\x32\x12.gcn.v1.RetractionH\x00\x12(\n\ncorrection\x18\r \x01(\x0b\x32\x12.gcn.v1.CorrectionH\x00\x12\"\n\x08\x65nvelope\x18\x14 \x01(\x0b\x32\x10.gcn.v1.Envelope\x12\x16\n\x0eorigin_revoked\x18\x15 \x01(\x08\x12\x11\n\ttoo_large\x18\x16 \x01(\x08\x42\x06\n\x04\x62ody\"\xc0\x02\n\x12ListRecordsRequest\x12 \n\x04kind\x18\x01 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\t\x12\x16\n\x0eoperation_code\x18\x04 \x01(\t\x12$\n\tcommodity\x18\x05 \x01(\x0e\x32\x11.gcn.v1.Commodity\x12\x18\n\x10\x63ontainer_number\x18\x06 \x01(\t\x12\x12\n\nvessel_imo\x18\x07 \x01(\t\x12\x16\n\x0ehs_code_prefix\x18\x08 \x01(\t\x12\x11\n\tdate_from\x18\t \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\n \x01(\t\x12\x18\n\x10include_inactive\x18\x0b \x01(\x08\x12\x11\n\tpage_size\x18\x0c \x01(\x05\x12\x12\n\npage_token\x18\r \x01(\t\"U\n\x13ListRecordsResponse\x12%\n\x07records\x18\x01 \x03(\x0b\x32\x14.gcn.v1.StoredRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x14\n\x12GetNodeInfoRequest\"\x8e\x01\n\tPublicKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12.\n\nnot_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbd\x01\n\x08NodeInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\'\n\x0csigning_keys\x18\x06 \x03(\x0b\x32\x11.gcn.v1.PublicKey\x12)\n\x0e\x65ncryption_key\x18\x07 \x01(\x0b\x32\x11.gcn.v1.PublicKey\x12\x0f\n\x07version\x18\x08 \x01(\t\"\x83\x01\n\rSearchRequest\x12\"\n\x05query\x18\x01 \x01(\x0b\x32\x13.gcn.v1.SearchQuery\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x12\n\nlocal_only\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x05 \x01(\r\"\xf5\x01\n\x0cSourceStatus\x12\x0e\n\x06source\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.gcn.v1.SourceStatus.State\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12\x0e\n\x06millis\x18\x04 \x01(\r\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12\x10\n\x08rejected\x18\x06 \x01(\r\"i\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0c\n\x08STATE_OK\x10\x01\x12\x11\n\rSTATE_TIMEOUT\x10\x02\x12\x15\n\x11STATE_UNAVAILABLE\x10\x03\x12\x11\n\rSTATE_REFUSED\x10\x04\"w\n\tSearchHit\x12$\n\x06record\x18\x01 \x01(\x0b\x32\x14.gcn.v1.StoredRecord\x12!\n\x0bother_views\x18\x02 \x03(\x0e\x32\x0c.gcn.v1.View\x12\x0f\n\x07sources\x18\x03 \x03(\t\x12\x10\n\x08verified\x18\x04 \x01(\x08\"q\n\x0eSearchResponse\x12\x1f\n\x04hits\x18\x01 \x03(\x0b\x32\x11.gcn.v1.SearchHit\x12%\n\x07sources\x18\x02 \x03(\x0b\x32\x14.gcn.v1.SourceStatus\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t*\x81\x01\n\x0cRecordStatus\x12\x1d\n\x19RECORD_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14RECORD_STATUS_ACTIVE\x10\x01\x12\x1b\n\x17RECORD_STATUS_RETRACTED\x10\x02\x12\x1b\n\x17RECORD_STATUS_CORRECTED\x10\x03\x32\xca\x04\n\x0bNodeService\x12\x42\n\rRecordSeizure\x12\x1c.gcn.v1.RecordSeizureRequest\x1a\x13.gcn.v1.RecordReply\x12L\n\x0eRecordSeizures\x12\x1d.gcn.v1.RecordSeizuresRequest\x1a\x1b.gcn.v1.RecordSeizuresReply\x12>\n\x0bRecordAlert\x12\x1a.gcn.v1.RecordAlertRequest\x1a\x13.gcn.v1.RecordReply\x12\x36\n\x07Retract\x12\x16.gcn.v1.RetractRequest\x1a\x13.gcn.v1.RecordReply\x12\x36\n\x07\x43orrect\x12\x16.gcn.v1.CorrectRequest\x1a\x13.gcn.v1.RecordReply\x12;\n\tGetRecord\x12\x18.gcn.v1.GetRecordRequest\x1a\x14.gcn.v1.StoredRecord\x12\x46\n\x0bListRecords\x12\x1a.gcn.v1.ListRecordsRequest\x1a\x1b.gcn.v1.ListRecordsResponse\x12;\n\x0bGetNodeInfo\x12\x1a.gcn.v1.GetNodeInfoRequest\x1a\x10.gcn.v1.NodeInfo\x12\x37\n\x06Search\x12\x15.gcn.v1.SearchRequest\x1a\x16.gcn.v1.SearchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gcn.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDSTATUS']._serialized_start=2108
-  _globals['_RECORDSTATUS']._serialized_end=2237
-  _globals['_RECORDSEIZUREREQUEST']._serialized_start=107
-  _globals['_RECORDSEIZUREREQUEST']._serialized_end=163
-  _globals['_RECORDSEIZURESREQUEST']._serialized_start=165
-  _globals['_RECORDSEIZURESREQUEST']._serialized_end=223
-  _globals['_RECORDSEIZURESREPLY']._serialized_start=225
-  _globals['_RECORDSEIZURESREPLY']._serialized_end=284
-  _globals['_RECORDALERTREQUEST']._serialized_start=286
-  _globals['_RECORDALERTREQUEST']._serialized_end=336
-  _globals['_RETRACTREQUEST']._serialized_start=338
-  _globals['_RETRACTREQUEST']._serialized_end=389
-  _globals['_CORRECTREQUEST']._serialized_start=392
-  _globals['_CORRECTREQUEST']._serialized_end=526
-  _globals['_ENVELOPEREF']._serialized_start=528
-  _globals['_ENVELOPEREF']._serialized_end=623
-  _globals['_RECORDREPLY']._serialized_start=626
-  _globals['_RECORDREPLY']._serialized_end=801
-  _globals['_GETRECORDREQUEST']._serialized_start=803
-  _globals['_GETRECORDREQUEST']._serialized_end=856
-  _globals['_STOREDRECORD']._serialized_start=859
-  _globals['_STOREDRECORD']._serialized_end=1336
-  _globals['_LISTRECORDSREQUEST']._serialized_start=1339
-  _globals['_LISTRECORDSREQUEST']._serialized_end=1659
-  _globals['_LISTRECORDSRESPONSE']._serialized_start=1661
-  _globals['_LISTRECORDSRESPONSE']._serialized_end=1746
-  _globals['_GETNODEINFOREQUEST']._serialized_start=1748
-  _globals['_GETNODEINFOREQUEST']._serialized_end=1768
-  _globals['_PUBLICKEY']._serialized_start=1771
-  _globals['_PUBLICKEY']._serialized_end=1913
-  _globals['_NODEINFO']._serialized_start=1916
-  _globals['_NODEINFO']._serialized_end=2105
-  _globals['_NODESERVICE']._serialized_start=2240
-  _globals['_NODESERVICE']._serialized_end=2769
+  _globals['_RECORDSTATUS']._serialized_start=2747
+  _globals['_RECORDSTATUS']._serialized_end=2876
+  _globals['_RECORDSEIZUREREQUEST']._serialized_start=128
+  _globals['_RECORDSEIZUREREQUEST']._serialized_end=184
+  _globals['_RECORDSEIZURESREQUEST']._serialized_start=186
+  _globals['_RECORDSEIZURESREQUEST']._serialized_end=244
+  _globals['_RECORDSEIZURESREPLY']._serialized_start=246
+  _globals['_RECORDSEIZURESREPLY']._serialized_end=305
+  _globals['_RECORDALERTREQUEST']._serialized_start=307
+  _globals['_RECORDALERTREQUEST']._serialized_end=357
+  _globals['_RETRACTREQUEST']._serialized_start=359
+  _globals['_RETRACTREQUEST']._serialized_end=410
+  _globals['_CORRECTREQUEST']._serialized_start=413
+  _globals['_CORRECTREQUEST']._serialized_end=547
+  _globals['_ENVELOPEREF']._serialized_start=549
+  _globals['_ENVELOPEREF']._serialized_end=644
+  _globals['_RECORDREPLY']._serialized_start=647
+  _globals['_RECORDREPLY']._serialized_end=822
+  _globals['_GETRECORDREQUEST']._serialized_start=824
+  _globals['_GETRECORDREQUEST']._serialized_end=877
+  _globals['_STOREDRECORD']._serialized_start=880
+  _globals['_STOREDRECORD']._serialized_end=1357
+  _globals['_LISTRECORDSREQUEST']._serialized_start=1360
+  _globals['_LISTRECORDSREQUEST']._serialized_end=1680
+  _globals['_LISTRECORDSRESPONSE']._serialized_start=1682
+  _globals['_LISTRECORDSRESPONSE']._serialized_end=1767
+  _globals['_GETNODEINFOREQUEST']._serialized_start=1769
+  _globals['_GETNODEINFOREQUEST']._serialized_end=1789
+  _globals['_PUBLICKEY']._serialized_start=1792
+  _globals['_PUBLICKEY']._serialized_end=1934
+  _globals['_NODEINFO']._serialized_start=1937
+  _globals['_NODEINFO']._serialized_end=2126
+  _globals['_SEARCHREQUEST']._serialized_start=2129
+  _globals['_SEARCHREQUEST']._serialized_end=2260
+  _globals['_SOURCESTATUS']._serialized_start=2263
+  _globals['_SOURCESTATUS']._serialized_end=2508
+  _globals['_SOURCESTATUS_STATE']._serialized_start=2403
+  _globals['_SOURCESTATUS_STATE']._serialized_end=2508
+  _globals['_SEARCHHIT']._serialized_start=2510
+  _globals['_SEARCHHIT']._serialized_end=2629
+  _globals['_SEARCHRESPONSE']._serialized_start=2631
+  _globals['_SEARCHRESPONSE']._serialized_end=2744
+  _globals['_NODESERVICE']._serialized_start=2879
+  _globals['_NODESERVICE']._serialized_end=3465
 # @@protoc_insertion_point(module_scope)

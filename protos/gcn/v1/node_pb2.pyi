@@ -6,6 +6,7 @@ NodeService: what officers and their tools call on their own node."""
 from collections import abc as _abc
 from gcn.v1 import envelope_pb2 as _envelope_pb2
 from gcn.v1 import records_pb2 as _records_pb2
+from gcn.v1 import search_pb2 as _search_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -532,3 +533,170 @@ class NodeInfo(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NodeInfo: _TypeAlias = NodeInfo  # noqa: Y015
+
+@_typing.final
+class SearchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    LOCAL_ONLY_FIELD_NUMBER: _builtins.int
+    DEADLINE_MS_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """default 20, at most 100"""
+    page_token: _builtins.str
+    """a next_page_token of this node for the same query"""
+    local_only: _builtins.bool
+    """do not ask the hubs"""
+    deadline_ms: _builtins.int
+    """the whole search, hubs included: default 3000, 100 to 30000"""
+    @_builtins.property
+    def query(self) -> _search_pb2.SearchQuery: ...
+    def __init__(
+        self,
+        *,
+        query: _search_pb2.SearchQuery | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        local_only: _builtins.bool = ...,
+        deadline_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["query", b"query"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline_ms", b"deadline_ms", "local_only", b"local_only", "page_size", b"page_size", "page_token", b"page_token", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchRequest: _TypeAlias = SearchRequest  # noqa: Y015
+
+@_typing.final
+class SourceStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[SourceStatus._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: SourceStatus._State.ValueType  # 0
+        STATE_OK: SourceStatus._State.ValueType  # 1
+        STATE_TIMEOUT: SourceStatus._State.ValueType  # 2
+        """no answer within the deadline"""
+        STATE_UNAVAILABLE: SourceStatus._State.ValueType  # 3
+        """could not be reached, or failed"""
+        STATE_REFUSED: SourceStatus._State.ValueType  # 4
+        """refused the query (it says why)"""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper): ...
+    STATE_UNSPECIFIED: SourceStatus.State.ValueType  # 0
+    STATE_OK: SourceStatus.State.ValueType  # 1
+    STATE_TIMEOUT: SourceStatus.State.ValueType  # 2
+    """no answer within the deadline"""
+    STATE_UNAVAILABLE: SourceStatus.State.ValueType  # 3
+    """could not be reached, or failed"""
+    STATE_REFUSED: SourceStatus.State.ValueType  # 4
+    """refused the query (it says why)"""
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    MILLIS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    REJECTED_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """"local" or a hub's node id"""
+    state: Global___SourceStatus.State.ValueType
+    count: _builtins.int
+    """results it gave for this page"""
+    millis: _builtins.int
+    """how long it took"""
+    detail: _builtins.str
+    """why not ok; results it sent that failed verification"""
+    rejected: _builtins.int
+    """results that did not verify or did not match"""
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+        state: Global___SourceStatus.State.ValueType = ...,
+        count: _builtins.int = ...,
+        millis: _builtins.int = ...,
+        detail: _builtins.str = ...,
+        rejected: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "detail", b"detail", "millis", b"millis", "rejected", b"rejected", "source", b"source", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SourceStatus: _TypeAlias = SourceStatus  # noqa: Y015
+
+@_typing.final
+class SearchHit(_message.Message):
+    """One record: the fullest view of it the requesting node can read."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    OTHER_VIEWS_FIELD_NUMBER: _builtins.int
+    SOURCES_FIELD_NUMBER: _builtins.int
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    verified: _builtins.bool
+    """the envelope's signature and hash checked here"""
+    @_builtins.property
+    def record(self) -> Global___StoredRecord:
+        """with its signed envelope"""
+
+    @_builtins.property
+    def other_views(self) -> _containers.RepeatedScalarFieldContainer[_envelope_pb2.View.ValueType]:
+        """other views of the record held by the sources"""
+
+    @_builtins.property
+    def sources(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """where it was found: "local", hub ids"""
+
+    def __init__(
+        self,
+        *,
+        record: Global___StoredRecord | None = ...,
+        other_views: _abc.Iterable[_envelope_pb2.View.ValueType] | None = ...,
+        sources: _abc.Iterable[_builtins.str] | None = ...,
+        verified: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["other_views", b"other_views", "record", b"record", "sources", b"sources", "verified", b"verified"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchHit: _TypeAlias = SearchHit  # noqa: Y015
+
+@_typing.final
+class SearchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HITS_FIELD_NUMBER: _builtins.int
+    SOURCES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]: ...
+    @_builtins.property
+    def sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___SourceStatus]: ...
+    def __init__(
+        self,
+        *,
+        hits: _abc.Iterable[Global___SearchHit] | None = ...,
+        sources: _abc.Iterable[Global___SourceStatus] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits", "next_page_token", b"next_page_token", "sources", b"sources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchResponse: _TypeAlias = SearchResponse  # noqa: Y015

@@ -74,6 +74,11 @@ class NodeServiceStub:
                 request_serializer=gcn_dot_v1_dot_node__pb2.GetNodeInfoRequest.SerializeToString,
                 response_deserializer=gcn_dot_v1_dot_node__pb2.NodeInfo.FromString,
                 _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/gcn.v1.NodeService/Search',
+                request_serializer=gcn_dot_v1_dot_node__pb2.SearchRequest.SerializeToString,
+                response_deserializer=gcn_dot_v1_dot_node__pb2.SearchResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -129,6 +134,13 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Search(self, request, context):
+        """Search this node and, in parallel, its hubs (gcn/v1/search.proto).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +183,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.GetNodeInfo,
                     request_deserializer=gcn_dot_v1_dot_node__pb2.GetNodeInfoRequest.FromString,
                     response_serializer=gcn_dot_v1_dot_node__pb2.NodeInfo.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=gcn_dot_v1_dot_node__pb2.SearchRequest.FromString,
+                    response_serializer=gcn_dot_v1_dot_node__pb2.SearchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -389,6 +406,33 @@ class NodeService:
             '/gcn.v1.NodeService/GetNodeInfo',
             gcn_dot_v1_dot_node__pb2.GetNodeInfoRequest.SerializeToString,
             gcn_dot_v1_dot_node__pb2.NodeInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gcn.v1.NodeService/Search',
+            gcn_dot_v1_dot_node__pb2.SearchRequest.SerializeToString,
+            gcn_dot_v1_dot_node__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

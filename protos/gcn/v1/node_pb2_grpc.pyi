@@ -42,6 +42,8 @@ class NodeServiceStub:
     GetRecord: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetRecordRequest, _node_pb2.StoredRecord]
     ListRecords: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListRecordsRequest, _node_pb2.ListRecordsResponse]
     GetNodeInfo: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetNodeInfoRequest, _node_pb2.NodeInfo]
+    Search: _grpc.UnaryUnaryMultiCallable[_node_pb2.SearchRequest, _node_pb2.SearchResponse]
+    """Search this node and, in parallel, its hubs (gcn/v1/search.proto)."""
 
 @_typing.type_check_only
 class NodeServiceAsyncStub(NodeServiceStub):
@@ -57,6 +59,8 @@ class NodeServiceAsyncStub(NodeServiceStub):
     GetRecord: _aio.UnaryUnaryMultiCallable[_node_pb2.GetRecordRequest, _node_pb2.StoredRecord]  # type: ignore[assignment]
     ListRecords: _aio.UnaryUnaryMultiCallable[_node_pb2.ListRecordsRequest, _node_pb2.ListRecordsResponse]  # type: ignore[assignment]
     GetNodeInfo: _aio.UnaryUnaryMultiCallable[_node_pb2.GetNodeInfoRequest, _node_pb2.NodeInfo]  # type: ignore[assignment]
+    Search: _aio.UnaryUnaryMultiCallable[_node_pb2.SearchRequest, _node_pb2.SearchResponse]  # type: ignore[assignment]
+    """Search this node and, in parallel, its hubs (gcn/v1/search.proto)."""
 
 class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -117,5 +121,13 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.GetNodeInfoRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.NodeInfo, _abc.Awaitable[_node_pb2.NodeInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def Search(
+        self,
+        request: _node_pb2.SearchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.SearchResponse, _abc.Awaitable[_node_pb2.SearchResponse]]:
+        """Search this node and, in parallel, its hubs (gcn/v1/search.proto)."""
 
 def add_NodeServiceServicer_to_server(servicer: NodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

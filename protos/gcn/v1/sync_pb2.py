@@ -24,42 +24,43 @@ _sym_db = _symbol_database.Default()
 
 from gcn.v1 import directory_pb2 as gcn_dot_v1_dot_directory__pb2
 from gcn.v1 import envelope_pb2 as gcn_dot_v1_dot_envelope__pb2
+from gcn.v1 import search_pb2 as gcn_dot_v1_dot_search__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11gcn/v1/sync.proto\x12\x06gcn.v1\x1a\x16gcn/v1/directory.proto\x1a\x15gcn/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\nStreamHead\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0c\n\x04hash\x18\x04 \x01(\x0c\"2\n\rVersionVector\x12!\n\x05heads\x18\x01 \x03(\x0b\x32\x12.gcn.v1.StreamHead\"+\n\x13GetDirectoryRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x04\"\"\n\x10GetVectorRequest\x12\x0e\n\x06origin\x18\x01 \x01(\t\"\x91\x01\n\x0bPullRequest\x12#\n\x04have\x18\x01 \x01(\x0b\x32\x15.gcn.v1.VersionVector\x12\x15\n\rmax_envelopes\x18\x02 \x01(\r\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\x12\x0e\n\x06origin\x18\x04 \x01(\t\x12#\n\x07\x65xclude\x18\x05 \x03(\x0b\x32\x12.gcn.v1.StreamHead\"j\n\x0cPullResponse\x12#\n\tenvelopes\x18\x01 \x03(\x0b\x32\x10.gcn.v1.Envelope\x12\x0c\n\x04more\x18\x02 \x01(\x08\x12\'\n\x08receipts\x18\x03 \x03(\x0b\x32\x15.gcn.v1.SignedReceipt\"[\n\x0bPushRequest\x12#\n\tenvelopes\x18\x01 \x03(\x0b\x32\x10.gcn.v1.Envelope\x12\'\n\x08receipts\x18\x02 \x03(\x0b\x32\x15.gcn.v1.SignedReceipt\"\x8a\x01\n\x0e\x43ustodyReceipt\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x10\n\x08\x61udience\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0c\n\x04hash\x18\x05 \x01(\x0c\x12+\n\x07held_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\rSignedReceipt\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"z\n\x0cPushResponse\x12\x0e\n\x06stored\x18\x01 \x01(\r\x12\x12\n\nduplicates\x18\x02 \x01(\r\x12$\n\x05heads\x18\x03 \x01(\x0b\x32\x15.gcn.v1.VersionVector\x12 \n\x07refused\x18\x04 \x03(\x0b\x32\x0f.gcn.v1.Refusal\"s\n\x07Refusal\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x10\n\x08\x61udience\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0c\n\x04hash\x18\x05 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"\xa7\x01\n\x06\x42undle\x12\x10\n\x08\x65xporter\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12#\n\x04\x62\x61se\x18\x03 \x01(\x0b\x32\x15.gcn.v1.VersionVector\x12#\n\tenvelopes\x18\x04 \x03(\x0b\x32\x10.gcn.v1.Envelope\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0cSignedBundle\x12\x0e\n\x06\x62undle\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x32\xf7\x01\n\x0bSyncService\x12\x44\n\x0cGetDirectory\x12\x1b.gcn.v1.GetDirectoryRequest\x1a\x17.gcn.v1.SignedDirectory\x12<\n\tGetVector\x12\x18.gcn.v1.GetVectorRequest\x1a\x15.gcn.v1.VersionVector\x12\x31\n\x04Pull\x12\x13.gcn.v1.PullRequest\x1a\x14.gcn.v1.PullResponse\x12\x31\n\x04Push\x12\x13.gcn.v1.PushRequest\x1a\x14.gcn.v1.PushResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11gcn/v1/sync.proto\x12\x06gcn.v1\x1a\x16gcn/v1/directory.proto\x1a\x15gcn/v1/envelope.proto\x1a\x13gcn/v1/search.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\nStreamHead\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0c\n\x04hash\x18\x04 \x01(\x0c\"2\n\rVersionVector\x12!\n\x05heads\x18\x01 \x03(\x0b\x32\x12.gcn.v1.StreamHead\"+\n\x13GetDirectoryRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x04\"\"\n\x10GetVectorRequest\x12\x0e\n\x06origin\x18\x01 \x01(\t\"\x91\x01\n\x0bPullRequest\x12#\n\x04have\x18\x01 \x01(\x0b\x32\x15.gcn.v1.VersionVector\x12\x15\n\rmax_envelopes\x18\x02 \x01(\r\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\x12\x0e\n\x06origin\x18\x04 \x01(\t\x12#\n\x07\x65xclude\x18\x05 \x03(\x0b\x32\x12.gcn.v1.StreamHead\"j\n\x0cPullResponse\x12#\n\tenvelopes\x18\x01 \x03(\x0b\x32\x10.gcn.v1.Envelope\x12\x0c\n\x04more\x18\x02 \x01(\x08\x12\'\n\x08receipts\x18\x03 \x03(\x0b\x32\x15.gcn.v1.SignedReceipt\"[\n\x0bPushRequest\x12#\n\tenvelopes\x18\x01 \x03(\x0b\x32\x10.gcn.v1.Envelope\x12\'\n\x08receipts\x18\x02 \x03(\x0b\x32\x15.gcn.v1.SignedReceipt\"\x8a\x01\n\x0e\x43ustodyReceipt\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x10\n\x08\x61udience\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0c\n\x04hash\x18\x05 \x01(\x0c\x12+\n\x07held_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\rSignedReceipt\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"z\n\x0cPushResponse\x12\x0e\n\x06stored\x18\x01 \x01(\r\x12\x12\n\nduplicates\x18\x02 \x01(\r\x12$\n\x05heads\x18\x03 \x01(\x0b\x32\x15.gcn.v1.VersionVector\x12 \n\x07refused\x18\x04 \x03(\x0b\x32\x0f.gcn.v1.Refusal\"s\n\x07Refusal\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x10\n\x08\x61udience\x18\x03 \x01(\t\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0c\n\x04hash\x18\x05 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"\xa7\x01\n\x06\x42undle\x12\x10\n\x08\x65xporter\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12#\n\x04\x62\x61se\x18\x03 \x01(\x0b\x32\x15.gcn.v1.VersionVector\x12#\n\tenvelopes\x18\x04 \x03(\x0b\x32\x10.gcn.v1.Envelope\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0cSignedBundle\x12\x0e\n\x06\x62undle\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x32\xb9\x02\n\x0bSyncService\x12\x44\n\x0cGetDirectory\x12\x1b.gcn.v1.GetDirectoryRequest\x1a\x17.gcn.v1.SignedDirectory\x12<\n\tGetVector\x12\x18.gcn.v1.GetVectorRequest\x1a\x15.gcn.v1.VersionVector\x12\x31\n\x04Pull\x12\x13.gcn.v1.PullRequest\x1a\x14.gcn.v1.PullResponse\x12\x31\n\x04Push\x12\x13.gcn.v1.PushRequest\x1a\x14.gcn.v1.PushResponse\x12@\n\tHubSearch\x12\x18.gcn.v1.HubSearchRequest\x1a\x19.gcn.v1.HubSearchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gcn.v1.sync_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STREAMHEAD']._serialized_start=109
-  _globals['_STREAMHEAD']._serialized_end=182
-  _globals['_VERSIONVECTOR']._serialized_start=184
-  _globals['_VERSIONVECTOR']._serialized_end=234
-  _globals['_GETDIRECTORYREQUEST']._serialized_start=236
-  _globals['_GETDIRECTORYREQUEST']._serialized_end=279
-  _globals['_GETVECTORREQUEST']._serialized_start=281
-  _globals['_GETVECTORREQUEST']._serialized_end=315
-  _globals['_PULLREQUEST']._serialized_start=318
-  _globals['_PULLREQUEST']._serialized_end=463
-  _globals['_PULLRESPONSE']._serialized_start=465
-  _globals['_PULLRESPONSE']._serialized_end=571
-  _globals['_PUSHREQUEST']._serialized_start=573
-  _globals['_PUSHREQUEST']._serialized_end=664
-  _globals['_CUSTODYRECEIPT']._serialized_start=667
-  _globals['_CUSTODYRECEIPT']._serialized_end=805
-  _globals['_SIGNEDRECEIPT']._serialized_start=807
-  _globals['_SIGNEDRECEIPT']._serialized_end=874
-  _globals['_PUSHRESPONSE']._serialized_start=876
-  _globals['_PUSHRESPONSE']._serialized_end=998
-  _globals['_REFUSAL']._serialized_start=1000
-  _globals['_REFUSAL']._serialized_end=1115
-  _globals['_BUNDLE']._serialized_start=1118
-  _globals['_BUNDLE']._serialized_end=1285
-  _globals['_SIGNEDBUNDLE']._serialized_start=1287
-  _globals['_SIGNEDBUNDLE']._serialized_end=1352
-  _globals['_SYNCSERVICE']._serialized_start=1355
-  _globals['_SYNCSERVICE']._serialized_end=1602
+  _globals['_STREAMHEAD']._serialized_start=130
+  _globals['_STREAMHEAD']._serialized_end=203
+  _globals['_VERSIONVECTOR']._serialized_start=205
+  _globals['_VERSIONVECTOR']._serialized_end=255
+  _globals['_GETDIRECTORYREQUEST']._serialized_start=257
+  _globals['_GETDIRECTORYREQUEST']._serialized_end=300
+  _globals['_GETVECTORREQUEST']._serialized_start=302
+  _globals['_GETVECTORREQUEST']._serialized_end=336
+  _globals['_PULLREQUEST']._serialized_start=339
+  _globals['_PULLREQUEST']._serialized_end=484
+  _globals['_PULLRESPONSE']._serialized_start=486
+  _globals['_PULLRESPONSE']._serialized_end=592
+  _globals['_PUSHREQUEST']._serialized_start=594
+  _globals['_PUSHREQUEST']._serialized_end=685
+  _globals['_CUSTODYRECEIPT']._serialized_start=688
+  _globals['_CUSTODYRECEIPT']._serialized_end=826
+  _globals['_SIGNEDRECEIPT']._serialized_start=828
+  _globals['_SIGNEDRECEIPT']._serialized_end=895
+  _globals['_PUSHRESPONSE']._serialized_start=897
+  _globals['_PUSHRESPONSE']._serialized_end=1019
+  _globals['_REFUSAL']._serialized_start=1021
+  _globals['_REFUSAL']._serialized_end=1136
+  _globals['_BUNDLE']._serialized_start=1139
+  _globals['_BUNDLE']._serialized_end=1306
+  _globals['_SIGNEDBUNDLE']._serialized_start=1308
+  _globals['_SIGNEDBUNDLE']._serialized_end=1373
+  _globals['_SYNCSERVICE']._serialized_start=1376
+  _globals['_SYNCSERVICE']._serialized_end=1689
 # @@protoc_insertion_point(module_scope)

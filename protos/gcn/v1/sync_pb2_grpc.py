@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from gcn.v1 import directory_pb2 as gcn_dot_v1_dot_directory__pb2
+from gcn.v1 import search_pb2 as gcn_dot_v1_dot_search__pb2
 from gcn.v1 import sync_pb2 as gcn_dot_v1_dot_sync__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -55,6 +56,11 @@ class SyncServiceStub:
                 request_serializer=gcn_dot_v1_dot_sync__pb2.PushRequest.SerializeToString,
                 response_deserializer=gcn_dot_v1_dot_sync__pb2.PushResponse.FromString,
                 _registered_method=True)
+        self.HubSearch = channel.unary_unary(
+                '/gcn.v1.SyncService/HubSearch',
+                request_serializer=gcn_dot_v1_dot_search__pb2.HubSearchRequest.SerializeToString,
+                response_deserializer=gcn_dot_v1_dot_search__pb2.HubSearchResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -88,6 +94,14 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HubSearch(self, request, context):
+        """A member node's search at this hub: answered only from records this hub
+        can read and whose audience includes the caller (judged from its certificate).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +124,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.Push,
                     request_deserializer=gcn_dot_v1_dot_sync__pb2.PushRequest.FromString,
                     response_serializer=gcn_dot_v1_dot_sync__pb2.PushResponse.SerializeToString,
+            ),
+            'HubSearch': grpc.unary_unary_rpc_method_handler(
+                    servicer.HubSearch,
+                    request_deserializer=gcn_dot_v1_dot_search__pb2.HubSearchRequest.FromString,
+                    response_serializer=gcn_dot_v1_dot_search__pb2.HubSearchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +239,33 @@ class SyncService:
             '/gcn.v1.SyncService/Push',
             gcn_dot_v1_dot_sync__pb2.PushRequest.SerializeToString,
             gcn_dot_v1_dot_sync__pb2.PushResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HubSearch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gcn.v1.SyncService/HubSearch',
+            gcn_dot_v1_dot_search__pb2.HubSearchRequest.SerializeToString,
+            gcn_dot_v1_dot_search__pb2.HubSearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,7 @@ node id in its certificate, never a field of a message.
 
 from collections import abc as _abc
 from gcn.v1 import directory_pb2 as _directory_pb2
+from gcn.v1 import search_pb2 as _search_pb2
 from gcn.v1 import sync_pb2 as _sync_pb2
 from grpc import aio as _aio
 import abc as _abc_1
@@ -42,6 +43,10 @@ class SyncServiceStub:
     """The caller states its vector; the answer is what it lacks and may hold."""
     Push: _grpc.UnaryUnaryMultiCallable[_sync_pb2.PushRequest, _sync_pb2.PushResponse]
     """Envelopes for this node to verify and store; acknowledged after the commit."""
+    HubSearch: _grpc.UnaryUnaryMultiCallable[_search_pb2.HubSearchRequest, _search_pb2.HubSearchResponse]
+    """A member node's search at this hub: answered only from records this hub
+    can read and whose audience includes the caller (judged from its certificate).
+    """
 
 @_typing.type_check_only
 class SyncServiceAsyncStub(SyncServiceStub):
@@ -54,6 +59,10 @@ class SyncServiceAsyncStub(SyncServiceStub):
     """The caller states its vector; the answer is what it lacks and may hold."""
     Push: _aio.UnaryUnaryMultiCallable[_sync_pb2.PushRequest, _sync_pb2.PushResponse]  # type: ignore[assignment]
     """Envelopes for this node to verify and store; acknowledged after the commit."""
+    HubSearch: _aio.UnaryUnaryMultiCallable[_search_pb2.HubSearchRequest, _search_pb2.HubSearchResponse]  # type: ignore[assignment]
+    """A member node's search at this hub: answered only from records this hub
+    can read and whose audience includes the caller (judged from its certificate).
+    """
 
 class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -87,5 +96,15 @@ class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_sync_pb2.PushResponse, _abc.Awaitable[_sync_pb2.PushResponse]]:
         """Envelopes for this node to verify and store; acknowledged after the commit."""
+
+    @_abc_1.abstractmethod
+    def HubSearch(
+        self,
+        request: _search_pb2.HubSearchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_pb2.HubSearchResponse, _abc.Awaitable[_search_pb2.HubSearchResponse]]:
+        """A member node's search at this hub: answered only from records this hub
+        can read and whose audience includes the caller (judged from its certificate).
+        """
 
 def add_SyncServiceServicer_to_server(servicer: SyncServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -253,6 +253,7 @@ def test_the_guard_runs_before_the_method_unary_or_streaming() -> None:
     unary = _through([AuthInterceptor(Users())], _unary(lambda req, ctx: ran.append("unary")), "/x.Other/M")
     with pytest.raises(PermissionDeniedError):
         unary.unary_unary(None, FakeContext())
+
     def watch_them(_req: Any, _ctx: Any) -> Iterator[Any]:
         ran.append("stream")
         return iter(())

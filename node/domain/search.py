@@ -1,0 +1,218 @@
+"""Searching one store: the records that answer a `Query`, newest first, one
+per record, with the views of it that are here folded together.
+
+Order and position. Results come in descending (event date, origin, record
+id): the same order at every node, so a node can merge its own results with
+its hubs' and a page token is one `Position` for all of them (the last
+record shown). Every view of a record sorts at the same place.
+
+The plan. An index criterion's matches are counted up to `DRIVE_LIMIT`
+first. When the rarest has no more than that, the search starts from its
+matches (a few index lookups, then a sort of at most `DRIVE_LIMIT` rows);
+when every criterion is common, it walks the records in search order
+(`ix_records_search_order`) and checks each criterion per record, stopping
+at the page's end. Neither plan is left to the planner's guess, so neither
+falls onto a scan of the whole store.
+
+The audience filter (`audiences`) is an explicit predicate on the indexed
+`audience` column of the rows: what a hub may show the node that asks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
+from node.domain.search_query import AT_LEAST, EQ, PREFIX, Criterion, Query
+from node.errors import ValidationError
+from node.storage.models import RecordRow, RecordTermRow, StreamRow
+
+DRIVE_LIMIT = 5_000
+_VIEWS_PER_RECORD = 4  # rows fetched per wanted record in one go (one per view)
+_RESULT_KINDS = (epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_CORRECTION)
+_POSITION_RE = re.compile(r"p1:([0-9]{4}-[0-9]{2}-[0-9]{2}):([A-Z0-9][A-Z0-9-]{1,62}):([0-9a-f-]{36})")
+MAX_TOKEN_CHARS = 160
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """Where a record sorts: results come in descending Position."""
+
+    event_date: date
+    origin: str
+    record_id: str
+
+    def token(self) -> str:
+        raw = f"p1:{self.event_date.isoformat()}:{self.origin}:{self.record_id}"
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def of(cls, row: RecordRow) -> Position:
+        return cls(row.event_date, row.origin, row.record_id)
+
+
+def parse_position(token: str, field: str = "page_token") -> Position | None:
+    """A `Position.token`; '' is the top. Anything else is refused naming `field`."""
+    if not token:
+        return None
+    refused = ValidationError(field, "is not a page token of this search (start again without it)")
+    if len(token) > MAX_TOKEN_CHARS or not re.fullmatch(r"[A-Za-z0-9_-]+", token):
+        raise refused
+    try:
+        raw = base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)).decode("ascii")
+    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+        raise refused from e
+    m = _POSITION_RE.fullmatch(raw)
+    if m is None:
+        raise refused
+    try:
+        return Position(date.fromisoformat(m[1]), m[2], m[3])
+    except ValueError as e:
+        raise refused from e
+
+
+@dataclass(frozen=True)
+class Found:
+    """One record: its fullest view here (`row`) and the other views held."""
+
+    position: Position
+    row: RecordRow
+    other_views: tuple[int, ...]
+
+
+def _term_condition(c: Criterion) -> ColumnElement[bool]:
+    col = RecordTermRow.value
+    if c.op == EQ:
+        cond = col == c.value
+    elif c.op == PREFIX:  # one index range: terms are compared byte by byte (models.RecordTermRow)
+        cond = and_(col >= c.value, col < _after_prefix(c.value))
+    else:
+        assert c.op == AT_LEAST
+        cond = col >= c.value
+    return and_(RecordTermRow.field == c.field, cond)
+
+
+def _after_prefix(value: str) -> str:
+    """The least string greater than every string starting with `value`."""
+    return value[:-1] + chr(ord(value[-1]) + 1)
+
+
+def _has(c: Criterion) -> ColumnElement[bool]:
+    return exists().where(RecordTermRow.envelope_id == RecordRow.envelope_id, _term_condition(c))
+
+
+def _row_filters(
+    q: Query, after: Position | None, audiences: Collection[str] | None
+) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [
+        RecordRow.kind.in_(_RESULT_KINDS),
+        RecordRow.status != npb.RECORD_STATUS_CORRECTED,  # shown by the correction
+    ]
+    if q.hide_retracted:
+        conds.append(RecordRow.status == npb.RECORD_STATUS_ACTIVE)
+    if audiences is not None:
+        conds.append(RecordRow.audience.in_(sorted(audiences)))
+    if q.origin:
+        conds.append(RecordRow.origin == q.origin)
+    if q.tlp:
+        conds.append(RecordRow.tlp == q.tlp)
+    if q.date_from:
+        conds.append(RecordRow.event_date >= q.date_from)
+    if q.date_to:
+        conds.append(RecordRow.event_date <= q.date_to)
+    if after is not None:
+        conds.append(
+            tuple_(RecordRow.event_date, RecordRow.origin, RecordRow.record_id)
+            < tuple_(after.event_date, after.origin, after.record_id)
+        )
+    return conds
+
+
+def _count_upto(s: Session, c: Criterion, limit: int) -> int:
+    inner = select(RecordTermRow.envelope_id).where(_term_condition(c)).limit(limit + 1).subquery()
+    return int(s.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+def _rarest(s: Session, criteria: Sequence[Criterion]) -> Criterion | None:
+    """The criterion with the fewest matches, if it has at most DRIVE_LIMIT."""
+    best: tuple[int, Criterion] | None = None
+    for c in criteria:
+        n = _count_upto(s, c, DRIVE_LIMIT)
+        if n <= DRIVE_LIMIT and (best is None or n < best[0]):
+            best = (n, c)
+            if n == 0:
+                break
+    return best[1] if best else None
+
+
+def _ordered(q: Select[RecordRow]) -> Select[RecordRow]:
+    return q.order_by(
+        RecordRow.event_date.desc(), RecordRow.origin.desc(), RecordRow.record_id.desc(), RecordRow.view
+    )
+
+
+def search_store(
+    s: Session,
+    q: Query,
+    *,
+    limit: int,
+    after: Position | None = None,
+    audiences: Collection[str] | None = None,
+) -> tuple[list[Found], bool]:
+    """Up to `limit` records answering `q`, after `after`, and whether there are
+    more. `audiences`: only rows of these audiences (None: any held)."""
+    if audiences is not None and not audiences:
+        return [], False
+    driver = _rarest(s, q.criteria) if q.criteria else None
+    ids: list[int] | None = None
+    if driver is not None:
+        ids = list(s.scalars(select(RecordTermRow.envelope_id).where(_term_condition(driver)).distinct()))
+        if not ids:
+            return [], False
+    checks = [_has(c) for c in q.criteria if c is not driver]
+    found: list[Found] = []
+    cursor = after
+    while len(found) <= limit:
+        want = (limit + 1 - len(found)) * _VIEWS_PER_RECORD
+        stmt = select(RecordRow).where(*_row_filters(q, cursor, audiences), *checks)
+        if ids is not None:
+            stmt = stmt.where(RecordRow.envelope_id.in_(ids))
+        rows = list(s.scalars(_ordered(stmt).limit(want)))
+        groups = _fold(rows)
+        if len(rows) == want and len(groups) > 1:
+            groups = groups[:-1]  # the last record's other views may be in the next batch
+        found.extend(groups)
+        if len(rows) < want or not groups:
+            break
+        cursor = groups[-1].position
+    return found[:limit], len(found) > limit
+
+
+def _fold(rows: Sequence[RecordRow]) -> list[Found]:
+    """Rows in search order (views of one record together, fullest first) as one
+    Found per record."""
+    out: list[Found] = []
+    i = 0
+    while i < len(rows):
+        first = rows[i]
+        j = i + 1
+        while j < len(rows) and rows[j].origin == first.origin and rows[j].record_id == first.record_id:
+            j += 1
+        others = tuple(sorted({r.view for r in rows[i + 1 : j]} - {first.view}))
+        out.append(Found(Position.of(first), first, others))
+        i = j
+    return out
+
+
+def held_audiences(s: Session) -> list[str]:
+    """The audiences of the streams this node holds."""
+    return sorted(set(s.scalars(select(StreamRow.audience).distinct())))

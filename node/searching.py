@@ -1,0 +1,356 @@
+"""An officer's search: this node's own store and, in parallel, its hubs, under
+one deadline; every hub result verified here; one result per record.
+
+Sources. "local" is this node's index (`node.domain.search`). Each hub above
+this node (`HubLink`, given by replication) is asked `HubSearch` over mutual
+TLS and answers with signed envelopes only: this node checks each one's
+signature against the directory, opens it with its own audience key and
+checks that it answers the query (`Query.matches`) and sorts after the page's
+position. A hub can leave results out, never add, alter or reorder one
+unseen: what fails is counted in its status (`rejected`) and logged.
+
+Deadline. Every hub call carries the time left; the node stops waiting at the
+deadline whatever a hub does (a black-holed connection included) and answers
+with what came back, naming each source `ok`, `timeout`, `unavailable` or
+`refused`.
+
+Merging. All sources sort in one order (`Position`). The page is the first
+`page_size` records of the union; a record several sources hold is shown once,
+in the fullest view this node could read (its own copy when views tie, which
+carries its retraction status), with every source named. The next page token
+is the last record's position, the same for every source.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from google.protobuf.message import DecodeError
+
+from crypto import envelope as env_crypto
+from crypto.errors import CryptoError
+from federation.errors import PeerError, PeerUnreachableError
+from federation.routing import Topology
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
+from gcn.v1 import records_pb2 as rec
+from gcn.v1 import search_pb2 as spb
+from node.domain import index, limits
+from node.domain.reading import RecordReader
+from node.domain.search import Found, Position, held_audiences, parse_position, search_store
+from node.domain.search_query import Query, parse_query
+from node.errors import ConfigError, ValidationError
+from node.logging import get_logger
+from node.storage import audit
+from node.storage.audience_keys import AudienceKeys
+from node.storage.envelope_log import as_envelope
+from node.storage.models import EnvelopeRow
+
+log = get_logger(__name__)
+_RESULT_KINDS = (epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_CORRECTION)
+LOCAL = "local"
+DEFAULT_PAGE, MAX_PAGE = 20, 100
+DEFAULT_DEADLINE_MS, MIN_DEADLINE_MS, MAX_DEADLINE_MS = 3000, 100, 30000
+_State = npb.SourceStatus
+
+
+class HubLink(Protocol):
+    """A hub this node may search: `search` starts the call and returns a
+    future whose `result(timeout)` gives the `HubSearchResponse` or raises a
+    `PeerError` (`PeerUnreachableError` for a link down or timed out)."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    def search(self, request: spb.HubSearchRequest, timeout: float) -> Any: ...
+
+
+class Verifier(Protocol):
+    def keyring(self) -> Any: ...
+
+    def may_write(self, origin: str, audience: str) -> bool: ...
+
+    def is_active(self, node_id: str) -> bool: ...
+
+
+@dataclass
+class _Candidate:
+    position: Position
+    record: npb.StoredRecord
+    sources: list[str]
+    other_views: set[int] = field(default_factory=set)
+    verified: bool = True
+
+
+@dataclass
+class _SourceResult:
+    status: npb.SourceStatus
+    candidates: list[_Candidate]
+    more: bool
+
+
+class FederatedSearch:
+    def __init__(
+        self,
+        reader: RecordReader,
+        keys: AudienceKeys,
+        trust: Callable[[], Verifier],
+        hubs: Callable[[], Sequence[HubLink]] = lambda: (),
+    ) -> None:
+        self.reader = reader
+        self.keys = keys
+        self.trust = trust
+        self.hubs = hubs
+
+    def search_for(self, officer: audit.Officer, req: npb.SearchRequest) -> npb.SearchResponse:
+        """`search`, written to the audit trail (the query as asked, the number of
+        results on the page) before it is answered."""
+        trail = self.reader.audit
+        if trail is None:
+            raise ConfigError("the audit log is not wired to the search")
+        out = self.search(req)
+        asked: dict[str, object] = {"query": parse_query(req.query).asked}
+        if req.page_token:
+            asked["page_token"] = req.page_token
+        if req.local_only:
+            asked["local_only"] = True
+        trail.record(officer, audit.SEARCH, asked, len(out.hits))
+        return out
+
+    def search(self, req: npb.SearchRequest) -> npb.SearchResponse:
+        started = time.monotonic()
+        q = parse_query(req.query)
+        if req.page_size < 0 or req.page_size > MAX_PAGE:
+            raise ValidationError("page_size", f"must be between 1 and {MAX_PAGE} (0 means {DEFAULT_PAGE})")
+        size = req.page_size or DEFAULT_PAGE
+        deadline_ms = req.deadline_ms or DEFAULT_DEADLINE_MS
+        if not MIN_DEADLINE_MS <= deadline_ms <= MAX_DEADLINE_MS:
+            rule = f"must be between {MIN_DEADLINE_MS} and {MAX_DEADLINE_MS} (0 means {DEFAULT_DEADLINE_MS})"
+            raise ValidationError("deadline_ms", rule)
+        after = parse_position(req.page_token)
+        deadline = started + deadline_ms / 1000
+        hubs = [] if req.local_only else list(self.hubs())
+        ask = spb.HubSearchRequest(query=req.query, page_size=size, after=req.page_token)
+        pending = [(hub, _start(hub, ask, deadline_ms / 1000)) for hub in hubs]
+        results = [self._local(q, size, after)]
+        for hub, future in pending:
+            results.append(self._hub_result(hub, future, q, after, deadline, started))
+        return _merge(results, size)
+
+    def _local(self, q: Query, size: int, after: Position | None) -> _SourceResult:
+        t0 = time.monotonic()
+        suspects: list[int] = []
+        with self.reader.db.read() as s:
+            found, more = search_store(s, q, limit=size, after=after)
+            candidates = [self._local_candidate(s, f, suspects) for f in found]
+        self.reader.check_suspects(suspects)
+        status = npb.SourceStatus(source=LOCAL, state=_State.STATE_OK, count=len(candidates), millis=_ms(t0))
+        return _SourceResult(status, candidates, more)
+
+    def _local_candidate(self, s: Any, f: Found, suspects: list[int]) -> _Candidate:
+        record = self.reader.stored(s, f.row, suspects)
+        return _Candidate(f.position, record, [LOCAL], set(f.other_views))
+
+    def _hub_result(
+        self, hub: HubLink, future: Any, q: Query, after: Position | None, deadline: float, started: float
+    ) -> _SourceResult:
+        status = npb.SourceStatus(source=hub.node_id)
+        try:
+            reply: spb.HubSearchResponse = future.result(max(0.0, deadline - time.monotonic()))
+        except (FutureTimeout, TimeoutError):
+            status.state, status.detail = _State.STATE_TIMEOUT, "no answer within the deadline"
+            _cancel(future)
+            return _SourceResult(_timed(status, started), [], False)
+        except PeerUnreachableError as e:
+            timed_out = e.code == "DEADLINE_EXCEEDED" or time.monotonic() >= deadline
+            status.state = _State.STATE_TIMEOUT if timed_out else _State.STATE_UNAVAILABLE
+            status.detail = "no answer within the deadline" if timed_out else str(e)[:200]
+            return _SourceResult(_timed(status, started), [], False)
+        except PeerError as e:
+            failed = e.code in ("INTERNAL", "UNKNOWN", "UNIMPLEMENTED", "RESOURCE_EXHAUSTED", "CANCELLED")
+            status.state = _State.STATE_UNAVAILABLE if failed else _State.STATE_REFUSED
+            status.detail = str(e)[:200]
+            return _SourceResult(_timed(status, started), [], False)
+        candidates: list[_Candidate] = []
+        rejected: list[str] = []
+        for hit in reply.hits:
+            got = self._check_hit(hit, q, after)
+            if isinstance(got, str):
+                rejected.append(got)
+            else:
+                got.sources = [hub.node_id]
+                candidates.append(got)
+        if rejected:
+            log.warning(
+                "hub search results rejected", hub=hub.node_id, rejected=len(rejected), first=rejected[0]
+            )
+            status.rejected = len(rejected)
+            status.detail = f"{len(rejected)} result(s) rejected: {rejected[0]}"[:300]
+        status.state, status.count = _State.STATE_OK, len(candidates)
+        return _SourceResult(_timed(status, started), candidates, reply.more)
+
+    def _check_hit(self, hit: spb.HubSearchHit, q: Query, after: Position | None) -> _Candidate | str:
+        """The hit as a record, or why it is rejected."""
+        trust = self.trust()
+        try:
+            v = env_crypto.verify(hit.envelope, trust.keyring())
+        except CryptoError as e:
+            return f"does not verify: {e}"[:200]
+        h = v.header
+        if not trust.may_write(h.origin, h.audience):
+            return f"{h.origin} may not write into {h.audience}"
+        key = self.keys.get(h.audience, h.epoch)
+        if key is None:
+            return f"no key here for {h.audience} epoch {h.epoch}"
+        try:
+            body = rec.RecordBody.FromString(env_crypto.open_body(hit.envelope, h, key))
+            opened = index.Opened.of(0, h, body, env_crypto.header_created_at(h))
+        except (CryptoError, DecodeError, ValueError) as e:
+            return f"does not open: {e}"[:200]
+        if index.unindexable(opened) is not None:
+            return "its body breaks the record rules"
+        header = opened.header
+        event_date = index.event_date(body, opened.created_at)
+        if header.kind not in _RESULT_KINDS:
+            return "is not a seizure, alert or correction"
+        if not q.matches(index.terms_of(body), header.origin, index.tlp_of(body), event_date):
+            return "does not answer the query"
+        position = Position(event_date, header.origin, header.record_id)
+        if after is not None and not position < after:
+            return "is not after the page's position"
+        record = npb.StoredRecord(
+            record_id=header.record_id,
+            kind=header.kind,
+            origin=header.origin,
+            audience=header.audience,
+            view=header.view,
+            status=npb.RECORD_STATUS_ACTIVE,
+            envelope=hit.envelope,
+            origin_revoked=not trust.is_active(header.origin),
+        )
+        record.created_at.CopyFrom(header.created_at)
+        which = body.WhichOneof("body")
+        if which:
+            getattr(record, which).CopyFrom(getattr(body, which))
+        return _Candidate(position, record, [], set(hit.other_views))
+
+
+@dataclass(frozen=True)
+class NodeCaller:
+    """A member node asking this hub (the audit trail's officer for a hub search)."""
+
+    name: str
+    role: str = "node"
+
+
+class HubSearchAnswer:
+    """A hub's side of `HubSearch`: the records this hub can read whose audience
+    the calling node is a member of (judged from its certificate's node id and
+    the directory), as the signed envelopes only. Each call is audited."""
+
+    def __init__(
+        self, db: Any, topology: Callable[[], Topology | None], trail: audit.AuditLog | None
+    ) -> None:
+        self.db = db
+        self.topology = topology
+        self.trail = trail
+
+    def answer(self, caller: str, req: spb.HubSearchRequest) -> spb.HubSearchResponse:
+        q = parse_query(req.query)
+        if not 1 <= req.page_size <= MAX_PAGE:
+            raise ValidationError("page_size", f"must be between 1 and {MAX_PAGE}")
+        after = parse_position(req.after, "after")
+        topo = self.topology()
+        out = spb.HubSearchResponse()
+        budget = limits.MAX_PAGE_BYTES
+        with self.db.read() as s:
+            allowed = [a for a in held_audiences(s) if topo is not None and topo.is_member(caller, a)]
+            found, out.more = search_store(s, q, limit=req.page_size, after=after, audiences=allowed)
+            for f in found:
+                env_row = s.get(EnvelopeRow, f.row.envelope_id)
+                if env_row is None:
+                    continue
+                hit = spb.HubSearchHit(envelope=as_envelope(env_row), other_views=_views(f.other_views))
+                if out.hits and out.ByteSize() + hit.ByteSize() + 8 > budget:
+                    out.more = True
+                    break
+                out.hits.append(hit)
+        if self.trail is not None:
+            self.trail.record(
+                NodeCaller(caller), audit.SEARCH, {"query": q.asked, "from_node": caller}, len(out.hits)
+            )
+        log.info("hub search answered", caller=caller, results=len(out.hits), audiences=len(allowed))
+        return out
+
+
+def _merge(results: Sequence[_SourceResult], size: int) -> npb.SearchResponse:
+    merged: dict[tuple[str, str], _Candidate] = {}
+    for result in results:
+        for c in result.candidates:
+            key = (c.position.origin, c.position.record_id)
+            held = merged.get(key)
+            if held is None:
+                merged[key] = c
+                continue
+            views = held.other_views | c.other_views | {held.record.view, c.record.view}
+            if c.record.view < held.record.view:  # a fuller view than the one held
+                c.sources = held.sources + c.sources
+                merged[key] = held = c
+            else:
+                held.sources += c.sources
+            held.other_views = views - {held.record.view}
+    ordered = sorted(merged.values(), key=lambda c: c.position, reverse=True)
+    page = ordered[:size]
+    out = npb.SearchResponse(sources=[r.status for r in results])
+    for c in page:
+        out.hits.append(
+            npb.SearchHit(
+                record=c.record,
+                other_views=_views(c.other_views),
+                sources=list(dict.fromkeys(c.sources)),
+                verified=c.verified,
+            )
+        )
+    if page and (len(ordered) > size or any(r.more for r in results)):
+        out.next_page_token = page[-1].position.token()
+    return out
+
+
+class _Failed:
+    """A hub call that failed before it started (no channel): raises at `result`."""
+
+    def __init__(self, error: PeerError) -> None:
+        self.error = error
+
+    def result(self, timeout: float | None = None) -> Any:
+        raise self.error
+
+
+def _start(hub: HubLink, ask: spb.HubSearchRequest, timeout: float) -> Any:
+    try:
+        return hub.search(ask, timeout)
+    except PeerError as e:
+        return _Failed(e)
+
+
+def _views(views: Iterable[int]) -> list[epb.View.ValueType]:
+    return [epb.View.ValueType(v) for v in sorted(set(views))]
+
+
+def _ms(t0: float) -> int:
+    return int((time.monotonic() - t0) * 1000)
+
+
+def _timed(status: npb.SourceStatus, started: float) -> npb.SourceStatus:
+    status.millis = _ms(started)
+    return status
+
+
+def _cancel(future: Any) -> None:
+    cancel = getattr(future, "cancel", None)
+    if callable(cancel):
+        cancel()

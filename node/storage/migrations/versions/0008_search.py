@@ -1,0 +1,38 @@
+"""search: records in search order, byte-ordered terms on PostgreSQL, node_meta
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-04 18:45:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('node_meta',
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('value', sa.String(length=256), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_node_meta'))
+    )
+    op.create_index('ix_records_search_order', 'records', ['event_date', 'origin', 'record_id'], unique=False)
+    if op.get_bind().dialect.name == 'postgresql':
+        # The (field, value) index is rebuilt by the type change, now in byte order.
+        op.alter_column('record_terms', 'value', type_=sa.String(length=256, collation='C'),
+                        existing_type=sa.String(length=256), existing_nullable=False)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        op.alter_column('record_terms', 'value', type_=sa.String(length=256),
+                        existing_type=sa.String(length=256, collation='C'), existing_nullable=False)
+    op.drop_index('ix_records_search_order', table_name='records')
+    op.drop_table('node_meta')
