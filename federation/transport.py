@@ -60,8 +60,10 @@ def peer_channel(tls: TlsMaterial, peer_id: str, endpoint: str) -> grpc.Channel:
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         # Reconnection pacing is the sync scheduler's job (persisted, with jitter);
         # keep gRPC's own channel backoff short so it never hides a peer that is back.
+        # Not "grpc.min_reconnect_backoff_ms": gRPC also takes it as the time
+        # a connection attempt may take, and 200 ms cut every handshake over a
+        # link with a long round trip (or a hub that is slow to accept) short.
         ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.min_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2000),
     ]
     return grpc.secure_channel(endpoint, tls.channel_credentials(), options=options)

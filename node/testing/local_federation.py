@@ -28,6 +28,7 @@ from node.app import NodeApp
 from node.bootstrap import CONFIG_FILE, init_node
 from node.clock import Clock
 from node.config import load_config
+from node.hub_links import HubLinks
 from node.joining import install_certificate, prepare_join
 from node.storage.files import write_file
 
@@ -69,12 +70,21 @@ class LocalNode:
     tls: TlsMaterial
     server: RunningServer | None = None
     channels: dict[str, grpc.Channel] = field(default_factory=dict)
+    hub_links: HubLinks | None = None
+
+    def servicer(self) -> SyncServicer:
+        """The node's SyncService as `gcn serve` wires it."""
+        servicer = SyncServicer(self.app.trust, self.app.sync_source, self.app.receiver, self.app.clock)
+        servicer.hub_search = self.app.hub_search.answer
+        return servicer
 
     def start(self) -> None:
+        if self.hub_links is None:  # searches ask the hubs above, as under `gcn serve`
+            upstreams = self.app.config.federation.upstream_ids
+            self.hub_links = HubLinks(self.tls, self.node_id, self.app.trust.directory, upstreams)
+            self.app.search.hubs = self.hub_links
         if self.server is None:
-            servicer = SyncServicer(self.app.trust, self.app.sync_source, self.app.receiver, self.app.clock)
-            servicer.hub_search = self.app.hub_search.answer
-            self.server = build_federation_server(servicer, self.endpoint, self.tls)
+            self.server = build_federation_server(self.servicer(), self.endpoint, self.tls)
 
     def stop(self) -> None:
         if self.server is not None:
@@ -95,6 +105,8 @@ class LocalNode:
         self.stop()
         for ch in self.channels.values():
             ch.close()
+        if self.hub_links is not None:
+            self.hub_links.close()
         self.app.close()
 
 
