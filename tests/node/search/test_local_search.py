@@ -294,3 +294,25 @@ def test_search_over_the_api_is_audited_and_bad_input_is_invalid_argument(
     assert [(r.officer, r.action, r.results) for r in rows] == [("analyst", "search", 1)]
     assert rows[0].query_fields() == {"query": {"company": "société", "vessel": "altair"}}
     assert app.audit.verify().ok
+
+
+def test_audited_reads_write_no_envelope_and_nothing_to_replicate(
+    app: NodeApp, stocked: dict[str, str], stub: node_pb2_grpc.NodeServiceStub
+) -> None:
+    """The audit trail is the node's own: a search, a get and a list add audit
+    rows and not one envelope, stream head or outbox entry."""
+    from node.storage.models import EnvelopeRow, StreamRow
+
+    def counts() -> tuple[int, int, list[tuple[str, str, int]]]:
+        with app.db.read() as s:
+            envelopes = s.scalar(select(func.count()).select_from(EnvelopeRow)) or 0
+            streams = s.scalar(select(func.count()).select_from(StreamRow)) or 0
+        heads = sorted((h.origin, h.audience, h.seq) for h in app.sync_source.heads())
+        return int(envelopes), int(streams), heads
+
+    before = counts()
+    stub.Search(npb.SearchRequest(query=spb.SearchQuery(text="ivory")), timeout=10)
+    stub.GetRecord(npb.GetRecordRequest(record_id=stocked["ivory"]), timeout=10)
+    stub.ListRecords(npb.ListRecordsRequest(), timeout=10)
+    assert counts() == before
+    assert [r.action for r in reversed(app.audit.entries())] == ["search", "get", "list"]
