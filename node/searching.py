@@ -152,8 +152,10 @@ class FederatedSearch:
         return _SourceResult(status, candidates, more)
 
     def _local_candidate(self, s: Any, f: Found, suspects: list[int]) -> _Candidate:
+        before = len(suspects)
         record = self.reader.stored(s, f.row, suspects)
-        return _Candidate(f.position, record, [LOCAL], set(f.other_views))
+        opened = len(suspects) == before  # a stored envelope that does not open is not shown as verified
+        return _Candidate(f.position, record, [LOCAL], set(f.other_views), verified=opened)
 
     def _hub_result(
         self, hub: HubLink, future: Any, q: Query, after: Position | None, deadline: float, started: float

@@ -30,7 +30,7 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from node.config import NODE_ID_RE
-from node.domain import index, limits, validation
+from node.domain import index, limits, record_ids, validation
 from node.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from node.logging import get_logger
 from node.storage import audit
@@ -199,12 +199,12 @@ class RecordReader:
         """The best readable view of record `record_id` of `origin`. Record ids
         are chosen by their origins, so two origins' records may share one: without
         `origin`, an id held from several origins is refused, naming them."""
-        rid = validation.check_record_id(record_id)
         wanted = _check_origin(origin)
-        q = select(RecordRow).where(RecordRow.record_id == rid)
-        if wanted:
-            q = q.where(RecordRow.origin == wanted)
         with self.db.read() as s:
+            rid = record_ids.resolve(s, record_id, origin=wanted)
+            q = select(RecordRow).where(RecordRow.record_id == rid)
+            if wanted:
+                q = q.where(RecordRow.origin == wanted)
             rows = list(s.scalars(q.order_by(RecordRow.view, RecordRow.envelope_id)))
             if not rows:
                 of = f" of {wanted}" if wanted else ""

@@ -24,7 +24,7 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from node.clock import Clock
-from node.domain import validation
+from node.domain import record_ids, validation
 from node.domain.group_commit import GroupCommitter
 from node.domain.index import Opened, index_records
 from node.domain.validation_pool import check_inline, checked_batches
@@ -157,7 +157,7 @@ class RecordService:
 
     def retract(self, record_id: str, reason: str) -> Recorded:
         now = self.clock()
-        target = validation.check_record_id(record_id)
+        target = self._own_record_id(record_id)
         body = rec.RecordBody(
             retraction=rec.Retraction(target_record_id=target, reason=validation.check_reason(reason))
         )
@@ -171,7 +171,7 @@ class RecordService:
         the policy sends the new version; audiences the original reached but the
         new version may not are sent a retraction instead."""
         now = self.clock()
-        target = validation.check_record_id(record_id)
+        target = self._own_record_id(record_id)
         correction = rec.Correction(target_record_id=target, reason=validation.check_reason(reason))
         if isinstance(replacement, rec.Seizure):
             checked_s = validation.check_seizure(replacement, latest_date(now))
@@ -267,6 +267,11 @@ class RecordService:
             )
         notify(self.on_commit)
         return [Recorded(p.record_id, p.kind, now, refs.get(p.record_id, []), p.co2e) for p in pending]
+
+    def _own_record_id(self, value: str) -> str:
+        """One of this node's record ids, whole or by an unambiguous prefix."""
+        with self.db.read() as s:
+            return record_ids.resolve(s, value, origin=self.log.node_id)
 
     @staticmethod
     def _project(body: rec.RecordBody, share: Share) -> rec.RecordBody:

@@ -316,3 +316,24 @@ def test_audited_reads_write_no_envelope_and_nothing_to_replicate(
     stub.ListRecords(npb.ListRecordsRequest(), timeout=10)
     assert counts() == before
     assert [r.action for r in reversed(app.audit.entries())] == ["search", "get", "list"]
+
+
+def test_an_own_envelope_that_no_longer_opens_is_not_shown_as_verified(
+    app: NodeApp, stocked: dict[str, str]
+) -> None:
+    from node.storage.models import EnvelopeRow
+
+    with app.db.read() as s:
+        row = s.scalars(
+            select(RecordRow).where(RecordRow.record_id == stocked["hcfc"]).order_by(RecordRow.view)
+        ).first()
+        assert row is not None
+        envelope_id = row.envelope_id
+    with app.db.begin() as s:
+        env = s.get(EnvelopeRow, envelope_id)
+        assert env is not None
+        damaged = bytearray(env.ciphertext)
+        damaged[len(damaged) // 2] ^= 0x01
+        env.ciphertext = bytes(damaged)
+    reply = _search(app, container_number="MSKU7012349")
+    assert [(h.record.record_id, h.verified) for h in reply.hits] == [(stocked["hcfc"], False)]
