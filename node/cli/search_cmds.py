@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -31,6 +32,7 @@ Stub = Callable[[argparse.Namespace], Any]
 
 MAX_PAGE = 100
 MAX_ALERTS = 500
+ALERTS_PAGE = MAX_PAGE  # per call of `gcn alerts`
 MIN_DEADLINE, MAX_DEADLINE, DEFAULT_DEADLINE = 0.1, 30.0, 3.0
 _ROLES = ("origin", "export", "transit", "destination", "seizing", "party")
 _KINDS = {"seizure": epb.RECORD_KIND_SEIZURE, "alert": epb.RECORD_KIND_ALERT}
@@ -54,6 +56,30 @@ _QUERY_FLAGS = (
     ("--kind", "kind"),
     ("--origin", "origin"),
 )
+
+# The fields the node names in its errors, and the flags that set them.
+_FLAG_OF = {
+    "query.text": "TEXT",
+    "query.container_number": "--container",
+    "query.vessel": "--vessel",
+    "query.flight": "--flight",
+    "query.company": "--company",
+    "query.person": "--person",
+    "query.species": "--species",
+    "query.hs_code_prefix": "--hs",
+    "query.country": "--country",
+    "query.country_role": "--as",
+    "query.port": "--port",
+    "query.date_from": "--from",
+    "query.date_to": "--to",
+    "query.operation_code": "--operation",
+    "query.origin": "--origin",
+    "query.in_force_on": "--on",
+    "page_token": "--page",
+    "page_size": "--limit",
+    "deadline_ms": "--deadline",
+}
+_FIELD = re.compile(r"^invalid argument: ([a-z_.]+):")
 
 
 def _today() -> str:
@@ -106,9 +132,21 @@ def query_from_flags(a: argparse.Namespace) -> spb.SearchQuery:
     return q
 
 
+def with_flag(message: str) -> str:
+    """The node's `query.FIELD: rule` with the flag that sets FIELD:
+    `query.container_number (--container): must be …`."""
+    m = _FIELD.search(message)
+    if m is None or m.group(1) not in _FLAG_OF:
+        return message
+    return f"{message[: m.end(1)]} ({_FLAG_OF[m.group(1)]}){message[m.end(1) :]}"
+
+
 def _search(stub: Any, req: npb.SearchRequest) -> npb.SearchResponse:
     # The node answers by its deadline; the call's own timeout leaves it room to do so.
-    reply: npb.SearchResponse = call(stub.Search, req, timeout=req.deadline_ms / 1000 + 10)
+    try:
+        reply: npb.SearchResponse = call(stub.Search, req, timeout=req.deadline_ms / 1000 + 10)
+    except CliError as e:
+        raise CliError(with_flag(str(e))) from e
     return reply
 
 
@@ -198,7 +236,7 @@ def cmd_alerts(a: argparse.Namespace, stub: Stub) -> int:
     while True:
         req = npb.SearchRequest(
             query=query,
-            page_size=MAX_PAGE,
+            page_size=ALERTS_PAGE,
             page_token=token,
             local_only=a.local,
             deadline_ms=_deadline_ms(a.deadline),

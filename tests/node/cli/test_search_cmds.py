@@ -17,12 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from node.api.grpc_server import RunningServer
 from node.api.server import build_server
 from node.api.tls import server_credentials
 from node.app import NodeApp
+from node.cli import search_cmds
 from node.cli.main import main
+from node.cli.search_render import source_line
 from node.domain import samples
 from node.testing.clock import ManualClock
 
@@ -160,7 +163,11 @@ def test_bad_input_names_the_field(
 ) -> None:
     code, out, err = run(capsys, "search", "--node", address, "--container", "CSQU 305438 4")
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and "query.container_number" in err, err
+    assert err.count("\n") == 1 and "query.container_number (--container): must be" in err, err
+    code, _, err = run(capsys, "search", "--node", address, "--from", "2026-11-30", "--to", "2026-11-01")
+    assert code == 2 and "query.date_to (--to): must not be before" in err
+    code, _, err = run(capsys, "search", "--node", address, "--page", "garbage")
+    assert code == 2 and "page_token (--page): is not a page token" in err
     code, _, err = run(capsys, "search", "--node", address, "--commodity", "ivory")
     assert code == 2 and "--commodity" in err
     code, _, err = run(capsys, "search", "--node", address, "--as", "origin")
@@ -193,7 +200,11 @@ def test_pages_print_the_next_command_and_page_continues(
 
 
 def test_alerts_in_force_highest_priority_first(
-    app: NodeApp, address: str, clock: ManualClock, capsys: pytest.CaptureFixture[str]
+    app: NodeApp,
+    address: str,
+    clock: ManualClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     today = datetime.now(UTC).date()
     expired = samples.vessel_alert(clock().date() + timedelta(days=2))
@@ -211,6 +222,7 @@ def test_alerts_in_force_highest_priority_first(
     ids["medium"] = r.record_alert(medium).record_id
     r.record_seizure(samples.ivory_seizure(clock().date()))  # not an alert
 
+    monkeypatch.setattr(search_cmds, "ALERTS_PAGE", 2)  # so that the alerts span pages
     code, out, _ = run(capsys, "alerts", "--node", address, "--json")
     assert code == 0
     data = json.loads(out)
@@ -229,3 +241,45 @@ def test_alerts_in_force_highest_priority_first(
     code, out, _ = run(capsys, "alerts", "--node", address, "--on", asked, "--json")
     got = [h["record"]["record_id"] for h in json.loads(out)["alerts"]]
     assert got == [ids["urgent"], ids["expired"], ids["high"], ids["medium"]]  # urgent: newest first
+
+    monkeypatch.setattr(search_cmds, "MAX_ALERTS", 2)
+    code, out, _ = run(capsys, "alerts", "--node", address)
+    assert code == 0 and "2 alerts in force" in out and "only the first 2 shown" in out
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        (
+            npb.SourceStatus(source="local", state=npb.SourceStatus.STATE_OK, count=3, millis=12),
+            "local ok 3 results 12 ms",
+        ),
+        (
+            npb.SourceStatus(
+                source="RINEX-ESA",
+                state=npb.SourceStatus.STATE_TIMEOUT,
+                detail="no answer within the deadline",
+            ),
+            "RINEX-ESA timeout (no answer within the deadline)",
+        ),
+        (
+            npb.SourceStatus(
+                source="WCO-GLOBAL",
+                state=npb.SourceStatus.STATE_OK,
+                count=2,
+                millis=40,
+                rejected=1,
+                detail="1 result(s) rejected: does not verify: bad signature",
+            ),
+            "WCO-GLOBAL ok 2 results 40 ms (1 rejected: does not verify: bad signature)",
+        ),
+        (
+            npb.SourceStatus(
+                source="RINEX-SEA", state=npb.SourceStatus.STATE_REFUSED, detail="permission denied"
+            ),
+            "RINEX-SEA refused (permission denied)",
+        ),
+    ],
+)
+def test_source_lines(status: npb.SourceStatus, line: str) -> None:
+    assert source_line(status) == line
