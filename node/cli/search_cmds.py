@@ -171,7 +171,8 @@ def shell_lines(words: list[str], width: int) -> list[str]:
 def next_page_command(a: argparse.Namespace, token: str) -> list[str]:
     """The `gcn search` command line for the next page: the same query flags
     (never the client flags: a token must not land in a shell history)."""
-    words = ["gcn", "search", *a.text]
+    dashed = any(w.startswith("-") for w in a.text)  # then after `--`, where no flag may follow
+    words = ["gcn", "search", *([] if dashed else a.text)]
     for flag, attr in _QUERY_FLAGS:
         value = getattr(a, attr)
         if value:
@@ -182,7 +183,8 @@ def next_page_command(a: argparse.Namespace, token: str) -> list[str]:
         words.append("--local")
     if a.deadline != DEFAULT_DEADLINE:
         words += ["--deadline", f"{a.deadline:g}"]
-    return [*words, "--limit", str(a.limit), "--page", token]
+    words += ["--limit", str(a.limit), "--page", token]
+    return [*words, "--", *a.text] if dashed else words
 
 
 def cmd_search(a: argparse.Namespace, stub: Stub) -> int:
