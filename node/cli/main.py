@@ -36,6 +36,7 @@ from node.cli import (
     hub_cmds,
     render,
     root_cmds,
+    search_cmds,
     sync_cmds,
     user_cmds,
 )
@@ -421,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _record_commands(sub)
     user_cmds.add_commands(sub)
+    search_cmds.register(sub, _client_args, _stub)
     node = sub.add_parser("node", help="node information").add_subparsers(dest="action", required=True)
     p = node.add_parser("info", help="the node's id, role and public keys")
     _client_args(p, json_flag=False)
