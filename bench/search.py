@@ -138,13 +138,19 @@ def run(o: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(prog="python -m bench.search", description=(__doc__ or "").split("\n\n")[0])
     add_common_options(p)
-    p.add_argument("--records", type=int, help="records in the store (default 100,000; quick 10,000; 0: none)")
+    p.add_argument(
+        "--records", type=int, help="records in the store (default 100,000; quick 10,000; 0: none)"
+    )
     p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--reuse", type=Path, help="keep the store in this directory (built or topped up to N)")
     p.add_argument("--queries", type=int, default=200, help="timed queries per shape (default 200)")
     p.add_argument("--only", nargs="*", default=(), help="only the shapes whose names contain one of these")
-    p.add_argument("--analyze", action="store_true", help="ANALYZE the store before timing (the node does not)")
-    p.add_argument("--fed-records", type=int, help="seizures KE and TZ each record (default 20,000; quick 2,000)")
+    p.add_argument(
+        "--analyze", action="store_true", help="ANALYZE the store before timing (the node does not)"
+    )
+    p.add_argument(
+        "--fed-records", type=int, help="seizures KE and TZ each record (default 20,000; quick 2,000)"
+    )
     p.add_argument("--fed-queries", type=int, default=50, help="federated searches per shape (default 50)")
     o, unknown = p.parse_known_args(argv)
     if o.records is None:
@@ -162,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = run(o)
     out["seconds"] = round(time.perf_counter() - start, 1)
     if o.json_path:
-        written = write_json(o.json_path, {"options": {k: str(v) for k, v in vars(o).items()}, **out}, "search")
+        written = write_json(
+            o.json_path, {"options": {k: str(v) for k, v in vars(o).items()}, **out}, "search"
+        )
         console.print(f"figures written to {written}")
 
 

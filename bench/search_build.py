@@ -82,7 +82,11 @@ def _pg_url(database_url: str, schema: str) -> str:
 def _open_node(directory: Path, database_url: str) -> NodeApp:
     if not (directory / CONFIG_FILE).exists():
         init_node(
-            directory, node_id=NODE_ID, name="search bench", role="national", country=COUNTRY,
+            directory,
+            node_id=NODE_ID,
+            name="search bench",
+            role="national",
+            country=COUNTRY,
             database_url=database_url,
         )
     config = load_config(directory / CONFIG_FILE)
@@ -120,9 +124,28 @@ def _top_up(store: Store, records: int, seed: int) -> None:
             getattr(probes, name).extend(values)
     store.built["records"] = held + stored
     store.built.setdefault("builds", []).append(
-        {"records": stored, "onto": held, "seconds": round(seconds, 1), "records_per_s": round(stored / seconds)}
+        {
+            "records": stored,
+            "onto": held,
+            "seconds": round(seconds, 1),
+            "records_per_s": round(stored / seconds),
+        }
     )
     probes.save(store.directory / "probes.json")
+    (store.directory / "built.json").write_text(json.dumps(store.built, indent=2) + "\n")
+
+
+def _recover(store: Store, seed: int) -> None:
+    """A build stopped before it wrote built.json: count what it stored and
+    draw its seizures again (the same seed gives the same ones) for the probes."""
+    held = store.counts()["records"]  # one records row per seizure on this node (its policy)
+    step(f"recovering a stopped build: {held:,} records held; drawing their probes again")
+    source = SeizureSource(seed, system_clock().date())
+    for _ in source.seizures(held):
+        pass
+    store.probes = source.probes
+    store.built = {"records": held, "builds": [], "recovered": True}
+    store.probes.save(store.directory / "probes.json")
     (store.directory / "built.json").write_text(json.dumps(store.built, indent=2) + "\n")
 
 
@@ -156,6 +179,8 @@ def search_store(records: int, database_url: str | None, reuse: Path | None, see
                 built = json.loads(built_file.read_text()) if built_file.exists() else {}
                 probes = Probes.load(probes_file) if probes_file.exists() else Probes()
                 store = Store(app, directory, probes, built)
+                if not built_file.exists() and store.counts()["records"]:
+                    _recover(store, seed)
                 _top_up(store, records, seed)
                 yield store
             finally:

@@ -27,26 +27,154 @@ from node.domain.samples import random_seizure
 
 PROBE_EVERY = 97
 # Weighted: the first ones are where most seizures happen or lead.
-COUNTRIES = (
-    "KE TZ UG CN VN NL MY TH NG ZA BE DE FR GB US HK SG AE IN ID PH MZ MG CM CD GA "
-    "ET SD EG TR ES IT PT BR MX CO PE EC AR CA AU NZ JP KR LA KH MM BD PK LK OM QA "
-    "SA KW IR IQ JO GH CI SN TG"
-).split()
+COUNTRIES = [
+    "KE",
+    "TZ",
+    "UG",
+    "CN",
+    "VN",
+    "NL",
+    "MY",
+    "TH",
+    "NG",
+    "ZA",
+    "BE",
+    "DE",
+    "FR",
+    "GB",
+    "US",
+    "HK",
+    "SG",
+    "AE",
+    "IN",
+    "ID",
+    "PH",
+    "MZ",
+    "MG",
+    "CM",
+    "CD",
+    "GA",
+    "ET",
+    "SD",
+    "EG",
+    "TR",
+    "ES",
+    "IT",
+    "PT",
+    "BR",
+    "MX",
+    "CO",
+    "PE",
+    "EC",
+    "AR",
+    "CA",
+    "AU",
+    "NZ",
+    "JP",
+    "KR",
+    "LA",
+    "KH",
+    "MM",
+    "BD",
+    "PK",
+    "LK",
+    "OM",
+    "QA",
+    "SA",
+    "KW",
+    "IR",
+    "IQ",
+    "JO",
+    "GH",
+    "CI",
+    "SN",
+    "TG",
+]
 _WEIGHTS = [max(1.0, 30.0 / (i + 1)) for i in range(len(COUNTRIES))]
 _HS_BY_COMMODITY = {
-    rec.COMMODITY_WILDLIFE: (
-        "010690 010649 020890 030192 030389 030499 050710 050790 050800 051000 410390 "
-        "430180 430390 960190 970500 030281 030571 160420"
-    ).split(),
-    rec.COMMODITY_TIMBER: "440349 440399 440729 440799 440929 441299 940360 121190 330129".split(),
-    rec.COMMODITY_ODS_HFC: "290371 290372 290379 382478 382479 841869 841510".split(),
+    rec.COMMODITY_WILDLIFE: [
+        "010690",
+        "010649",
+        "020890",
+        "030192",
+        "030389",
+        "030499",
+        "050710",
+        "050790",
+        "050800",
+        "051000",
+        "410390",
+        "430180",
+        "430390",
+        "960190",
+        "970500",
+        "030281",
+        "030571",
+        "160420",
+    ],
+    rec.COMMODITY_TIMBER: [
+        "440349",
+        "440399",
+        "440729",
+        "440799",
+        "440929",
+        "441299",
+        "940360",
+        "121190",
+        "330129",
+    ],
+    rec.COMMODITY_ODS_HFC: ["290371", "290372", "290379", "382478", "382479", "841869", "841510"],
 }
 _HS_CHAPTERS = [f"{c:02d}" for c in range(1, 98) if c != 77]
 _OWNERS = [f"{a}{b}{c}" for a in "ACEGHMOTSK" for b in "MSLCOGEB" for c in "KQCAHNUX"][:400]
-_SYLLABLES = (
-    "ka ri mo tu sa le an ve do pi ra no ze li ma ko be ta ni go ul ar en os um ix ba "
-    "da fe gu ho ja ke lu mi na ob pa qu ro si te vo wa ya zu"
-).split()
+_SYLLABLES = [
+    "ka",
+    "ri",
+    "mo",
+    "tu",
+    "sa",
+    "le",
+    "an",
+    "ve",
+    "do",
+    "pi",
+    "ra",
+    "no",
+    "ze",
+    "li",
+    "ma",
+    "ko",
+    "be",
+    "ta",
+    "ni",
+    "go",
+    "ul",
+    "ar",
+    "en",
+    "os",
+    "um",
+    "ix",
+    "ba",
+    "da",
+    "fe",
+    "gu",
+    "ho",
+    "ja",
+    "ke",
+    "lu",
+    "mi",
+    "na",
+    "ob",
+    "pa",
+    "qu",
+    "ro",
+    "si",
+    "te",
+    "vo",
+    "wa",
+    "ya",
+    "zu",
+]
 _COMPANY_SUFFIX = (
     "Ltd",
     "Limited",
@@ -74,14 +202,65 @@ _COMPANY_HEAD = (
     "Grünwald Handels",
     "Łódź Metals",
 )
-_FIRST = (
-    "John Mary Ahmed Fatuma Wanjiru Otieno Chen Li Nguyen Thi Søren Jürgen José María François "
-    "Zoë Chloé Renée Ömer Şule İbrahim Ngozi Chukwuemeka Aïsha Joël Mikołaj Dvořák Ana João"
-).split()
-_LAST = (
-    "Doe Mwangi Odhiambo Kamau Wang Zhang Trần Phạm Østergaard Straße Müller García Peña Lefèvre "
-    "Öztürk Yılmaz Şahin Okafor Adeyemi Diallo Ngoma Kowalski Nováková Gonçalves Ribeiro Haddad"
-).split()
+_FIRST = [
+    "John",
+    "Mary",
+    "Ahmed",
+    "Fatuma",
+    "Wanjiru",
+    "Otieno",
+    "Chen",
+    "Li",
+    "Nguyen",
+    "Thi",
+    "Søren",
+    "Jürgen",
+    "José",
+    "María",
+    "François",
+    "Zoë",
+    "Chloé",
+    "Renée",
+    "Ömer",
+    "Şule",
+    "İbrahim",
+    "Ngozi",
+    "Chukwuemeka",
+    "Aïsha",
+    "Joël",
+    "Mikołaj",
+    "Dvořák",
+    "Ana",
+    "João",
+]
+_LAST = [
+    "Doe",
+    "Mwangi",
+    "Odhiambo",
+    "Kamau",
+    "Wang",
+    "Zhang",
+    "Trần",
+    "Phạm",
+    "Østergaard",
+    "Straße",
+    "Müller",
+    "García",
+    "Peña",
+    "Lefèvre",
+    "Öztürk",
+    "Yılmaz",  # noqa: RUF001 - a Turkish name
+    "Şahin",
+    "Okafor",
+    "Adeyemi",
+    "Diallo",
+    "Ngoma",
+    "Kowalski",
+    "Nováková",
+    "Gonçalves",
+    "Ribeiro",
+    "Haddad",
+]
 _VESSEL_HEAD = ("MSC", "MAERSK", "CMA CGM", "EVER", "COSCO", "ONE", "HMM", "YM", "ZIM", "KOTA", "SEA")
 _COMMON_TEXT = (
     "sacks of sesame seed",
@@ -125,12 +304,27 @@ class Pools:
         vessels = []
         for _ in range(15_000):
             base = f"{rng.randrange(9_000_000, 9_999_999) // 10}"
-            vessels.append((f"{rng.choice(_VESSEL_HEAD)} {_word(rng, 3).upper()}", base + std_imo.calc_check_digit(base)))
+            vessels.append(
+                (f"{rng.choice(_VESSEL_HEAD)} {_word(rng, 3).upper()}", base + std_imo.calc_check_digit(base))
+            )
         vocabulary = sorted({_word(rng, rng.randint(2, 4)) for _ in range(30_000)})
         rng.shuffle(vocabulary)
         table = _scientific_names()
-        timber = [n for n in table if n.split()[0] in {"Dalbergia", "Pterocarpus", "Swietenia", "Aquilaria",
-                                                        "Gonystylus", "Guibourtia", "Santalum", "Prunus"}]
+        timber = [
+            n
+            for n in table
+            if n.split()[0]
+            in {
+                "Dalbergia",
+                "Pterocarpus",
+                "Swietenia",
+                "Aquilaria",
+                "Gonystylus",
+                "Guibourtia",
+                "Santalum",
+                "Prunus",
+            }
+        ]
         species = [n for n in table if n not in timber]
         ports = {c: [c + _port_code(rng) for _ in range(3 if i > 10 else 8)] for i, c in enumerate(COUNTRIES)}
         return cls(companies, persons, vessels, vocabulary, species, timber, ports)
@@ -211,9 +405,15 @@ class SeizureSource:
         country = rng.choices(COUNTRIES, _WEIGHTS)[0]
         s.place.country = country
         s.place.port_locode = rng.choice(p.ports[country])
-        s.place.description = f"{rng.choice(('terminal', 'berth', 'warehouse', 'airport cargo shed'))} {rng.randint(1, 40)}"
-        s.route.origin_country, s.route.export_country, s.route.destination_country = rng.choices(COUNTRIES, _WEIGHTS, k=3)
-        s.route.transit_countries[:] = rng.choices(COUNTRIES, _WEIGHTS, k=rng.choices((0, 1, 2), (5, 3, 1))[0])
+        s.place.description = (
+            f"{rng.choice(('terminal', 'berth', 'warehouse', 'airport cargo shed'))} {rng.randint(1, 40)}"
+        )
+        s.route.origin_country, s.route.export_country, s.route.destination_country = rng.choices(
+            COUNTRIES, _WEIGHTS, k=3
+        )
+        s.route.transit_countries[:] = rng.choices(
+            COUNTRIES, _WEIGHTS, k=rng.choices((0, 1, 2), (5, 3, 1))[0]
+        )
         g = s.goods[0]
         g.hs_code = rng.choice(_HS_BY_COMMODITY.get(g.commodity, [g.hs_code]))
         if rng.random() < 0.05:  # the long tail: any heading of any chapter

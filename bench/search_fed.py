@@ -83,9 +83,7 @@ def federated(records: int, queries: int, database_url: str | None, seed: int) -
                             continue
                         timed.append(seconds)
                         out.hits += len(reply.hits)
-                        out.sources_not_ok += sum(
-                            s.state != npb.SourceStatus.STATE_OK for s in reply.sources
-                        )
+                        out.sources_not_ok += sum(s.state != npb.SourceStatus.STATE_OK for s in reply.sources)
                     out.latencies_s += timed
                     p50, p99 = percentile(timed, 50), percentile(timed, 99)
                     out.per_shape_ms[shape.name] = ((p50 or 0) * 1e3, (p99 or 0) * 1e3)

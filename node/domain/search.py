@@ -12,7 +12,9 @@ matches (a few index lookups, then a sort of at most `DRIVE_LIMIT` rows);
 when every criterion is common, it walks the records in search order
 (`ix_records_search_order`) and checks each criterion per record, stopping
 at the page's end. Neither plan is left to the planner's guess, so neither
-falls onto a scan of the whole store.
+falls onto a scan of the whole store. A criterion checked per record reads
+that record's own terms (`ix_record_terms_envelope_id`), never every row of
+its term (`_term_condition(by_record=True)`).
 
 The audience filter (`audiences`) is an explicit predicate on the indexed
 `audience` column of the rows: what a hub may show the node that asks.
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import ColumnElement, Select, String, and_, exists, func, literal_column, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
@@ -97,8 +99,8 @@ def _term_condition(c: Criterion, *, by_record: bool = False) -> ColumnElement[b
     checked (seconds per query from ~20,000 records on); the record's own
     terms (ix_record_terms_envelope_id, ~50 rows) are the cheap way. The unary
     + is SQLite's own way of saying so, and changes no result."""
-    field: ColumnElement[str] = RecordTermRow.field
-    col: ColumnElement[str] = RecordTermRow.value
+    field: ColumnElement[str] | InstrumentedAttribute[str] = RecordTermRow.field
+    col: ColumnElement[str] | InstrumentedAttribute[str] = RecordTermRow.value
     if by_record:
         field = literal_column("+record_terms.field", String())
         col = literal_column("+record_terms.value", String())
