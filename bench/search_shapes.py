@@ -172,7 +172,7 @@ def time_shape(app: NodeApp, shape: Shape, count: int, seed: int) -> Timing:
         parsed, after = parse_query(q), parse_position(tokens[i])
         start = time.perf_counter()
         with app.db.read() as s:
-            found, _ = search_store(s, parsed, limit=PAGE, after=after)
+            found = search_store(s, parsed, limit=PAGE, after=after).found
         store_s = time.perf_counter() - start
         start = time.perf_counter()
         reply = app.search.search(_request(q, tokens[i]))

@@ -91,6 +91,7 @@ class _SourceResult:
     status: npb.SourceStatus
     candidates: list[_Candidate]
     more: bool
+    frontier: Position | None = None  # with `more`: everything at or above it was examined
 
 
 class FederatedSearch:
@@ -145,11 +146,11 @@ class FederatedSearch:
         t0 = time.monotonic()
         suspects: list[int] = []
         with self.reader.db.read() as s:
-            found, more = search_store(s, q, limit=size, after=after)
-            candidates = [self._local_candidate(s, f, suspects) for f in found]
+            page = search_store(s, q, limit=size, after=after)
+            candidates = [self._local_candidate(s, f, suspects) for f in page.found]
         self.reader.check_suspects(suspects)
         status = npb.SourceStatus(source=LOCAL, state=_State.STATE_OK, count=len(candidates), millis=_ms(t0))
-        return _SourceResult(status, candidates, more)
+        return _SourceResult(status, candidates, page.more, page.frontier)
 
     def _local_candidate(self, s: Any, f: Found, suspects: list[int]) -> _Candidate:
         before = len(suspects)
@@ -193,7 +194,10 @@ class FederatedSearch:
             status.rejected = len(rejected)
             status.detail = f"{len(rejected)} result(s) rejected: {rejected[0]}"[:300]
         status.state, status.count = _State.STATE_OK, len(candidates)
-        return _SourceResult(_timed(status, started), candidates, reply.more)
+        frontier = _hub_frontier(reply, candidates, after) if reply.more else None
+        return _SourceResult(
+            _timed(status, started), candidates, reply.more and frontier is not None, frontier
+        )
 
     def _check_hit(self, hit: spb.HubSearchHit, q: Query, after: Position | None) -> _Candidate | str:
         """The hit as a record, or why it is rejected."""
@@ -221,7 +225,7 @@ class FederatedSearch:
             return "is not a seizure, alert or correction"
         if not q.matches(index.terms_of(body), header.origin, index.tlp_of(body), event_date):
             return "does not answer the query"
-        position = Position(event_date, header.origin, header.record_id)
+        position = Position.at(event_date, header.record_id, header.origin)
         if after is not None and not position < after:
             return "is not after the page's position"
         record = npb.StoredRecord(
@@ -271,14 +275,18 @@ class HubSearchAnswer:
         budget = limits.MAX_PAGE_BYTES
         with self.db.read() as s:
             allowed = [a for a in held_audiences(s) if topo is not None and topo.is_member(caller, a)]
-            found, out.more = search_store(s, q, limit=req.page_size, after=after, audiences=allowed)
-            for f in found:
+            page = search_store(s, q, limit=req.page_size, after=after, audiences=allowed)
+            out.more = page.more
+            if page.frontier is not None:
+                out.examined_to = page.frontier.token()
+            for f in page.found:
                 env_row = s.get(EnvelopeRow, f.row.envelope_id)
                 if env_row is None:
                     continue
                 hit = spb.HubSearchHit(envelope=as_envelope(env_row), other_views=_views(f.other_views))
                 if out.hits and out.ByteSize() + hit.ByteSize() + 8 > budget:
-                    out.more = True
+                    out.more = True  # the rest after the last hit sent
+                    out.examined_to = _last_sent(out, page.found)
                     break
                 out.hits.append(hit)
         if self.trail is not None:
@@ -287,6 +295,27 @@ class HubSearchAnswer:
             )
         log.info("hub search answered", caller=caller, results=len(out.hits), audiences=len(allowed))
         return out
+
+
+def _last_sent(out: spb.HubSearchResponse, found: Sequence[Found]) -> str:
+    """The position of the last record in `out` (found[len(out.hits) - 1])."""
+    return found[len(out.hits) - 1].position.token()
+
+
+def _hub_frontier(
+    reply: spb.HubSearchResponse, candidates: Sequence[_Candidate], after: Position | None
+) -> Position | None:
+    """How far a hub that says `more` examined: its `examined_to`, which must
+    lie after the page's start and not above its last result; failing that, its
+    last result; None when it gave neither (then its `more` is not believed)."""
+    last = min((c.position for c in candidates), default=None)
+    try:
+        claimed = parse_position(reply.examined_to, "examined_to")
+    except ValidationError:
+        claimed = None
+    if claimed is not None and (after is None or claimed < after) and (last is None or claimed <= last):
+        return claimed
+    return last
 
 
 def _merge(results: Sequence[_SourceResult], size: int) -> npb.SearchResponse:
@@ -305,7 +334,15 @@ def _merge(results: Sequence[_SourceResult], size: int) -> npb.SearchResponse:
             else:
                 held.sources += c.sources
             held.other_views = views - {held.record.view}
-    ordered = sorted(merged.values(), key=lambda c: c.position, reverse=True)
+    # A source with more examined only down to its frontier: nothing below the
+    # highest such frontier can be shown yet (that source may hold more above it).
+    frontiers = [r.frontier for r in results if r.more and r.frontier is not None]
+    cut = max(frontiers) if frontiers else None
+    ordered = sorted(
+        (c for c in merged.values() if cut is None or c.position >= cut),
+        key=lambda c: c.position,
+        reverse=True,
+    )
     page = ordered[:size]
     out = npb.SearchResponse(sources=[r.status for r in results])
     for c in page:
@@ -317,8 +354,10 @@ def _merge(results: Sequence[_SourceResult], size: int) -> npb.SearchResponse:
                 verified=c.verified,
             )
         )
-    if page and (len(ordered) > size or any(r.more for r in results)):
-        out.next_page_token = page[-1].position.token()
+    if len(ordered) > size or cut is not None:
+        last = page[-1].position if page else cut
+        assert last is not None
+        out.next_page_token = last.token()
     return out
 
 

@@ -80,6 +80,7 @@ _RECORD_INSERT = RowInserter(
         "view",
         "created_at",
         "event_date",
+        "event_month",
         "status",
         "superseded_by",
         "tlp",
@@ -290,6 +291,7 @@ def index_records(session: Session, opened: list[Opened], *, fresh: bool = False
     for o in opened:
         h, body = o.header, o.body
         superseder = earlier.get((h.origin, h.record_id))
+        day = event_date(body, o.created_at)
         record_rows.append(
             (
                 o.envelope_id,
@@ -299,7 +301,8 @@ def index_records(session: Session, opened: list[Opened], *, fresh: bool = False
                 h.audience,
                 h.view,
                 o.created_at,
-                event_date(body, o.created_at),
+                day,
+                day.replace(day=1),
                 _status_for(superseder[1]) if superseder else npb.RECORD_STATUS_ACTIVE,
                 superseder[0] if superseder else None,
                 tlp_of(body),

@@ -1,6 +1,7 @@
 """Record ids as officers type them: the whole UUID, or any unambiguous
 prefix of it of at least `MIN_PREFIX` hex digits (what a table shows:
-`fc9eac27`). An ambiguous prefix is refused listing the candidates."""
+`fc9eac27`; ids are random UUIDs, so eight digits are nearly always enough).
+An ambiguous prefix is refused listing the candidates."""
 
 from __future__ import annotations
 

@@ -1,18 +1,21 @@
 """Searching one store: the records that answer a `Query`, newest first, one
 per record, with the views of it that are here folded together.
 
-Order and position. Results come in descending (event date, origin, record
-id): the same order at every node, so a node can merge its own results with
-its hubs' and a page token is one `Position` for all of them (the last
-record shown). Every view of a record sorts at the same place.
+Order and position. Results come in descending (event month, record id,
+origin): the same order at every node, so a node can merge its own results
+with its hubs' and a page token is one `Position` for all of them (the last
+record shown). Every view of a record sorts at the same place: a statistical
+view keeps only the month of its date, so the order is by month, newest
+first, and within a month by record id (random: a stable, arbitrary order).
 
 The plan. An index criterion's matches are counted up to `DRIVE_LIMIT`
 first. When the rarest has no more than that, the search starts from its
 matches (a few index lookups, then a sort of at most `DRIVE_LIMIT` rows);
 when every criterion is common, it walks the records in search order
-(`ix_records_search_order`) and checks each criterion per record, stopping
-at the page's end. Neither plan is left to the planner's guess, so neither
-falls onto a scan of the whole store. A criterion checked per record reads
+(`ix_records_search_order`), `WINDOW` rows per statement, and checks each
+criterion per record, stopping at the page's end or after `WALK_LIMIT` rows
+(a short page, with a token to go on). Neither plan is left to the planner's
+guess, so neither falls onto a scan of the whole store. A criterion checked per record reads
 that record's own terms (`ix_record_terms_envelope_id`), never every row of
 its term (`_term_condition(by_record=True)`).
 
@@ -28,6 +31,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, String, and_, exists, func, literal_column, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -39,27 +43,35 @@ from node.errors import ValidationError
 from node.storage.models import RecordRow, RecordTermRow, StreamRow
 
 DRIVE_LIMIT = 5_000
+WINDOW = 2_000  # rows of the search order examined by one statement of a walk
+WALK_LIMIT = 40_000  # rows a walk examines in one call before it answers with what it found
 _VIEWS_PER_RECORD = 4  # rows fetched per wanted record in one go (one per view)
 _RESULT_KINDS = (epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_CORRECTION)
-_POSITION_RE = re.compile(r"p1:([0-9]{4}-[0-9]{2}-[0-9]{2}):([A-Z0-9][A-Z0-9-]{1,62}):([0-9a-f-]{36})")
+_POSITION_RE = re.compile(r"p2:([0-9]{4}-[0-9]{2}):([0-9a-f-]{36}):([A-Z0-9][A-Z0-9-]{1,62})")
 MAX_TOKEN_CHARS = 160
 
 
 @dataclass(frozen=True, order=True)
 class Position:
-    """Where a record sorts: results come in descending Position."""
+    """Where a record sorts: results come in descending Position. The month of
+    the event (a statistical view keeps no more of its date), then the record
+    id, so every view of a record, at every node, sorts at the same place."""
 
-    event_date: date
-    origin: str
+    event_month: date  # the first of the month
     record_id: str
+    origin: str
 
     def token(self) -> str:
-        raw = f"p1:{self.event_date.isoformat()}:{self.origin}:{self.record_id}"
+        raw = f"p2:{self.event_month.isoformat()[:7]}:{self.record_id}:{self.origin}"
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
     def of(cls, row: RecordRow) -> Position:
-        return cls(row.event_date, row.origin, row.record_id)
+        return cls(row.event_month, row.record_id, row.origin)
+
+    @classmethod
+    def at(cls, event_date: date, record_id: str, origin: str) -> Position:
+        return cls(event_date.replace(day=1), record_id, origin)
 
 
 def parse_position(token: str, field: str = "page_token") -> Position | None:
@@ -77,7 +89,7 @@ def parse_position(token: str, field: str = "page_token") -> Position | None:
     if m is None:
         raise refused
     try:
-        return Position(date.fromisoformat(m[1]), m[2], m[3])
+        return Position(date.fromisoformat(m[1] + "-01"), m[2], m[3])
     except ValueError as e:
         raise refused from e
 
@@ -146,11 +158,18 @@ def _row_filters(
     if q.date_to:
         conds.append(RecordRow.event_date <= q.date_to)
     if after is not None:
-        conds.append(
-            tuple_(RecordRow.event_date, RecordRow.origin, RecordRow.record_id)
-            < tuple_(after.event_date, after.origin, after.record_id)
-        )
+        conds.append(_before(after))
     return conds
+
+
+def _before(p: Position) -> ColumnElement[bool]:
+    """Rows sorting after `p` (below it: results come in descending order)."""
+    before: ColumnElement[bool] = _key() < tuple_(p.event_month, p.record_id, p.origin)
+    return before
+
+
+def _key() -> Any:
+    return tuple_(RecordRow.event_month, RecordRow.record_id, RecordRow.origin)
 
 
 def _count_upto(s: Session, c: Criterion, limit: int) -> int:
@@ -172,8 +191,20 @@ def _rarest(s: Session, criteria: Sequence[Criterion]) -> Criterion | None:
 
 def _ordered(q: Select[RecordRow]) -> Select[RecordRow]:
     return q.order_by(
-        RecordRow.event_date.desc(), RecordRow.origin.desc(), RecordRow.record_id.desc(), RecordRow.view
+        RecordRow.event_month.desc(), RecordRow.record_id.desc(), RecordRow.origin.desc(), RecordRow.view
     )
+
+
+@dataclass(frozen=True)
+class StorePage:
+    """What one store found: up to `limit` records, whether more may follow,
+    and `frontier`: every record sorting at or above it was examined (None
+    when the store was searched to its end). A page can be short and still
+    have more: a walk examines at most `WALK_LIMIT` rows per call."""
+
+    found: list[Found]
+    more: bool
+    frontier: Position | None
 
 
 def search_store(
@@ -183,26 +214,24 @@ def search_store(
     limit: int,
     after: Position | None = None,
     audiences: Collection[str] | None = None,
-) -> tuple[list[Found], bool]:
-    """Up to `limit` records answering `q`, after `after`, and whether there are
-    more. `audiences`: only rows of these audiences (None: any held)."""
+) -> StorePage:
+    """Up to `limit` records answering `q`, after `after`. `audiences`: only
+    rows of these audiences (None: any held)."""
     if audiences is not None and not audiences:
-        return [], False
+        return StorePage([], False, None)
     driver = _rarest(s, q.criteria) if q.criteria else None
-    ids: list[int] | None = None
-    if driver is not None:
-        ids = list(s.scalars(select(RecordTermRow.envelope_id).where(_term_condition(driver)).distinct()))
-        if not ids:
-            return [], False
     sqlite = s.get_bind().dialect.name == "sqlite"
     checks = [_has(c, sqlite) for c in q.criteria if c is not driver]
+    if driver is None:
+        return _walk(s, q, checks, limit, after, audiences)
+    ids = list(s.scalars(select(RecordTermRow.envelope_id).where(_term_condition(driver)).distinct()))
     found: list[Found] = []
     cursor = after
-    while len(found) <= limit:
+    while ids and len(found) <= limit:
         want = (limit + 1 - len(found)) * _VIEWS_PER_RECORD
-        stmt = select(RecordRow).where(*_row_filters(q, cursor, audiences), *checks)
-        if ids is not None:
-            stmt = stmt.where(RecordRow.envelope_id.in_(ids))
+        stmt = select(RecordRow).where(
+            *_row_filters(q, cursor, audiences), *checks, RecordRow.envelope_id.in_(ids)
+        )
         rows = list(s.scalars(_ordered(stmt).limit(want)))
         groups = _fold(rows)
         if len(rows) == want and len(groups) > 1:
@@ -211,7 +240,57 @@ def search_store(
         if len(rows) < want or not groups:
             break
         cursor = groups[-1].position
-    return found[:limit], len(found) > limit
+    return _page(found, limit, None)
+
+
+def _page(found: list[Found], limit: int, stopped_at: Position | None) -> StorePage:
+    if len(found) > limit:
+        return StorePage(found[:limit], True, found[limit - 1].position)
+    return StorePage(found, stopped_at is not None, stopped_at)
+
+
+def _window_end(s: Session, q: Query, cursor: Position | None) -> Position | None:
+    """The position `WINDOW` rows below `cursor` in search order (an index-only
+    walk of ix_records_search_order), or None when fewer rows are left."""
+    stmt = select(RecordRow.event_month, RecordRow.record_id, RecordRow.origin)
+    if cursor is not None:
+        stmt = stmt.where(_before(cursor))
+    if q.date_from:
+        stmt = stmt.where(RecordRow.event_month >= q.date_from.replace(day=1))
+    if q.date_to:
+        stmt = stmt.where(RecordRow.event_month <= q.date_to)
+    stmt = stmt.order_by(RecordRow.event_month.desc(), RecordRow.record_id.desc(), RecordRow.origin.desc())
+    row = s.execute(stmt.offset(WINDOW - 1).limit(1)).first()
+    return None if row is None else Position(row[0], row[1], row[2])
+
+
+def _walk(
+    s: Session,
+    q: Query,
+    checks: Sequence[ColumnElement[bool]],
+    limit: int,
+    after: Position | None,
+    audiences: Collection[str] | None,
+) -> StorePage:
+    """Every criterion is common: the records in search order, a window of
+    `WINDOW` rows at a time, each checked, until the page is full, the store
+    ends or `WALK_LIMIT` rows were examined (then the page is short, with more)."""
+    found: list[Found] = []
+    cursor = after
+    examined = 0
+    while len(found) <= limit:
+        low = _window_end(s, q, cursor)
+        stmt = select(RecordRow).where(*_row_filters(q, cursor, audiences), *checks)
+        if low is not None:
+            stmt = stmt.where(_key() >= tuple_(low.event_month, low.record_id, low.origin))
+        found.extend(_fold(list(s.scalars(_ordered(stmt)))))
+        examined += WINDOW
+        if low is None:
+            return _page(found, limit, None)
+        cursor = low
+        if examined >= WALK_LIMIT and len(found) <= limit:
+            return _page(found, limit, low)
+    return _page(found, limit, None)
 
 
 def _fold(rows: Sequence[RecordRow]) -> list[Found]:
@@ -222,7 +301,7 @@ def _fold(rows: Sequence[RecordRow]) -> list[Found]:
     while i < len(rows):
         first = rows[i]
         j = i + 1
-        while j < len(rows) and rows[j].origin == first.origin and rows[j].record_id == first.record_id:
+        while j < len(rows) and rows[j].record_id == first.record_id and rows[j].origin == first.origin:
             j += 1
         others = tuple(sorted({r.view for r in rows[i + 1 : j]} - {first.view}))
         out.append(Found(Position.of(first), first, others))

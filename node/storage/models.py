@@ -137,6 +137,7 @@ class RecordRow(Base):
     view: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     event_date: Mapped[date] = mapped_column(Date, index=True)
+    event_month: Mapped[date] = mapped_column(Date)  # the first of event_date's month: search order
     status: Mapped[int] = mapped_column(Integer, index=True)
     superseded_by: Mapped[str | None] = mapped_column(String(36))
     # For retractions and corrections: the record they supersede.
@@ -145,7 +146,7 @@ class RecordRow(Base):
 
     # Search reads newest first by this key (`node.domain.search`): one index
     # walk, whatever the query, when its terms are common.
-    __table_args__ = (Index("ix_records_search_order", "event_date", "origin", "record_id"),)
+    __table_args__ = (Index("ix_records_search_order", "event_month", "record_id", "origin"),)
 
 
 class RecordTermRow(Base):

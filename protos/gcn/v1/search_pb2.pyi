@@ -239,8 +239,13 @@ class HubSearchResponse(_message.Message):
 
     HITS_FIELD_NUMBER: _builtins.int
     MORE_FIELD_NUMBER: _builtins.int
+    EXAMINED_TO_FIELD_NUMBER: _builtins.int
     more: _builtins.bool
-    """there are further results after the last"""
+    """there may be further results: ask again after examined_to"""
+    examined_to: _builtins.str
+    """With `more`: every record sorting at or above this position was examined
+    (a page can be short: a search examines a bounded number of records per call).
+    """
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___HubSearchHit]: ...
     def __init__(
@@ -248,10 +253,11 @@ class HubSearchResponse(_message.Message):
         *,
         hits: _abc.Iterable[Global___HubSearchHit] | None = ...,
         more: _builtins.bool = ...,
+        examined_to: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits", "more", b"more"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["examined_to", b"examined_to", "hits", b"hits", "more", b"more"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

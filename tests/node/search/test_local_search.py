@@ -166,8 +166,10 @@ def test_one_result_per_record_in_its_fullest_view_newest_first(
         0
     ].state == npb.SourceStatus.STATE_OK
     seizures = [h for h in reply.hits if h.record.kind == epb.RECORD_KIND_SEIZURE]
-    dates = [h.record.seizure.incident_date for h in seizures]
-    assert dates == sorted(dates, reverse=True)
+    months = [h.record.seizure.incident_date[:7] for h in seizures]
+    assert months == sorted(months, reverse=True)  # newest month first
+    ids = [h.record.record_id for h in seizures if h.record.seizure.incident_date[:7] == months[0]]
+    assert ids == sorted(ids, reverse=True)  # then by record id: one order at every node
 
 
 def test_retracted_is_marked_or_hidden_and_corrected_shows_its_latest_version(
@@ -337,3 +339,36 @@ def test_an_own_envelope_that_no_longer_opens_is_not_shown_as_verified(
         env.ciphertext = bytes(damaged)
     reply = _search(app, container_number="MSKU7012349")
     assert [(h.record.record_id, h.verified) for h in reply.hits] == [(stocked["hcfc"], False)]
+
+
+def test_a_bounded_walk_answers_short_pages_that_still_cover_every_match(
+    app: NodeApp, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A walk examines at most WALK_LIMIT rows per call: with common criteria and
+    few matches deep in the store, pages come back short (even empty) with a
+    token, and following the tokens finds every match exactly once."""
+    from node.domain import search
+
+    monkeypatch.setattr(search, "WINDOW", 4)
+    monkeypatch.setattr(search, "WALK_LIMIT", 8)
+    monkeypatch.setattr(search, "DRIVE_LIMIT", 2)  # every criterion counts as common
+    today = clock().date()
+    seizures = []
+    for i in range(30):
+        s = samples.hcfc_seizure(today - timedelta(days=i))
+        s.parties[0].name = "Deep Cold BV" if i >= 24 else f"Cool Parts {i} BV"
+        seizures.append(s)
+    made = [r.record_id for r in app.records.record_seizures(seizures)]
+    wanted = set(made[24:])
+    seen: list[str] = []
+    token, pages, short = "", 0, 0
+    while True:
+        reply = _search(app, page_size=3, token=token, company="deep cold", commodity=rec.COMMODITY_ODS_HFC)
+        seen += _ids(reply)
+        pages += 1
+        short += len(reply.hits) < 3 and bool(reply.next_page_token)
+        token = reply.next_page_token
+        if not token:
+            break
+        assert pages < 50
+    assert sorted(seen) == sorted(wanted) and short >= 1

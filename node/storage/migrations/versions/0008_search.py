@@ -1,4 +1,4 @@
-"""search: records in search order, byte-ordered terms on PostgreSQL, node_meta
+"""search: records in search order (event_month), byte-ordered terms on PostgreSQL, node_meta
 
 Revision ID: 0008
 Revises: 0007
@@ -23,7 +23,15 @@ def upgrade() -> None:
     sa.Column('value', sa.String(length=256), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_node_meta'))
     )
-    op.create_index('ix_records_search_order', 'records', ['event_date', 'origin', 'record_id'], unique=False)
+    with op.batch_alter_table('records') as batch:
+        batch.add_column(sa.Column('event_month', sa.Date(), nullable=True))
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("UPDATE records SET event_month = date_trunc('month', event_date)::date")
+    else:
+        op.execute("UPDATE records SET event_month = date(event_date, 'start of month')")
+    with op.batch_alter_table('records') as batch:
+        batch.alter_column('event_month', existing_type=sa.Date(), nullable=False)
+    op.create_index('ix_records_search_order', 'records', ['event_month', 'record_id', 'origin'], unique=False)
     if op.get_bind().dialect.name == 'postgresql':
         # The (field, value) index is rebuilt by the type change, now in byte order.
         op.alter_column('record_terms', 'value', type_=sa.String(length=256, collation='C'),
@@ -35,4 +43,6 @@ def downgrade() -> None:
         op.alter_column('record_terms', 'value', type_=sa.String(length=256),
                         existing_type=sa.String(length=256, collation='C'), existing_nullable=False)
     op.drop_index('ix_records_search_order', table_name='records')
+    with op.batch_alter_table('records') as batch:
+        batch.drop_column('event_month')
     op.drop_table('node_meta')
