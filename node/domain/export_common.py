@@ -33,7 +33,7 @@ def from_short(enum: Any, prefix: str, text: str) -> int:
     return int(enum.Value(prefix + text.upper().replace("-", "_")))
 
 
-TLP_LABELS = {
+TLP_LABELS: dict[int, str] = {
     rec.TLP_CLEAR: "TLP:CLEAR",
     rec.TLP_GREEN: "TLP:GREEN",
     rec.TLP_AMBER: "TLP:AMBER",

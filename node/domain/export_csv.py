@@ -122,7 +122,9 @@ def _seizure_cells(s: rec.Seizure) -> dict[str, str]:
         "direction": short(rec.Direction, s.direction, "DIRECTION_"),
         "detection_method": short(rec.DetectionMethod, s.detection_method, "DETECTION_METHOD_"),
         "operation_code": s.operation_code,
-        "commodities": _joined(dict.fromkeys(short(rec.Commodity, g.commodity, "COMMODITY_") for g in s.goods)),
+        "commodities": _joined(
+            dict.fromkeys(short(rec.Commodity, g.commodity, "COMMODITY_") for g in s.goods)
+        ),
         "hs_codes": _joined(dict.fromkeys(g.hs_code for g in s.goods)),
         "species": _joined(dict.fromkeys(g.species for g in s.goods)),
         "transport_mode": short(rec.TransportMode, c.mode, "TRANSPORT_MODE_"),

@@ -223,7 +223,9 @@ def goods_dict(g: rec.GoodsItem) -> dict[str, Any]:
 
 def _goods_line(g: rec.GoodsItem) -> str:
     what = g.description or short(rec.Commodity, g.commodity, "COMMODITY_") or "goods"
-    amount = f"{g.quantity.value:g} {short(rec.Unit, g.quantity.unit, 'UNIT_')} " if g.HasField("quantity") else ""
+    amount = (
+        f"{g.quantity.value:g} {short(rec.Unit, g.quantity.unit, 'UNIT_')} " if g.HasField("quantity") else ""
+    )
     detail = ", ".join(x for x in (g.species, f"HS {g.hs_code}" if g.hs_code else "", g.ods_substance) if x)
     return f"{amount}{what}" + (f" ({detail})" if detail else "")
 
@@ -368,7 +370,9 @@ def alert_pattern(e: Exported) -> str:
     with none in this view, its commodity; with neither, its record id."""
     assert e.alert is not None
     a = e.alert
-    terms = [SUBJECT_PATTERNS[x.kind].format(_escape(x.value)) for x in a.subjects if x.kind in SUBJECT_PATTERNS]
+    terms = [
+        SUBJECT_PATTERNS[x.kind].format(_escape(x.value)) for x in a.subjects if x.kind in SUBJECT_PATTERNS
+    ]
     if not terms and a.commodity:
         terms = [f"[x-gcn-goods:commodity = '{short(rec.Commodity, a.commodity, 'COMMODITY_')}']"]
     return " OR ".join(terms) or f"[x-gcn-alert:record_id = '{_escape(e.record.record_id)}']"
@@ -399,7 +403,8 @@ def indicator_object(e: Exported) -> Indicator:
     props = _drop_empty(
         {
             "x_gcn_subjects": [
-                {"kind": short(rec.SubjectKind, x.kind, "SUBJECT_KIND_"), "value": x.value} for x in a.subjects
+                {"kind": short(rec.SubjectKind, x.kind, "SUBJECT_KIND_"), "value": x.value}
+                for x in a.subjects
             ],
             "x_gcn_indicators": list(a.indicators),
             "x_gcn_commodity": commodity,
