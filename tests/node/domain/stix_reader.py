@@ -20,7 +20,7 @@ _KIND_OF = {"individual": rec.PARTY_KIND_PERSON, "organization": rec.PARTY_KIND_
 
 
 def _get(obj: Any, name: str, default: Any = "") -> Any:
-    return obj[name] if name in obj else default
+    return obj.get(name, default)
 
 
 def _tlp(obj: Any) -> int:
