@@ -13,7 +13,7 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from node.domain.export_common import from_short
-from node.domain.export_stix import TLP2_MARKINGS
+from node.domain.stix_terms import TLP2_MARKINGS
 
 _TLP_OF = {marking_id: tlp for tlp, (marking_id, _) in TLP2_MARKINGS.items()}
 _KIND_OF = {"individual": rec.PARTY_KIND_PERSON, "organization": rec.PARTY_KIND_COMPANY}

@@ -16,15 +16,14 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from node.domain import samples
-from node.domain.export_stix import (
+from node.domain.export_stix import stix_bundle, stix_json
+from node.domain.stix_terms import (
     GCN_EXTENSION_ID,
     GCN_PROPERTIES,
     INCIDENT_CORE_ID,
     TLP2_EXTENSION_ID,
     TLP2_MARKINGS,
-    stix_bundle,
     stix_id,
-    stix_json,
 )
 from tests.node.domain.export_records import DAY, alert, mixed, seizure
 from tests.node.domain.stix_reader import records_from_bundle
