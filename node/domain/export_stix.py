@@ -173,13 +173,18 @@ def _seizure_name(s: rec.Seizure) -> str:
     return name + (f" on {s.incident_date}" if s.incident_date else "")
 
 
+def _sentences(parts: list[str]) -> str:
+    """'a', 'b.' → 'a. b.': each part one sentence, ending in one full stop."""
+    return " ".join(p if p.endswith((".", "!", "?")) else f"{p}." for p in parts)
+
+
 def _seizure_description(s: rec.Seizure) -> str:
     parts = ["; ".join(_goods_line(g) for g in s.goods) or "No goods listed in this view"]
     if s.concealment:
         parts.append(f"Concealment: {s.concealment}")
     if s.notes:
         parts.append(f"Notes: {s.notes}")
-    return ". ".join(parts) + "."
+    return _sentences(parts)
 
 
 def _seizure_props(s: rec.Seizure) -> dict[str, Any]:
@@ -318,7 +323,7 @@ def _alert_description(a: rec.Alert) -> str:
         parts.append(f"Recommended action: {a.recommended_action}")
     if a.notes:
         parts.append(f"Notes: {a.notes}")
-    return ". ".join(parts) + "." if parts else "An alert (its text is not in this view)."
+    return _sentences(parts) if parts else "An alert (its text is not in this view)."
 
 
 def indicator_object(e: Exported) -> Indicator:

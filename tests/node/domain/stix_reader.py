@@ -113,7 +113,9 @@ def _seizure(incident: Any, related: list[Any]) -> rec.Seizure:
 
 
 def _alert(indicator: Any) -> rec.Alert:
-    statistical = indicator["x_gcn_view"] == "statistical"  # that view has no title: the name is made up
+    statistical = (
+        _get(indicator, "x_gcn_view") == "statistical"
+    )  # that view has no title: the name is made up
     return rec.Alert(
         title="" if statistical else indicator["name"],
         subjects=[
