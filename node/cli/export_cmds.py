@@ -118,11 +118,21 @@ def register(
     stix_p.set_defaults(handler=handler(cmd_export_stix))
     for p in (csv_p, stix_p):
         p.add_argument("--kind", choices=sorted(_KINDS), help="only seizures or only alerts")
-        p.add_argument("--from", dest="date_from", help="incident date (alerts: recorded) from YYYY-MM-DD")
-        p.add_argument("--to", dest="date_to", help="incident date (alerts: recorded) up to YYYY-MM-DD")
+        p.add_argument(
+            "--from",
+            dest="date_from",
+            metavar="YYYY-MM-DD",
+            help="from this incident date on (alerts: the day recorded)",
+        )
+        p.add_argument(
+            "--to",
+            dest="date_to",
+            metavar="YYYY-MM-DD",
+            help="up to this incident date (alerts: the day recorded)",
+        )
         p.add_argument("--origin", help="only records of this node id")
         p.add_argument("--country", help="a country of the record (ISO 3166-1 alpha-2, any role)")
         p.add_argument("--operation", help="operation code, e.g. DEMETER (also finds DEMETER-IX)")
         p.add_argument("--hide-retracted", action="store_true", help="leave retracted records out")
-        p.add_argument("--output", help="write to this file (default: stdout)")
+        p.add_argument("--output", metavar="FILE", help="write to this file (default: stdout)")
         client_args(p, json_flag=False)
