@@ -8,21 +8,24 @@ nothing of node.storage or node.domain (an import-linter contract), only this,
 `node.app` (to open a node) and `node.bootstrap` (`gcn init`). What it hands
 out are plain values (`Alarm`, `PeerState`, `AuditEntry`, `AuditCheck`) or
 narrow stores (`UserStore`, `AuditLog`),
-never a database session or an ORM row.
+never a database session or an ORM row. It also hands `gcn export` the pure
+export mappings (`stix_json`, `write_csv`: records in, text out, no state).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from federation.refusal import BY_PEER
 from federation.scheduler import PeerState
+from gcn.v1 import node_pb2 as npb
 from node.app import NodeApp
 from node.bundle import Exported, Imported, export_bundle, import_bundle, last_known_vector
 from node.config import Config
+from node.domain.export_csv import write_csv
 from node.storage.alarms import recent_alarms
 from node.storage.audit import AuditCheck, AuditEntry, AuditLog
 from node.storage.db import Database
@@ -53,6 +56,8 @@ __all__ = [
     "open_node",
     "open_users",
     "peer_states",
+    "stix_json",
+    "write_csv",
 ]
 
 
@@ -116,3 +121,11 @@ def alarms(
 def peer_states(app: NodeApp) -> dict[str, PeerState]:
     """Each peer's replication state as last saved, by peer id."""
     return {s.peer_id: s for s in DbPeerStateStore(app.db).all()}
+
+
+def stix_json(records: Iterable[npb.StoredRecord], node_names: Mapping[str, str] | None = None) -> str:
+    """`node.domain.export_stix.stix_json`, imported on first use: stix2 takes a
+    good part of a second to load, and only `gcn export stix` needs it."""
+    from node.domain.export_stix import stix_json as to_stix
+
+    return to_stix(records, node_names)
