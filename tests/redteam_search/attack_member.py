@@ -1,0 +1,184 @@
+"""Attack: a hostile member node, with only its own certificate and key, calls
+SyncService.HubSearch at hubs (and at nodes that act as hubs) directly.
+
+    .venv/bin/python -m tests.redteam_search.attack_member [probe|bounds|tokens|timing|flood]
+Prints one JSON line per observation. Audiences a caller may see are the rule of
+the directory: node:<self>, national:<its country>, region:<its region>, global,
+bilateral:<pairs with its country>.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import search_pb2 as spb
+from tests.redteam_search.rt_client import member
+
+COUNTRY = {"KE": "KE", "KE-MBA": "KE", "TZ": "TZ", "VN": "VN"}
+REGION = {"KE": "ESA", "KE-MBA": "ESA", "TZ": "ESA", "VN": "SEA", "RINEX-ESA": "ESA", "RINEX-SEA": "SEA"}
+BILATERAL = {"KE": ["bilateral:KE+VN"], "KE-MBA": ["bilateral:KE+VN"], "VN": ["bilateral:KE+VN"]}
+MARKERS = ["zzredsecret", "zzambersecret", "zzbilateralsecret", "zzgreenmark", "zzretractme", "zzcorrectme",
+           "zzcorrected", "zztzsecret", "zzseamark", "zzvnsecret", "pangolin", "zz"]
+
+
+def allowed(caller: str) -> set[str]:
+    a = {f"node:{caller}", "global"}
+    if caller in COUNTRY:
+        a.add(f"national:{COUNTRY[caller]}")
+    if caller in REGION:
+        a.add(f"region:{REGION[caller]}")
+    a.update(BILATERAL.get(caller, []))
+    return a
+
+
+def out(**kw: object) -> None:
+    print(json.dumps(kw), flush=True)
+
+
+def header(hit: spb.HubSearchHit) -> epb.EnvelopeHeader:
+    return epb.EnvelopeHeader.FromString(hit.envelope.header)
+
+
+def call(stub, q: spb.SearchQuery, page_size: int = 100, after: str = "", timeout: float = 10):
+    t0 = time.perf_counter()
+    try:
+        r = stub.HubSearch(spb.HubSearchRequest(query=q, page_size=page_size, after=after), timeout=timeout)
+        return r, None, time.perf_counter() - t0
+    except grpc.RpcError as e:
+        return None, f"{e.code().name}: {e.details()}", time.perf_counter() - t0
+
+
+PAIRS = [("TZ", "RINEX-ESA"), ("KE-MBA", "KE"), ("TZ", "KE"), ("VN", "RINEX-ESA"), ("VN", "KE"),
+         ("KE", "RINEX-SEA"), ("TZ", "WCO-GLOBAL"), ("WCO-GLOBAL", "RINEX-ESA"), ("RINEX-SEA", "RINEX-ESA"),
+         ("KE-MBA", "RINEX-ESA"), ("TZ", "VN"), ("KE-MBA", "WCO-GLOBAL")]
+
+
+def probe() -> None:
+    """Every marker and an empty query, paged to the end: any audience outside the caller's?"""
+    for caller, hub in PAIRS:
+        stub = member(caller, hub)
+        ok = allowed(caller)
+        for word in [*MARKERS, ""]:
+            q = spb.SearchQuery(text=word) if word else spb.SearchQuery()
+            after, seen, pages, leaks = "", 0, 0, []
+            audiences: set[str] = set()
+            while True:
+                r, err, _ = call(stub, q, 100, after)
+                if err:
+                    out(caller=caller, hub=hub, q=word, error=err)
+                    break
+                pages += 1
+                for h in r.hits:
+                    hd = header(h)
+                    audiences.add(hd.audience)
+                    if hd.audience not in ok:
+                        leaks.append((hd.audience, hd.origin, hd.record_id))
+                seen += len(r.hits)
+                if not r.more or not r.hits or pages > 50:
+                    break
+                hd = header(r.hits[-1])
+                # position token of the last hit: we do not know its event date from the header; use the
+                # hub's own ordering by re-asking with a token computed from the body is impossible without
+                # the key, so page with a far-past token instead only once
+                break
+            if err is None:
+                out(caller=caller, hub=hub, q=word, hits=seen, more=r.more, audiences=sorted(audiences),
+                    LEAK=leaks[:5])
+
+
+def tok(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def bounds() -> None:
+    stub = member("TZ", "RINEX-ESA")
+    for ps in (0, -1, 101, 2**31 - 1, -(2**31)):
+        r, err, _ = call(stub, spb.SearchQuery(), ps)
+        out(test="page_size", value=ps, error=err, hits=None if r is None else len(r.hits))
+    big = "a" * 256
+    fields = dict(text=" ".join(["a"] * 8), company=" ".join(["b"] * 8), person=" ".join(["c"] * 8),
+                  species=" ".join(["d"] * 8), vessel=" ".join(["e"] * 8))
+    r, err, t = call(stub, spb.SearchQuery(**fields), 100)
+    out(test="40 one-letter prefixes", error=err, secs=round(t, 3), hits=None if r is None else len(r.hits))
+    for f in ("text", "company", "person", "species", "vessel", "container_number", "flight", "port",
+              "operation_code", "origin", "country", "hs_code_prefix", "date_from", "in_force_on"):
+        for v in (big, "a" * 257, "\u0000\u202e" + "x" * 10, "\U0010ffff", "é" * 200, "ǅ" * 256):
+            r, err, t = call(stub, spb.SearchQuery(**{f: v}), 100)
+            out(test="field", field=f, value=repr(v[:12]), len=len(v), error=(err or "")[:160],
+                secs=round(t, 3), hits=None if r is None else len(r.hits))
+    for v in (999, -5):
+        for f in ("tlp", "kind", "commodity", "country_role", "order"):
+            r, err, _ = call(stub, spb.SearchQuery(**{f: v}), 10)
+            out(test="enum", field=f, value=v, error=(err or "")[:160])
+
+
+def tokens() -> None:
+    stub = member("TZ", "RINEX-ESA")
+    cases = {
+        "garbage": "!!!",
+        "b64 junk": tok("hello"),
+        "far future": tok("p1:9999-12-31:ZZ:ffffffff-ffff-ffff-ffff-ffffffffffff"),
+        "far past": tok("p1:0001-01-01:AA:00000000-0000-0000-0000-000000000000"),
+        "bad date": tok("p1:2026-02-30:KE:00000000-0000-0000-0000-000000000000"),
+        "lowercase origin": tok("p1:2026-11-20:ke:00000000-0000-0000-0000-000000000000"),
+        "padded": tok("p1:2026-11-20:KE:00000000-0000-0000-0000-000000000000") + "==",
+        "160 chars": "A" * 160,
+        "161 chars": "A" * 161,
+        "sql": tok("p1:2026-11-20:KE:' OR 1=1 --------------------------"),
+    }
+    for name, t in cases.items():
+        r, err, _ = call(stub, spb.SearchQuery(), 5, t)
+        out(test="after", case=name, error=(err or "")[:200], hits=None if r is None else len(r.hits),
+            more=None if r is None else r.more)
+
+
+def timing(n: int = 60) -> None:
+    """Latency of a hidden-but-present word vs an absent word, same caller and hub."""
+    stub = member("TZ", "KE")  # KE holds node:KE (red) and national:KE (amber): both hidden from TZ
+    words = {"hidden red (node:KE)": "zzredsecret", "hidden amber (national:KE)": "zzambersecret",
+             "absent": "zzabsentword", "visible green": "zzgreenmark"}
+    for _ in range(5):
+        for w in words.values():
+            call(stub, spb.SearchQuery(text=w), 20)
+    res: dict[str, list[float]] = {k: [] for k in words}
+    for _ in range(n):
+        for k, w in words.items():
+            r, err, t = call(stub, spb.SearchQuery(text=w), 20)
+            res[k].append(t * 1000)
+    for k, v in res.items():
+        out(test="timing", case=k, median_ms=round(statistics.median(v), 2), p10=round(sorted(v)[n // 10], 2),
+            p90=round(sorted(v)[9 * n // 10], 2))
+
+
+def flood(workers: int = 32, seconds: float = 15) -> None:
+    """Many concurrent expensive searches from TZ at RINEX-ESA; meanwhile time KE-MBA's Pull-free calls."""
+    stub = member("TZ", "RINEX-ESA")
+    q = spb.SearchQuery(text="a b c d e f g h", company="a b c d e f g h", person="a b c d e f g h")
+    stop = time.monotonic() + seconds
+    lat: list[float] = []
+    errs: dict[str, int] = {}
+
+    def worker() -> None:
+        while time.monotonic() < stop:
+            r, err, t = call(stub, q, 100, timeout=30)
+            lat.append(t)
+            if err:
+                errs[err[:60]] = errs.get(err[:60], 0) + 1
+
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in range(workers):
+            pool.submit(worker)
+    out(test="flood", workers=workers, calls=len(lat), median_s=round(statistics.median(lat), 3),
+        max_s=round(max(lat), 3), errors=errs)
+
+
+if __name__ == "__main__":
+    globals()[sys.argv[1] if len(sys.argv) > 1 else "probe"]()
