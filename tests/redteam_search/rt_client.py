@@ -56,4 +56,4 @@ def member(me: str, hub: str, direct: bool = True) -> sync_pb2_grpc.SyncServiceS
 
 def ctl(node: str, **c: Any) -> None:
     """Set the endpoint proxy of `node` (rt_proxy modes)."""
-    (BASE / "ctl" / f"{node}.json").write_text(json.dumps(c))
+    (BASE.parent / "ctl" / f"{node}.json").write_text(json.dumps(c))
