@@ -178,7 +178,28 @@ def main() -> None:
             MODE["mode"] = "more_empty"
         elif m == "views":
             MODE["mode"] = f"views:{ids['ke_green']}"
+        side: list[float] = []
+        if m.startswith("flood"):  # meanwhile another officer at the node runs local-only searches
+            stop = [False]
+
+            def other() -> None:
+                stub, md = officer(node)
+                while not stop[0]:
+                    t1 = time.perf_counter()
+                    stub.Search(npb.SearchRequest(query=spb.SearchQuery(origin="TZ"), local_only=True),
+                                metadata=md, timeout=60)
+                    side.append(time.perf_counter() - t1)
+                    time.sleep(0.1)
+
+            th = threading.Thread(target=other, daemon=True)
+            th.start()
         r, err, t = search(node, deadline_ms=deadline, **q)
+        if m.startswith("flood"):
+            stop[0] = True
+            th.join()
+            print(json.dumps({"mode": m, "other officer local_only searches meanwhile": len(side),
+                              "max_s": round(max(side), 3) if side else None,
+                              "median_s": round(sorted(side)[len(side) // 2], 3) if side else None}))
         print(json.dumps({"mode": m, "secs": round(t, 3), "deadline_ms": deadline, "error": err,
                           **summary(r)}), flush=True)
     MODE["mode"] = "honest_empty"
