@@ -309,5 +309,28 @@ def starve(workers: int = 48, seconds: float = 20) -> None:
     probe_victim("after")
 
 
+def cost(caller: str = "KE", hub: str = "RINEX-ESA", n: int = 5) -> None:
+    """Hub latency per query shape, single caller, sequential (`setup_bulk` first for a big store)."""
+    stub = member(caller, hub)
+    shapes = {
+        "container exact (cheap)": spb.SearchQuery(container_number="CSQU3054383"),
+        "empty query": spb.SearchQuery(),
+        "hs 44 AND wildlife (disjoint, both common)": spb.SearchQuery(hs_code_prefix="44", commodity=1),
+        "hs 29 AND timber AND species a (disjoint)": spb.SearchQuery(hs_code_prefix="29", commodity=2,
+                                                                     species="d"),
+        "country KE AND hs 44 AND wildlife": spb.SearchQuery(country="TZ", hs_code_prefix="44", commodity=1),
+        "32 one-letter prefixes": spb.SearchQuery(text="a b c d e f g h", company="a b c d e f g h",
+                                                  person="a b c d e f g h", species="a b c d e f g h"),
+    }
+    for name, q in shapes.items():
+        lat, hits, err = [], None, None
+        for _ in range(n):
+            r, err, t = call(stub, q, 100, timeout=60)
+            lat.append(t * 1000)
+            hits = None if r is None else len(r.hits)
+        out(test="cost", caller=caller, hub=hub, shape=name, hits=hits, error=err,
+            median_ms=round(statistics.median(lat), 1), max_ms=round(max(lat), 1))
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1] if len(sys.argv) > 1 else "probe"]()
