@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from concurrent import futures
+from typing import Any
 
 import grpc
 
@@ -49,7 +50,7 @@ class FakeHub(sync_pb2_grpc.SyncServiceServicer):
         self.hub = hub
         self.calls: list[tuple[str, spb.HubSearchRequest]] = []
 
-    def HubSearch(self, request, context):  # noqa: N802
+    def HubSearch(self, request: spb.HubSearchRequest, context: Any) -> spb.HubSearchResponse:
         caller = bytes((context.auth_context().get("x509_common_name") or [b"?"])[0]).decode()
         self.calls.append((caller, request))
         m = MODE["mode"]
@@ -109,51 +110,69 @@ def serve(hub: str) -> tuple[grpc.Server, int, FakeHub]:
         root_certificates=(tls / "ca.pem").read_bytes(),
         require_client_auth=True,
     )
-    server = grpc.server(futures.ThreadPoolExecutor(16), options=[
-        ("grpc.max_send_message_length", 64 * 1024 * 1024)])
-    fake = FakeHub(hub)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(16), options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    )
+    fake = FakeHub(hub)  # type: ignore[abstract]  # only HubSearch is spoken
     sync_pb2_grpc.add_SyncServiceServicer_to_server(fake, server)
     port = server.add_secure_port("127.0.0.1:0", creds)
     server.start()
     return server, port, fake
 
 
-def search(node: str, deadline_ms: int = 3000, **q) -> tuple[npb.SearchResponse | None, str | None, float]:
+def search(
+    node: str, deadline_ms: int = 3000, **q: Any
+) -> tuple[npb.SearchResponse | None, str | None, float]:
     stub, md = officer(node)
     t0 = time.perf_counter()
     try:
-        r = stub.Search(npb.SearchRequest(query=spb.SearchQuery(**q), deadline_ms=deadline_ms, page_size=100),
-                        metadata=md, timeout=60)
+        r = stub.Search(
+            npb.SearchRequest(query=spb.SearchQuery(**q), deadline_ms=deadline_ms, page_size=100),
+            metadata=md,
+            timeout=60,
+        )
         return r, None, time.perf_counter() - t0
     except grpc.RpcError as e:
         return None, f"{e.code().name}: {e.details()}", time.perf_counter() - t0
 
 
-def summary(r: npb.SearchResponse | None) -> dict:
+def summary(r: npb.SearchResponse | None) -> dict[str, Any]:
     if r is None:
         return {}
     return {
-        "hits": [(h.record.record_id[:8], h.record.audience, npb.RecordStatus.Name(h.record.status), list(h.sources),
-                  list(h.other_views)) for h in r.hits][:12],
+        "hits": [
+            (
+                h.record.record_id[:8],
+                h.record.audience,
+                npb.RecordStatus.Name(h.record.status),
+                list(h.sources),
+                list(h.other_views),
+            )
+            for h in r.hits
+        ][:12],
         "n": len(r.hits),
-        "sources": [(s.source, npb.SourceStatus.State.Name(s.state), s.count, s.rejected, s.millis,
-                     s.detail[:120]) for s in r.sources],
+        "sources": [
+            (s.source, npb.SourceStatus.State.Name(s.state), s.count, s.rejected, s.millis, s.detail[:120])
+            for s in r.sources
+        ],
         "token": bool(r.next_page_token),
     }
 
 
 def main() -> None:
     hub, node, modes = sys.argv[1], sys.argv[2], sys.argv[3:]
-    server, port, fake = serve(hub)
+    server, port, _fake = serve(hub)
     ids = meta()["ids"]
     ctl(hub, mode="pass", target=port, gen=int(time.time()))
     search(node, origin="KE")  # the node's channel reconnects to us
     search(node, origin="KE")
     MODE["mode"] = "honest_empty"
     r, err, t = search(node, origin="KE", container_number="CSQU3054383", hide_retracted=True)
-    print(json.dumps({"mode": "baseline (hub answers nothing)", "secs": round(t, 3), **summary(r)}), flush=True)
+    print(
+        json.dumps({"mode": "baseline (hub answers nothing)", "secs": round(t, 3), **summary(r)}), flush=True
+    )
     for m in modes:
-        q = {"origin": "KE", "container_number": "CSQU3054383"}  # the marker records only
+        q: dict[str, Any] = {"origin": "KE", "container_number": "CSQU3054383"}  # the marker records only
         deadline = 3000
         if m == "replay_retracted":
             MODE["mode"] = f"records:{ids['ke_retracted']}"
@@ -173,7 +192,7 @@ def main() -> None:
         elif m.startswith("slow"):
             MODE["mode"] = "sleep:30"
         elif m == "error":
-            MODE["mode"] = "error:secret\n{\"event\":\"forged\"}"
+            MODE["mode"] = 'error:secret\n{"event":"forged"}'
         elif m == "more_empty":
             MODE["mode"] = "more_empty"
         elif m == "views":
@@ -182,12 +201,15 @@ def main() -> None:
         if m.startswith("flood"):  # meanwhile another officer at the node runs local-only searches
             stop = [False]
 
-            def other() -> None:
+            def other(stop: list[bool] = stop, side: list[float] = side) -> None:
                 stub, md = officer(node)
                 while not stop[0]:
                     t1 = time.perf_counter()
-                    stub.Search(npb.SearchRequest(query=spb.SearchQuery(origin="TZ"), local_only=True),
-                                metadata=md, timeout=60)
+                    stub.Search(
+                        npb.SearchRequest(query=spb.SearchQuery(origin="TZ"), local_only=True),
+                        metadata=md,
+                        timeout=60,
+                    )
                     side.append(time.perf_counter() - t1)
                     time.sleep(0.1)
 
@@ -197,11 +219,20 @@ def main() -> None:
         if m.startswith("flood"):
             stop[0] = True
             th.join()
-            print(json.dumps({"mode": m, "other officer local_only searches meanwhile": len(side),
-                              "max_s": round(max(side), 3) if side else None,
-                              "median_s": round(sorted(side)[len(side) // 2], 3) if side else None}))
-        print(json.dumps({"mode": m, "secs": round(t, 3), "deadline_ms": deadline, "error": err,
-                          **summary(r)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "mode": m,
+                        "other officer local_only searches meanwhile": len(side),
+                        "max_s": round(max(side), 3) if side else None,
+                        "median_s": round(sorted(side)[len(side) // 2], 3) if side else None,
+                    }
+                )
+            )
+        print(
+            json.dumps({"mode": m, "secs": round(t, 3), "deadline_ms": deadline, "error": err, **summary(r)}),
+            flush=True,
+        )
     MODE["mode"] = "honest_empty"
     ctl(hub, mode="pass", gen=int(time.time()) + 1)
     server.stop(0)

@@ -15,18 +15,32 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 
 from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import records_pb2 as rec
 from gcn.v1 import search_pb2 as spb
 from tests.redteam_search.rt_client import member
 
 COUNTRY = {"KE": "KE", "KE-MBA": "KE", "TZ": "TZ", "VN": "VN"}
 REGION = {"KE": "ESA", "KE-MBA": "ESA", "TZ": "ESA", "VN": "SEA", "RINEX-ESA": "ESA", "RINEX-SEA": "SEA"}
 BILATERAL = {"KE": ["bilateral:KE+VN"], "KE-MBA": ["bilateral:KE+VN"], "VN": ["bilateral:KE+VN"]}
-MARKERS = ["zzredsecret", "zzambersecret", "zzbilateralsecret", "zzgreenmark", "zzretractme", "zzcorrectme",
-           "zzcorrected", "zztzsecret", "zzseamark", "zzvnsecret", "pangolin", "zz"]
+MARKERS = [
+    "zzredsecret",
+    "zzambersecret",
+    "zzbilateralsecret",
+    "zzgreenmark",
+    "zzretractme",
+    "zzcorrectme",
+    "zzcorrected",
+    "zztzsecret",
+    "zzseamark",
+    "zzvnsecret",
+    "pangolin",
+    "zz",
+]
 
 
 def allowed(caller: str) -> set[str]:
@@ -47,7 +61,9 @@ def header(hit: spb.HubSearchHit) -> epb.EnvelopeHeader:
     return epb.EnvelopeHeader.FromString(hit.envelope.header)
 
 
-def call(stub, q: spb.SearchQuery, page_size: int = 100, after: str = "", timeout: float = 10):
+def call(
+    stub: Any, q: spb.SearchQuery, page_size: int = 100, after: str = "", timeout: float = 10
+) -> tuple[Any, str | None, float]:
     t0 = time.perf_counter()
     try:
         r = stub.HubSearch(spb.HubSearchRequest(query=q, page_size=page_size, after=after), timeout=timeout)
@@ -56,9 +72,20 @@ def call(stub, q: spb.SearchQuery, page_size: int = 100, after: str = "", timeou
         return None, f"{e.code().name}: {e.details()}", time.perf_counter() - t0
 
 
-PAIRS = [("TZ", "RINEX-ESA"), ("KE-MBA", "KE"), ("TZ", "KE"), ("VN", "RINEX-ESA"), ("VN", "KE"),
-         ("KE", "RINEX-SEA"), ("TZ", "WCO-GLOBAL"), ("WCO-GLOBAL", "RINEX-ESA"), ("RINEX-SEA", "RINEX-ESA"),
-         ("KE-MBA", "RINEX-ESA"), ("TZ", "VN"), ("KE-MBA", "WCO-GLOBAL")]
+PAIRS = [
+    ("TZ", "RINEX-ESA"),
+    ("KE-MBA", "KE"),
+    ("TZ", "KE"),
+    ("VN", "RINEX-ESA"),
+    ("VN", "KE"),
+    ("KE", "RINEX-SEA"),
+    ("TZ", "WCO-GLOBAL"),
+    ("WCO-GLOBAL", "RINEX-ESA"),
+    ("RINEX-SEA", "RINEX-ESA"),
+    ("KE-MBA", "RINEX-ESA"),
+    ("TZ", "VN"),
+    ("KE-MBA", "WCO-GLOBAL"),
+]
 
 
 def probe() -> None:
@@ -90,8 +117,15 @@ def probe() -> None:
                 # the key, so page with a far-past token instead only once
                 break
             if err is None:
-                out(caller=caller, hub=hub, q=word, hits=seen, more=r.more, audiences=sorted(audiences),
-                    LEAK=leaks[:5])
+                out(
+                    caller=caller,
+                    hub=hub,
+                    q=word,
+                    hits=seen,
+                    more=r.more,
+                    audiences=sorted(audiences),
+                    LEAK=leaks[:5],
+                )
 
 
 def tok(raw: str) -> str:
@@ -104,20 +138,48 @@ def bounds() -> None:
         r, err, _ = call(stub, spb.SearchQuery(), ps)
         out(test="page_size", value=ps, error=err, hits=None if r is None else len(r.hits))
     big = "a" * 256
-    fields = dict(text=" ".join(["a"] * 8), company=" ".join(["b"] * 8), person=" ".join(["c"] * 8),
-                  species=" ".join(["d"] * 8), vessel=" ".join(["e"] * 8))
+    fields: dict[str, Any] = dict(
+        text=" ".join(["a"] * 8),
+        company=" ".join(["b"] * 8),
+        person=" ".join(["c"] * 8),
+        species=" ".join(["d"] * 8),
+        vessel=" ".join(["e"] * 8),
+    )
     r, err, t = call(stub, spb.SearchQuery(**fields), 100)
     out(test="40 one-letter prefixes", error=err, secs=round(t, 3), hits=None if r is None else len(r.hits))
-    for f in ("text", "company", "person", "species", "vessel", "container_number", "flight", "port",
-              "operation_code", "origin", "country", "hs_code_prefix", "date_from", "in_force_on"):
+    for f in (
+        "text",
+        "company",
+        "person",
+        "species",
+        "vessel",
+        "container_number",
+        "flight",
+        "port",
+        "operation_code",
+        "origin",
+        "country",
+        "hs_code_prefix",
+        "date_from",
+        "in_force_on",
+    ):
         for v in (big, "a" * 257, "\u0000\u202e" + "x" * 10, "\U0010ffff", "é" * 200, "ǅ" * 256):
-            r, err, t = call(stub, spb.SearchQuery(**{f: v}), 100)
-            out(test="field", field=f, value=repr(v[:12]), len=len(v), error=(err or "")[:160],
-                secs=round(t, 3), hits=None if r is None else len(r.hits))
-    for v in (999, -5):
+            kw: dict[str, Any] = {f: v}
+            r, err, t = call(stub, spb.SearchQuery(**kw), 100)
+            out(
+                test="field",
+                field=f,
+                value=repr(v[:12]),
+                len=len(v),
+                error=(err or "")[:160],
+                secs=round(t, 3),
+                hits=None if r is None else len(r.hits),
+            )
+    for number in (999, -5):
         for f in ("tlp", "kind", "commodity", "country_role", "order"):
-            r, err, _ = call(stub, spb.SearchQuery(**{f: v}), 10)
-            out(test="enum", field=f, value=v, error=(err or "")[:160])
+            kw = {f: number}
+            r, err, _ = call(stub, spb.SearchQuery(**kw), 10)
+            out(test="enum", field=f, value=number, error=(err or "")[:160])
 
 
 def tokens() -> None:
@@ -136,26 +198,40 @@ def tokens() -> None:
     }
     for name, t in cases.items():
         r, err, _ = call(stub, spb.SearchQuery(), 5, t)
-        out(test="after", case=name, error=(err or "")[:200], hits=None if r is None else len(r.hits),
-            more=None if r is None else r.more)
+        out(
+            test="after",
+            case=name,
+            error=(err or "")[:200],
+            hits=None if r is None else len(r.hits),
+            more=None if r is None else r.more,
+        )
 
 
 def timing(n: int = 60) -> None:
     """Latency of a hidden-but-present word vs an absent word, same caller and hub."""
     stub = member("TZ", "KE")  # KE holds node:KE (red) and national:KE (amber): both hidden from TZ
-    words = {"hidden red (node:KE)": "zzredsecret", "hidden amber (national:KE)": "zzambersecret",
-             "absent": "zzabsentword", "visible green": "zzgreenmark"}
+    words = {
+        "hidden red (node:KE)": "zzredsecret",
+        "hidden amber (national:KE)": "zzambersecret",
+        "absent": "zzabsentword",
+        "visible green": "zzgreenmark",
+    }
     for _ in range(5):
         for w in words.values():
             call(stub, spb.SearchQuery(text=w), 20)
     res: dict[str, list[float]] = {k: [] for k in words}
     for _ in range(n):
         for k, w in words.items():
-            r, err, t = call(stub, spb.SearchQuery(text=w), 20)
+            _r, _err, t = call(stub, spb.SearchQuery(text=w), 20)
             res[k].append(t * 1000)
     for k, v in res.items():
-        out(test="timing", case=k, median_ms=round(statistics.median(v), 2), p10=round(sorted(v)[n // 10], 2),
-            p90=round(sorted(v)[9 * n // 10], 2))
+        out(
+            test="timing",
+            case=k,
+            median_ms=round(statistics.median(v), 2),
+            p10=round(sorted(v)[n // 10], 2),
+            p90=round(sorted(v)[9 * n // 10], 2),
+        )
 
 
 def flood(workers: int = 32, seconds: float = 15) -> None:
@@ -168,7 +244,7 @@ def flood(workers: int = 32, seconds: float = 15) -> None:
 
     def worker() -> None:
         while time.monotonic() < stop:
-            r, err, t = call(stub, q, 100, timeout=30)
+            _r, err, t = call(stub, q, 100, timeout=30)
             lat.append(t)
             if err:
                 errs[err[:60]] = errs.get(err[:60], 0) + 1
@@ -176,9 +252,14 @@ def flood(workers: int = 32, seconds: float = 15) -> None:
     with ThreadPoolExecutor(workers) as pool:
         for _ in range(workers):
             pool.submit(worker)
-    out(test="flood", workers=workers, calls=len(lat), median_s=round(statistics.median(lat), 3),
-        max_s=round(max(lat), 3), errors=errs)
-
+    out(
+        test="flood",
+        workers=workers,
+        calls=len(lat),
+        median_s=round(statistics.median(lat), 3),
+        max_s=round(max(lat), 3),
+        errors=errs,
+    )
 
 
 def oracle(n: int = 40) -> None:
@@ -207,20 +288,28 @@ def oracle(n: int = 40) -> None:
     hits: dict[str, int] = {}
     for _ in range(n):
         for k, p in probes.items():
-            r, err, t = call(stub, q(p), 20)
+            r, _err, t = call(stub, q(p), 20)
             res[k].append(t * 1000)
             hits[k] = -1 if r is None else len(r.hits)
     for k, v in res.items():
         s = sorted(v)
-        out(test="oracle", case=k, hits=hits[k], median_ms=round(statistics.median(v), 2),
-            min_ms=round(s[0], 2), max_ms=round(s[-1], 2))
+        out(
+            test="oracle",
+            case=k,
+            hits=hits[k],
+            median_ms=round(statistics.median(v), 2),
+            min_ms=round(s[0], 2),
+            max_ms=round(s[-1], 2),
+        )
 
 
 def extract(samples: int = 5, depth: int = 7) -> None:
     """Read hidden words out of a hub with the oracle: person-name prefixes of KE's
     national:KE records (the region view TZ may read has no persons), letter by letter."""
     stub = member("TZ", "KE")
-    amp = dict(species="a b c d e f g h", commodity=1, country="KE", kind=epb.RECORD_KIND_SEIZURE)
+    amp: dict[str, Any] = dict(
+        species="a b c d e f g h", commodity=1, country="KE", kind=epb.RECORD_KIND_SEIZURE
+    )
 
     def t(prefix: str) -> float:
         best = 1e9
@@ -258,8 +347,12 @@ def extract(samples: int = 5, depth: int = 7) -> None:
         frontier.extend(hits)
         if len(found) > 12:
             break
-    out(test="extract", hidden_person_prefixes=sorted(set(found)), calls=calls,
-        secs=round(time.monotonic() - t0, 1))
+    out(
+        test="extract",
+        hidden_person_prefixes=sorted(set(found)),
+        calls=calls,
+        secs=round(time.monotonic() - t0, 1),
+    )
 
 
 def starve(workers: int = 48, seconds: float = 20) -> None:
@@ -268,8 +361,9 @@ def starve(workers: int = 48, seconds: float = 20) -> None:
     (GetVector, what every sync round starts with) and a cheap HubSearch at KE."""
     from gcn.v1 import sync_pb2
 
-    heavy = spb.SearchQuery(text="a b c d e f g h", company="a b c d e f g h", person="a b c d e f g h",
-                            species="a b c d e f g h")
+    heavy = spb.SearchQuery(
+        text="a b c d e f g h", company="a b c d e f g h", person="a b c d e f g h", species="a b c d e f g h"
+    )
     victim = member("KE-MBA", "KE")
 
     def probe_victim(label: str, n: int = 15) -> None:
@@ -282,8 +376,14 @@ def starve(workers: int = 48, seconds: float = 20) -> None:
                 errs += 1
             lat.append((time.perf_counter() - t0) * 1000)
             time.sleep(0.2)
-        out(test="starve", phase=label, victim="KE-MBA GetVector at KE", median_ms=round(statistics.median(lat), 1),
-            max_ms=round(max(lat), 1), errors=errs)
+        out(
+            test="starve",
+            phase=label,
+            victim="KE-MBA GetVector at KE",
+            median_ms=round(statistics.median(lat), 1),
+            max_ms=round(max(lat), 1),
+            errors=errs,
+        )
 
     probe_victim("before")
     stop = time.monotonic() + seconds
@@ -293,7 +393,7 @@ def starve(workers: int = 48, seconds: float = 20) -> None:
     def worker() -> None:
         stub = member("TZ", "KE")
         while time.monotonic() < stop:
-            r, err, t = call(stub, heavy, 100, timeout=30)
+            _r, err, t = call(stub, heavy, 100, timeout=30)
             lat.append(t)
             if err:
                 errs[err[:60]] = errs.get(err[:60], 0) + 1
@@ -304,8 +404,13 @@ def starve(workers: int = 48, seconds: float = 20) -> None:
         probe_victim("during flood")
         for f in fs:
             f.result()
-    out(test="starve", attacker_calls=len(lat), attacker_median_s=round(statistics.median(lat), 3),
-        attacker_max_s=round(max(lat), 3), errors=errs)
+    out(
+        test="starve",
+        attacker_calls=len(lat),
+        attacker_median_s=round(statistics.median(lat), 3),
+        attacker_max_s=round(max(lat), 3),
+        errors=errs,
+    )
     probe_victim("after")
 
 
@@ -315,12 +420,21 @@ def cost(caller: str = "KE", hub: str = "RINEX-ESA", n: int = 5) -> None:
     shapes = {
         "container exact (cheap)": spb.SearchQuery(container_number="CSQU3054383"),
         "empty query": spb.SearchQuery(),
-        "hs 44 AND wildlife (disjoint, both common)": spb.SearchQuery(hs_code_prefix="44", commodity=1),
-        "hs 29 AND timber AND species a (disjoint)": spb.SearchQuery(hs_code_prefix="29", commodity=2,
-                                                                     species="d"),
-        "country KE AND hs 44 AND wildlife": spb.SearchQuery(country="TZ", hs_code_prefix="44", commodity=1),
-        "32 one-letter prefixes": spb.SearchQuery(text="a b c d e f g h", company="a b c d e f g h",
-                                                  person="a b c d e f g h", species="a b c d e f g h"),
+        "hs 44 AND wildlife (disjoint, both common)": spb.SearchQuery(
+            hs_code_prefix="44", commodity=rec.COMMODITY_WILDLIFE
+        ),
+        "hs 29 AND timber AND species a (disjoint)": spb.SearchQuery(
+            hs_code_prefix="29", commodity=rec.COMMODITY_TIMBER, species="d"
+        ),
+        "country KE AND hs 44 AND wildlife": spb.SearchQuery(
+            country="TZ", hs_code_prefix="44", commodity=rec.COMMODITY_WILDLIFE
+        ),
+        "32 one-letter prefixes": spb.SearchQuery(
+            text="a b c d e f g h",
+            company="a b c d e f g h",
+            person="a b c d e f g h",
+            species="a b c d e f g h",
+        ),
     }
     for name, q in shapes.items():
         lat, hits, err = [], None, None
@@ -328,8 +442,16 @@ def cost(caller: str = "KE", hub: str = "RINEX-ESA", n: int = 5) -> None:
             r, err, t = call(stub, q, 100, timeout=60)
             lat.append(t * 1000)
             hits = None if r is None else len(r.hits)
-        out(test="cost", caller=caller, hub=hub, shape=name, hits=hits, error=err,
-            median_ms=round(statistics.median(lat), 1), max_ms=round(max(lat), 1))
+        out(
+            test="cost",
+            caller=caller,
+            hub=hub,
+            shape=name,
+            hits=hits,
+            error=err,
+            median_ms=round(statistics.median(lat), 1),
+            max_ms=round(max(lat), 1),
+        )
 
 
 if __name__ == "__main__":

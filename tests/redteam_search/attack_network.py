@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import grpc
 
@@ -20,12 +21,15 @@ from tests.redteam_search.rt_client import ctl, officer
 HUBS = ("RINEX-ESA", "WCO-GLOBAL")
 
 
-def search(node: str, deadline_ms: int, **q):
+def search(node: str, deadline_ms: int, **q: Any) -> dict[str, Any]:
     stub, md = officer(node)
     t0 = time.perf_counter()
     try:
-        r = stub.Search(npb.SearchRequest(query=spb.SearchQuery(**q), deadline_ms=deadline_ms, page_size=100),
-                        metadata=md, timeout=60)
+        r = stub.Search(
+            npb.SearchRequest(query=spb.SearchQuery(**q), deadline_ms=deadline_ms, page_size=100),
+            metadata=md,
+            timeout=60,
+        )
         err = None
     except grpc.RpcError as e:
         r, err = None, f"{e.code().name}: {e.details()}"
@@ -35,12 +39,23 @@ def search(node: str, deadline_ms: int, **q):
         "over_ms": round(secs * 1000 - deadline_ms),
         "error": err,
         "hits": None if r is None else len(r.hits),
-        "sources": None if r is None else [
-            (s.source, npb.SourceStatus.State.Name(s.state)[6:], s.count, s.millis, s.detail[:90]) for s in r.sources],
+        "sources": None
+        if r is None
+        else [
+            (s.source, npb.SourceStatus.State.Name(s.state)[6:], s.count, s.millis, s.detail[:90])
+            for s in r.sources
+        ],
     }
 
 
-def run(label: str, setting: dict, hubs=HUBS, deadlines=(100, 500, 3000), node="TZ", **q) -> None:
+def run(
+    label: str,
+    setting: dict[str, Any],
+    hubs: tuple[str, ...] = HUBS,
+    deadlines: tuple[int, ...] = (100, 500, 3000),
+    node: str = "TZ",
+    **q: Any,
+) -> None:
     q = q or {"origin": "KE"}
     for d in deadlines:
         for h in HUBS:
@@ -66,6 +81,10 @@ if __name__ == "__main__":
     run("RINEX-ESA stalls (black hole on the open connection)", {"mode": "stall"}, hubs=("RINEX-ESA",))
     run("both hubs stall", {"mode": "stall"})
     run("RINEX-ESA replies 5 s late (every chunk)", {"mode": "delay", "seconds": 5}, hubs=("RINEX-ESA",))
-    run("RINEX-ESA drops mid-reply (after 20 kB)", {"mode": "drop_after", "bytes": 20000}, hubs=("RINEX-ESA",),
-        deadlines=(3000,))
+    run(
+        "RINEX-ESA drops mid-reply (after 20 kB)",
+        {"mode": "drop_after", "bytes": 20000},
+        hubs=("RINEX-ESA",),
+        deadlines=(3000,),
+    )
     run("RINEX-ESA resets", {"mode": "reset"}, hubs=("RINEX-ESA",), deadlines=(500, 3000))

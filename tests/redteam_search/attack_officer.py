@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from typing import Any
 
 import grpc
 
@@ -19,7 +20,7 @@ from tests.redteam_search.attack_member import allowed
 from tests.redteam_search.rt_client import officer
 
 
-def s(node: str, **kw):
+def s(node: str, **kw: Any) -> tuple[Any, str | None, float]:
     stub, md = officer(node)
     q = kw.pop("q", {})
     t0 = time.perf_counter()
@@ -35,16 +36,28 @@ def out(**kw: object) -> None:
 
 
 def main() -> None:
-    for kw in ({"deadline_ms": 99}, {"deadline_ms": 30001}, {"deadline_ms": 2**32 - 1}, {"page_size": 101},
-               {"page_size": -1}, {"page_size": 2**31 - 1}, {"deadline_ms": 100}, {"deadline_ms": 30000}):
+    for kw in (
+        {"deadline_ms": 99},
+        {"deadline_ms": 30001},
+        {"deadline_ms": 2**32 - 1},
+        {"page_size": 101},
+        {"page_size": -1},
+        {"page_size": 2**31 - 1},
+        {"deadline_ms": 100},
+        {"deadline_ms": 30000},
+    ):
         r, err, t = s("TZ", **kw)
         out(test="bounds", req=kw, error=err, secs=round(t, 3), hits=None if r is None else len(r.hits))
     # a token from another query: the position only, so it pages any query from there
     r, _, _ = s("TZ", q={"origin": "KE"}, page_size=5)
     token = r.next_page_token
     r2, err, _ = s("TZ", q={"species": "pangolin"}, page_size=5, page_token=token)
-    out(test="foreign token", error=err, hits=None if r2 is None else len(r2.hits),
-        token=base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+    out(
+        test="foreign token",
+        error=err,
+        hits=None if r2 is None else len(r2.hits),
+        token=base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode(),
+    )
     # everything reachable, paged to the end, at each node: any audience outside the node's?
     for node in ("TZ", "KE-MBA", "VN", "KE"):
         ok = allowed(node)

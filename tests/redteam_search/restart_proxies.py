@@ -24,8 +24,19 @@ for node, m in state.items():
     ctl = RT / "ctl" / f"{node}.json"
     ctl.write_text('{"mode": "pass"}')
     log = (RT / f"proxy-{node}.log").open("w")
-    p = subprocess.Popen([sys.executable, "-m", "tests.redteam_search.rt_proxy", str(m["endpoint"]),
-                          str(m["listen"]), str(ctl)], stdout=log, stderr=log, start_new_session=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.redteam_search.rt_proxy",
+            str(m["endpoint"]),
+            str(m["listen"]),
+            str(ctl),
+        ],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     pids.append(p.pid)
 state["proxy_pids"] = pids
 (RT / "run" / "state.json").write_text(json.dumps(state, indent=1))

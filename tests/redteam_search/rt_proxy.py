@@ -21,6 +21,7 @@ import threading
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 
 def _reset(s: socket.socket) -> None:
@@ -34,14 +35,16 @@ class Ctl:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def get(self) -> dict:
+    def get(self) -> dict[str, Any]:
         try:
             return dict(json.loads(self.path.read_text() or "{}"))
         except (OSError, ValueError):
             return {}
 
 
-def pump(src: socket.socket, dst: socket.socket, ctl: Ctl, downstream: bool, gen: int, gens: list) -> None:
+def pump(
+    src: socket.socket, dst: socket.socket, ctl: Ctl, downstream: bool, gen: int, gens: list[int]
+) -> None:
     sent = 0
     try:
         while True:

@@ -9,14 +9,12 @@ State: /tmp/rt/run/state.json (ports, tokens, record ids), proxies /tmp/rt/ctl/*
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-from google.protobuf import json_format
+from typing import Any
 
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
@@ -33,7 +31,11 @@ share = [{ audience = "national", view = "full" }]
 [[rule]]
 name = "green seizures"
 match = { kind = ["seizure"], tlp = ["clear", "green"] }
-share = [{ audience = "national", view = "full" }, { audience = "region", view = "redacted" }, { audience = "global", view = "statistical" }]
+share = [
+  { audience = "national", view = "full" },
+  { audience = "region", view = "redacted" },
+  { audience = "global", view = "statistical" },
+]
 [[rule]]
 name = "amber timber to VN"
 match = { kind = ["seizure"], tlp = ["amber"], commodity = ["timber"] }
@@ -41,7 +43,11 @@ share = [{ audience = "bilateral:KE+VN", view = "full" }]
 [[rule]]
 name = "green alerts"
 match = { kind = ["alert"], tlp = ["clear", "green"] }
-share = [{ audience = "national", view = "full" }, { audience = "region", view = "full" }, { audience = "global", view = "redacted" }]
+share = [
+  { audience = "national", view = "full" },
+  { audience = "region", view = "full" },
+  { audience = "global", view = "redacted" },
+]
 """
 
 harness.TOPOLOGY = (
@@ -66,7 +72,12 @@ def template() -> None:
         harness._run([harness.GCN, "directory", "import", f"{root}/directory.pb", "--config", cfg])
 
 
-def seizure(desc: str, tlp: int, commodity: int | None = None, day: str = "2026-11-20") -> rec.Seizure:
+def seizure(
+    desc: str,
+    tlp: rec.TLP.ValueType,
+    commodity: rec.Commodity.ValueType | None = None,
+    day: str = "2026-11-20",
+) -> rec.Seizure:
     from datetime import date
 
     s = samples.ivory_seizure(date.fromisoformat(day))
@@ -85,16 +96,32 @@ def main() -> None:
     for p in fed.proxies.values():
         p.close()
     CTL.mkdir(parents=True, exist_ok=True)
-    state: dict = {}
+    state: dict[str, Any] = {}
     procs = []
     for n in fed.nodes.values():
         (CTL / f"{n.node_id}.json").write_text('{"mode": "pass"}')
         log = (RT / f"proxy-{n.node_id}.log").open("w")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.redteam_search.rt_proxy", str(n.endpoint_port), str(n.listen_port),
-             str(CTL / f"{n.node_id}.json")], stdout=log, stderr=log, start_new_session=True))
-        state[n.node_id] = {"officer": n.officer_port, "listen": n.listen_port, "endpoint": n.endpoint_port,
-                            "token": n.token}
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.redteam_search.rt_proxy",
+                    str(n.endpoint_port),
+                    str(n.listen_port),
+                    str(CTL / f"{n.node_id}.json"),
+                ],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        )
+        state[n.node_id] = {
+            "officer": n.officer_port,
+            "listen": n.listen_port,
+            "endpoint": n.endpoint_port,
+            "token": n.token,
+        }
     (RUN / "policy.toml").write_text(POLICY)
     for nid in ("KE", "TZ", "VN"):
         fed[nid].env["GCN_SHARING_POLICY_FILE"] = str(RUN / "policy.toml")
@@ -113,7 +140,7 @@ def main() -> None:
         stub, md = officer(node)
         r = stub.RecordSeizure(npb.RecordSeizureRequest(seizure=s), metadata=md, timeout=30)
         ids[name] = r.record_id
-        return r.record_id
+        return str(r.record_id)
 
     add("KE", "ke_red", seizure("zzredsecret pangolin", rec.TLP_RED))
     add("KE", "ke_amber", seizure("zzambersecret pangolin", rec.TLP_AMBER))
@@ -131,8 +158,11 @@ def main() -> None:
     stub, md = officer("KE")
     stub.Retract(npb.RetractRequest(record_id=ids["ke_retracted"], reason="wrong"), metadata=md, timeout=30)
     fixed = seizure("zzcorrected", rec.TLP_GREEN)
-    r = stub.Correct(npb.CorrectRequest(record_id=ids["ke_corrected"], reason="fix", seizure=fixed),
-                     metadata=md, timeout=30)
+    r = stub.Correct(
+        npb.CorrectRequest(record_id=ids["ke_corrected"], reason="fix", seizure=fixed),
+        metadata=md,
+        timeout=30,
+    )
     ids["ke_correction"] = r.record_id
     state["ids"] = ids
     (RUN / "state.json").write_text(json.dumps(state, indent=1))
