@@ -267,7 +267,8 @@ def oracle(n: int = 40) -> None:
     If the probe matches no term anywhere in the hub's store, the hub's planner stops
     after one count; if it matches a term of a record the caller may NOT read, the hub
     counts all 31 criteria (up to DRIVE_LIMIT rows each) and still answers nothing."""
-    stub = member("TZ", "KE")
+    caller, hub = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else ("TZ", "KE")
+    stub = member(caller, hub)
     common = "a b c d e f g"
     words = " ".join(["a", "b", "c", "d", "e", "f", "g", "h"])
     probes = {
@@ -295,6 +296,8 @@ def oracle(n: int = 40) -> None:
         s = sorted(v)
         out(
             test="oracle",
+            caller=caller,
+            hub=hub,
             case=k,
             hits=hits[k],
             median_ms=round(statistics.median(v), 2),
@@ -306,7 +309,8 @@ def oracle(n: int = 40) -> None:
 def extract(samples: int = 5, depth: int = 7) -> None:
     """Read hidden words out of a hub with the oracle: person-name prefixes of KE's
     national:KE records (the region view TZ may read has no persons), letter by letter."""
-    stub = member("TZ", "KE")
+    caller, hub = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else ("TZ", "KE")
+    stub = member(caller, hub)
     amp: dict[str, Any] = dict(
         species="a b c d e f g h", commodity=1, country="KE", kind=epb.RECORD_KIND_SEIZURE
     )
