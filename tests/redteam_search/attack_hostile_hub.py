@@ -79,8 +79,9 @@ class FakeHub(sync_pb2_grpc.SyncServiceServicer):
             n = size // (e.ByteSize() + 8)
             r.hits.extend([spb.HubSearchHit(envelope=e)] * n)
             return r
-        if m == "all":  # every envelope the hub holds
-            r.hits.extend([spb.HubSearchHit(envelope=e) for e, _ in envs])
+        if m.startswith("all"):  # every envelope the hub holds (the first N)
+            limit = int(m.split(":")[1]) if ":" in m else len(envs)
+            r.hits.extend([spb.HubSearchHit(envelope=e) for e, _ in envs[:limit]])
             return r
         if m.startswith("giant:"):
             r.hits.add(envelope=epb.Envelope(header=b"x" * int(m.split(":")[1])))
@@ -181,8 +182,8 @@ def main() -> None:
             MODE["mode"] = f"records:{ids['ke_retracted']}"
         elif m == "replay_corrected":
             MODE["mode"] = f"records:{ids['ke_corrected']}"
-        elif m == "all":
-            MODE["mode"] = "all"
+        elif m.startswith("all"):
+            MODE["mode"] = m
         elif m.startswith("flood_dup"):
             MODE["mode"] = f"flood_dup:{ids['ke_green']}:{m.split(':')[1] if ':' in m else 15_000_000}"
         elif m.startswith("flood_badsig"):
