@@ -26,6 +26,12 @@ try:
     r = stub.Search(
         npb.SearchRequest(query=q, deadline_ms=deadline, local_only=True), metadata=md, timeout=client_timeout
     )
-    print(json.dumps({"deadline_ms": deadline, "secs": round(time.perf_counter() - t0, 2), "hits": len(r.hits)}))
+    print(
+        json.dumps({"deadline_ms": deadline, "secs": round(time.perf_counter() - t0, 2), "hits": len(r.hits)})
+    )
 except grpc.RpcError as e:
-    print(json.dumps({"deadline_ms": deadline, "secs": round(time.perf_counter() - t0, 2), "error": e.code().name}))
+    print(
+        json.dumps(
+            {"deadline_ms": deadline, "secs": round(time.perf_counter() - t0, 2), "error": e.code().name}
+        )
+    )
