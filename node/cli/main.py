@@ -31,6 +31,7 @@ from node.cli import (
     alarm_cmds,
     api_cmds,
     audit_cmds,
+    demo_cmds,
     federation_cmds,
     forms,
     hub_cmds,
@@ -434,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cmds.register(sub)
     api_cmds.register(sub)
     hub_cmds.register(sub)
+    demo_cmds.register(sub)
     return parser
 
 
