@@ -113,17 +113,15 @@ def cmd_demo(a: argparse.Namespace) -> int:
         out.print(f"starting {len(nodes)} `gcn serve` processes and the port's link …")
         fed.start()
         timings.append(("start", time.monotonic() - t))
-        out.print(f"  all serving after {timings[-1][1]:.1f} s; officers record, records spread, the port is cut off …")
-        t = time.monotonic()
+        out.print(f"  all serving ({timings[-1][1]:.1f} s); officers record, records spread, the port is cut off …")
         story = run_story(fed, previous, lambda line: out.print(f"  {line}"))
-        timings.append(("story", time.monotonic() - t))
+        timings += story.timings
     except DemoError as e:
         fed.stop()
         raise CliError(f"{e} (every process the demo started is stopped)") from e
     except BaseException:
         fed.stop()
         raise
-    timings.insert(len(timings) - 1, ("records everywhere", story.spread_seconds))
     if a.keep:
         fed.detach()
     else:

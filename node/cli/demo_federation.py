@@ -12,19 +12,24 @@ there names what runs, so `gcn demo --stop` can stop a kept federation.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import redirect_stderr, redirect_stdout, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gcn.v1 import node_pb2_grpc
+from node.cli.client import ClientTls, CliError, call, connect
 
 FEDERATION = "gcn-demo"
 SYNC_INTERVAL = "1"
@@ -96,23 +101,27 @@ def taken_ports(nodes: Sequence[NodePlan]) -> list[str]:
     return taken
 
 
-def run_gcn(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 120.0) -> str:
-    """Run `gcn ARGS`; its stdout. A failure is a DemoError with its stderr."""
-    try:
-        done = subprocess.run(
-            [*GCN, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **(env or {})},
-            check=False,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise DemoError(f"`gcn {' '.join(args[:3])} …` did not finish within {timeout:.0f}s") from e
-    if done.returncode != 0:
-        detail = done.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        raise DemoError(f"`gcn {' '.join(args[:3])} …` exited {done.returncode}: {detail[0]}")
-    return done.stdout
+_IN_PROCESS = threading.Lock()
+
+
+def run_gcn(args: Sequence[str]) -> str:
+    """`gcn ARGS`, run by this process: the same command line, parsed and run by
+    the same code, without starting an interpreter for each of the demo's ~50
+    commands (on two busy cores, that start costs more than the work). Its
+    stdout; a failure is a DemoError with its message. One at a time: stdout
+    and stderr are redirected while it runs."""
+    from node.cli.main import main  # the command line itself (it registers this module's command)
+
+    out, err = io.StringIO(), io.StringIO()
+    with _IN_PROCESS, redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse
+            code = e.code if isinstance(e.code, int) else 2
+    if code != 0:
+        detail = err.getvalue().strip().splitlines()[-1:] or ["(no message)"]
+        raise DemoError(f"`gcn {' '.join(args[:3])} …` exited {code}: {detail[0]}")
+    return out.getvalue()
 
 
 def build(state: Path, nodes: Sequence[NodePlan], say: Callable[[str], None]) -> None:
@@ -203,6 +212,7 @@ class Federation:
         self.state = state
         self.nodes = {n.node_id: n for n in nodes}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._stubs: dict[str, node_pb2_grpc.NodeServiceStub] = {}
 
     def log(self, node_id: str) -> Path:
         return self.state / node_id / "node.log"
@@ -263,15 +273,25 @@ class Federation:
     def restore(self) -> None:
         os.kill(self.procs["link"].pid, signal.SIGUSR2)
 
-    def officer(self, node_id: str, *args: str, timeout: float = 60.0) -> str:
+    def officer(self, node_id: str, *args: str) -> str:
         """`gcn ARGS` as the node's officer, over TLS to its officer API."""
         d = self.state / node_id
-        env = {
-            "GCN_NODE": f"127.0.0.1:{self.nodes[node_id].officer}",
-            "GCN_NODE_CA": str(d / "api-tls" / "ca.pem"),
-            "GCN_TOKEN": (d / "officer.token").read_text().strip(),
-        }
-        return run_gcn(list(args), env=env, timeout=timeout)
+        client = ["--node", f"127.0.0.1:{self.nodes[node_id].officer}", "--ca", str(d / "api-tls" / "ca.pem")]
+        client += ["--token", (d / "officer.token").read_text().strip()]  # in this process: never in `ps`
+        return run_gcn([*args, *client])
+
+    def officer_call(self, node_id: str, method: str, request: Any) -> Any:
+        """One officer API call from this process (what the demo polls, where a
+        `gcn` process per poll would cost more than the answer)."""
+        if node_id not in self._stubs:
+            d = self.state / node_id
+            tls = ClientTls((d / "api-tls" / "ca.pem").read_bytes())
+            token = (d / "officer.token").read_text().strip()
+            self._stubs[node_id] = connect(f"127.0.0.1:{self.nodes[node_id].officer}", token, tls)
+        try:
+            return call(getattr(self._stubs[node_id], method), request, timeout=30)
+        except CliError as e:
+            raise DemoError(f"{method} at {node_id}: {e}") from e
 
     def officer_json(self, node_id: str, *args: str) -> Any:
         return json.loads(self.officer(node_id, *args, "--json"))

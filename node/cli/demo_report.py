@@ -67,6 +67,11 @@ def print_report(
     for col in t.columns[1:]:
         col.justify = "center"
     out.print(t)
+    out.print(
+        "[dim]The default policy: a TLP:GREEN seizure goes in full to its administration, "
+        "redacted to its RINEX region, as statistics to every member; TLP:AMBER stays "
+        "with the administration; a green alert goes in full to the region, redacted beyond."
+    )
     if story.spread_missing:
         out.print(f"[yellow]not arrived within the wait: {', '.join(story.spread_missing[:6])}")
 
@@ -79,10 +84,11 @@ def print_report(
         else "its seizure was recorded on an earlier run"
     )
     out.print(f"link KE-MBA ↔ KE cut for {_seconds(story.cut_seconds)}; {recorded}.")
-    out.print(
-        f"KE-MBA's `gcn sync status` said KE was {'down' if story.port_saw_down else 'not yet down'}; "
-        f"at the global hub during the cut: {'yes' if story.at_hub_while_cut else 'no'}."
-    )
+    said = "down" if story.port_saw_down else "not yet down"
+    line = f"KE-MBA's `gcn sync status` said KE was {said}"
+    if cut_new:
+        line += f"; at the global hub during the cut: {'yes' if story.at_hub_while_cut else 'no'}"
+    out.print(line + ".")
     if story.backlog_seconds is not None:
         out.print(f"link restored: the port's records at the global hub {_seconds(story.backlog_seconds)} later;")
     out.print(f"the port saw its link to KE up again after {_seconds(story.link_back_seconds)}.")
@@ -97,16 +103,17 @@ def print_report(
         t.show_header = False
         for hit in hits[:6]:
             r = hit["record"]
-            found = ", ".join(hit.get("sources", []))
+            found = ", ".join(SHORT.get(x, x) for x in hit.get("sources", []))
             t.add_row("   " + _hit_label(hit, labels), r["origin"], VIEW_WORD.get(r.get("view", ""), "?"), f"from {found}")
         if hits:
             out.print(t)
         if len(hits) > 6:
             out.print(f"    … and {len(hits) - 6} more")
-        sources = " · ".join(
-            f"{s['source']} {s['state']} ({s.get('count', 0)}, {s.get('millis', 0)} ms)" for s in reply.get("sources", [])
+        sources = ", ".join(
+            f"{SHORT.get(s['source'], s['source'])} {s['state']} {s.get('count', 0)} in {s.get('millis', 0)} ms"
+            for s in reply.get("sources", [])
         )
-        out.print(f"  {len(hits)} result{'s' if len(hits) != 1 else ''}; sources: {sources}")
+        out.print(f"  {len(hits)} result{'s' if len(hits) != 1 else ''}; asked {sources}")
 
     out.print()
     out.rule("[bold]How long it took", align="left")

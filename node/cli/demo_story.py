@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gcn.v1 import envelope_pb2 as epb
+from gcn.v1 import node_pb2 as npb
 from node.cli.demo_federation import DemoError, Federation
 from node.cli.demo_samples import Sample, samples
 
@@ -26,6 +28,7 @@ STATE_VERSION = 1
 VIEW_RANK = {"VIEW_STATISTICAL": 1, "VIEW_REDACTED": 2, "VIEW_FULL": 3}
 SPREAD_TIMEOUT = 120.0
 RESTORE_TIMEOUT = 60.0
+CUT_SECONDS = 5.0  # at least: long enough for the port to see the link down and retry
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Story:
     backlog_seconds: float | None = None  # restore → the cut record at the global hub
     link_back_seconds: float | None = None  # restore → the port sees KE ok again
     searches: list[tuple[Search, dict[str, Any]]] = field(default_factory=list)
+    timings: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _record(fed: Federation, state: State, sample: Sample, story: Story) -> None:
@@ -113,13 +117,13 @@ def record(fed: Federation, state: State, story: Story, phase: str) -> None:
 
 
 def holdings(fed: Federation, node_id: str) -> dict[str, str]:
-    """record id -> the widest view `node_id` holds of it (its officer's `gcn records list`)."""
-    reply = fed.officer_json(node_id, "records", "list", "--limit", "500")
+    """record id -> the widest view `node_id` holds of it (what its officer's `gcn records list` shows)."""
+    reply = fed.officer_call(node_id, "ListRecords", npb.ListRecordsRequest(page_size=500))
     held: dict[str, str] = {}
-    for r in reply.get("records", []):
-        rid, view = r["record_id"], r.get("view", "VIEW_UNSPECIFIED")
-        if VIEW_RANK.get(view, 0) > VIEW_RANK.get(held.get(rid, ""), 0):
-            held[rid] = view
+    for r in reply.records:
+        view = epb.View.Name(r.view)
+        if VIEW_RANK.get(view, 0) > VIEW_RANK.get(held.get(r.record_id, ""), 0):
+            held[r.record_id] = view
     return held
 
 
@@ -184,11 +188,13 @@ def cut_and_restore(fed: Federation, state: State, story: Story) -> None:
         story.port_saw_down = True
     except DemoError:
         story.port_saw_down = False
-    story.at_hub_while_cut = all(rid in holdings(fed, "WCO-GLOBAL") for rid in cut_ids)
+    time.sleep(max(0.0, CUT_SECONDS - (time.monotonic() - cut_at)))
+    new_cut = any(s.phase == "cut" for s in story.samples if s.key in story.new)
+    story.at_hub_while_cut = new_cut and all(rid in holdings(fed, "WCO-GLOBAL") for rid in cut_ids)
     fed.restore()
     restored = time.monotonic()
     story.cut_seconds = restored - cut_at
-    if any(s.phase == "cut" for s in story.samples if s.key in story.new):
+    if new_cut:
         story.backlog_seconds = _poll(
             "the port's records to reach the global hub after the link came back",
             RESTORE_TIMEOUT,
@@ -200,21 +206,28 @@ def cut_and_restore(fed: Federation, state: State, story: Story) -> None:
     story.link_back_seconds = time.monotonic() - restored
 
 def search(fed: Federation, story: Story) -> None:
-    for s in SEARCHES:
-        story.searches.append((s, fed.officer_json(s.at, "search", *s.args)))
+    """The officers' searches, side by side (each its own `gcn search`)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replies = list(pool.map(lambda s: fed.officer_json(s.at, "search", *s.args), SEARCHES))
+    story.searches = list(zip(SEARCHES, replies, strict=True))
 
 
 def run_story(fed: Federation, state: State, say: Callable[[str], None]) -> Story:
     story = Story(samples(datetime.now(UTC).date()))
     t = time.monotonic()
     record(fed, state, story, "first")
-    say(f"{len(story.new)} records made by officers at KE-MBA, KE, TZ, VN and TH ({time.monotonic() - t:.1f} s)")
+    story.timings.append(("recording", time.monotonic() - t))
+    say(f"officers recorded {len(story.new)} new records at KE-MBA, KE, TZ, VN, TH ({story.timings[-1][1]:.1f} s)")
     story.spread_seconds = wait_spread(fed, state, story, "first")
+    story.timings.append(("spreading", story.spread_seconds))
     say(f"every node holds what the policy sends it ({story.spread_seconds:.1f} s)")
-    cut_and_restore(fed, state, story)
-    say(f"the port was cut off for {story.cut_seconds:.1f} s and is back")
     t = time.monotonic()
+    cut_and_restore(fed, state, story)
     wait_spread(fed, state, story)
+    story.timings.append(("the cut", time.monotonic() - t))
+    say(f"the port was cut off for {story.cut_seconds:.1f} s and is back ({story.timings[-1][1]:.1f} s)")
+    t = time.monotonic()
     search(fed, story)
-    say(f"{len(story.searches)} federated searches ({time.monotonic() - t:.1f} s)")
+    story.timings.append(("searches", time.monotonic() - t))
+    say(f"{len(story.searches)} federated searches ({story.timings[-1][1]:.1f} s)")
     return story
