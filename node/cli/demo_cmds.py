@@ -73,7 +73,7 @@ def _keep_hint(out: Any, state: Path, fed: Federation) -> None:
     tz = fed.nodes["TZ"]
     out.print()
     out.rule("[bold]The federation is still running (--keep)", align="left")
-    out.print("Try, as Tanzania's officer:")
+    out.print("Try, as Tanzania's officer (in the repository, after `. .venv/bin/activate`):")
     out.print(f"  export GCN_NODE=127.0.0.1:{tz.officer} GCN_NODE_CA={state}/TZ/api-tls/ca.pem")
     out.print(f"  export GCN_TOKEN=$(cat {state}/TZ/officer.token)")
     out.print("  gcn search --container CSQU3054383      # KE-MBA's seizure, redacted")

@@ -85,13 +85,15 @@ def print_report(
     )
     out.print(f"link KE-MBA ↔ KE cut for {_seconds(story.cut_seconds)}; {recorded}.")
     said = "down" if story.port_saw_down else "not yet down"
-    line = f"KE-MBA's `gcn sync status` said KE was {said}"
+    line = f"while cut: KE-MBA's `gcn sync status` said KE {said}"
     if cut_new:
-        line += f"; at the global hub during the cut: {'yes' if story.at_hub_while_cut else 'no'}"
+        line += f"; at the global hub: {'yes' if story.at_hub_while_cut else 'no'}"
     out.print(line + ".")
+    link = f"its link to KE up in {_seconds(story.link_back_seconds)}"
     if story.backlog_seconds is not None:
-        out.print(f"link restored: the port's records at the global hub {_seconds(story.backlog_seconds)} later;")
-    out.print(f"the port saw its link to KE up again after {_seconds(story.link_back_seconds)}.")
+        out.print(f"restored: its records at the global hub in {_seconds(story.backlog_seconds)}, {link}.")
+    else:
+        out.print(f"restored: {link}.")
 
     out.print()
     out.rule("[bold]Searches (as the officer at each node would type them)", align="left")
