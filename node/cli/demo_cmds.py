@@ -71,17 +71,22 @@ def _prepare(a: argparse.Namespace, state: Path) -> State | None:
 
 def _keep_hint(out: Any, state: Path, fed: Federation) -> None:
     tz = fed.nodes["TZ"]
+
+    def say(line: str) -> None:  # commands to copy: never wrapped
+        out.print(line, soft_wrap=True, markup=False)
+
     out.print()
     out.rule("[bold]The federation is still running (--keep)", align="left")
-    out.print("Try, as Tanzania's officer (in the repository, after `. .venv/bin/activate`):")
-    out.print(f"  export GCN_NODE=127.0.0.1:{tz.officer} GCN_NODE_CA={state}/TZ/api-tls/ca.pem")
-    out.print(f"  export GCN_TOKEN=$(cat {state}/TZ/officer.token)")
-    out.print("  gcn search --container CSQU3054383      # KE-MBA's seizure, redacted")
-    out.print("  gcn search pangolin --deadline 5        # words, this node and its hub")
-    out.print("  gcn alerts                              # the alerts in force today")
-    out.print(f"  gcn sync status --config {state}/KE-MBA/gcn.toml   # the port's links")
-    out.print(f"Logs: {state}/<node>/node.log")
-    out.print(f"Stop it: gcn demo --stop{'' if str(state) == DEFAULT_DIR else f' --dir {state}'}")
+    say("Try, as Tanzania's officer (in the repository, after `. .venv/bin/activate`):")
+    say(f"  export GCN_NODE=127.0.0.1:{tz.officer} GCN_NODE_CA={state}/TZ/api-tls/ca.pem")
+    say(f"  export GCN_TOKEN=$(cat {state}/TZ/officer.token)")
+    say("  gcn search --container CSQU3054383      # KE-MBA's seizure, redacted")
+    say("  gcn search pangolin --deadline 5        # words, this node and its hub")
+    say("  gcn alerts                              # the alerts in force today")
+    say(f"  gcn sync status --config {state}/KE-MBA/gcn.toml   # the port's links")
+    say(f"Logs: {state}/<node>/node.log")
+    where = "" if str(state) == DEFAULT_DIR else f" --dir {state}"
+    say(f"Stop it: gcn demo --stop{where}   (or: deploy/demo.sh --stop{where})")
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
