@@ -40,7 +40,10 @@ def _stop(state: Path) -> int:
         return 0
     killed = stop_pids(pids)
     (state / "pids.json").unlink(missing_ok=True)
-    out.print(f"stopped {len(pids)} processes of the demo in {state}" + (f" (killed: {', '.join(killed)})" if killed else ""))
+    out.print(
+        f"stopped {len(pids)} processes of the demo in {state}"
+        + (f" (killed: {', '.join(killed)})" if killed else "")
+    )
     return 0
 
 
@@ -50,7 +53,9 @@ def _prepare(a: argparse.Namespace, state: Path) -> State | None:
     if not 1024 <= a.base_port <= 65535 - 299:
         raise CliError(f"--base-port: must be between 1024 and {65535 - 299} (got {a.base_port})")
     if running_pids(state):
-        raise CliError(f"the demo federation in {state} is already running: stop it with `gcn demo --stop --dir {state}`")
+        raise CliError(
+            f"the demo federation in {state} is already running: stop it with `gcn demo --stop --dir {state}`"
+        )
     if a.fresh and state.exists():
         shutil.rmtree(state)
     previous = State.load(state / STATE_FILE)
@@ -98,7 +103,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
     previous = _prepare(a, state)
     nodes = plan(a.base_port)
     timings: list[tuple[str, float]] = []
-    out.rule(f"[bold]gcn demo: {len(nodes)} nodes on 127.0.0.1:{a.base_port}–{a.base_port + 299}, state in {state}", align="left")
+    out.rule(
+        f"[bold]gcn demo: {len(nodes)} nodes, ports {a.base_port}-{a.base_port + 299}, state in {state}",
+        align="left",
+    )
     try:
         if previous is None:
             state.mkdir(parents=True, exist_ok=True)
@@ -118,7 +126,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
         out.print(f"starting {len(nodes)} `gcn serve` processes and the port's link …")
         fed.start()
         timings.append(("start", time.monotonic() - t))
-        out.print(f"  all serving ({timings[-1][1]:.1f} s); officers record, records spread, the port is cut off …")
+        out.print(
+            f"  all serving ({timings[-1][1]:.1f} s); officers record, records spread, the port is cut off …"
+        )
         story = run_story(fed, previous, lambda line: out.print(f"  {line}"))
         timings += story.timings
     except DemoError as e:
@@ -134,7 +144,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
         killed = fed.stop()
         timings.append(("clean stop", time.monotonic() - t))
         if killed:
-            raise CliError(f"{', '.join(killed)} did not stop within 30 s of SIGTERM and was killed: see its node.log")
+            raise CliError(
+                f"{', '.join(killed)} did not stop within 30 s of SIGTERM and was killed: see its node.log"
+            )
     timings.append(("total", time.monotonic() - started))
     print_report(out, story, previous.records, timings, list(fed.nodes))
     if a.keep:
@@ -143,13 +155,20 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="the main job: run a small federation on this machine and report what reached whom")
-    p.add_argument("--dir", default=DEFAULT_DIR, help=f"the federation's state (default {DEFAULT_DIR}, kept between runs)")
+    p = sub.add_parser(
+        "demo", help="the main job: run a small federation on this machine and report what reached whom"
+    )
+    p.add_argument(
+        "--dir",
+        default=DEFAULT_DIR,
+        help=f"the federation's state (default {DEFAULT_DIR}, kept between runs)",
+    )
     p.add_argument(
         "--base-port",
         type=int,
         default=DEFAULT_BASE_PORT,
-        help=f"officer APIs on N…N+7, federation on N+100…, the port's link on N+200… (default {DEFAULT_BASE_PORT})",
+        help="officer APIs on N…N+7, federation listeners on N+100…, the port's link on N+200… "
+        f"(default {DEFAULT_BASE_PORT})",
     )
     p.add_argument("--fresh", action="store_true", help="start again from nothing (removes --dir)")
     p.add_argument("--keep", action="store_true", help="leave the federation running at the end")

@@ -146,8 +146,13 @@ def build(state: Path, nodes: Sequence[NodePlan], say: Callable[[str], None]) ->
     def install(n: NodePlan) -> None:
         d = state / n.node_id
         cfg = str(d / "gcn.toml")
-        run_gcn(["federation", "install", "--cert", str(d / "node.cert.pem"), "--ca", str(root / "ca.pem")] + ["--config", cfg])
-        token = run_gcn(["users", "add", "officer", "--role", "officer", "--config", cfg]).strip().splitlines()[-1]
+        cert, ca = str(d / "node.cert.pem"), str(root / "ca.pem")
+        run_gcn(["federation", "install", "--cert", cert, "--ca", ca, "--config", cfg])
+        token = (
+            run_gcn(["users", "add", "officer", "--role", "officer", "--config", cfg])
+            .strip()
+            .splitlines()[-1]
+        )
         path = d / "officer.token"
         path.touch(mode=0o600)
         path.write_text(token + "\n")
@@ -157,7 +162,17 @@ def build(state: Path, nodes: Sequence[NodePlan], say: Callable[[str], None]) ->
         say(f"{len(nodes)} nodes made their keys and join requests")
         for n in nodes:
             d = state / n.node_id
-            run_gcn(["root", "admit", str(d / "join-request.json"), "--dir", str(root), "--out", str(d / "node.cert.pem")])
+            run_gcn(
+                [
+                    "root",
+                    "admit",
+                    str(d / "join-request.json"),
+                    "--dir",
+                    str(root),
+                    "--out",
+                    str(d / "node.cert.pem"),
+                ]
+            )
         say("the root admitted them and issued their certificates")
         list(pool.map(install, nodes))
         run_gcn(["root", "publish", "--dir", str(root), "--out", str(root / "directory.pb")])
@@ -256,7 +271,9 @@ class Federation:
                         del waiting[node_id]
             if time.monotonic() > deadline:
                 first = next(iter(waiting))
-                raise DemoError(f"node {first} did not start serving within {timeout:.0f}s: see {self.log(first)}")
+                raise DemoError(
+                    f"node {first} did not start serving within {timeout:.0f}s: see {self.log(first)}"
+                )
             time.sleep(0.2)
 
     def check_alive(self) -> None:
@@ -265,7 +282,8 @@ class Federation:
             if code is not None:
                 where = self.log(name) if name in self.nodes else self.state / "link.log"
                 last = _last_line(where)
-                raise DemoError(f"{'node ' + name if name in self.nodes else 'the link'} exited ({code}): {last} — see {where}")
+                who = f"node {name}" if name in self.nodes else "the link"
+                raise DemoError(f"{who} exited ({code}): {last} — see {where}")
 
     def cut(self) -> None:
         os.kill(self.procs["link"].pid, signal.SIGUSR1)

@@ -46,10 +46,24 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} s"
 
 
+def _source(s: dict[str, Any]) -> str:
+    return (
+        f"{SHORT.get(s['source'], s['source'])} {s['state']} {s.get('count', 0)} in {s.get('millis', 0)} ms"
+    )
+
+
 def print_report(
     out: Console, story: Story, records: dict[str, str], timings: list[tuple[str, float]], nodes: list[str]
 ) -> None:
-    labels = _labels(story, records)
+    _recorded(out, story, records, nodes)
+    _cut(out, story)
+    _searches(out, story, _labels(story, records))
+    out.print()
+    out.rule("[bold]How long it took", align="left")
+    out.print(" · ".join(f"{what} {sec:.0f} s" for what, sec in timings))
+
+
+def _recorded(out: Console, story: Story, records: dict[str, str], nodes: list[str]) -> None:
     out.print()
     out.rule("[bold]What was recorded where", align="left")
     t = _table("record", "recorded at", "TLP", "id", "")
@@ -75,6 +89,8 @@ def print_report(
     if story.spread_missing:
         out.print(f"[yellow]not arrived within the wait: {', '.join(story.spread_missing[:6])}")
 
+
+def _cut(out: Console, story: Story) -> None:
     out.print()
     out.rule("[bold]The port cut off and back", align="left")
     cut_new = [s for s in story.samples if s.phase == "cut" and s.key in story.new]
@@ -95,6 +111,8 @@ def print_report(
     else:
         out.print(f"restored: {link}.")
 
+
+def _searches(out: Console, story: Story, labels: dict[str, str]) -> None:
     out.print()
     out.rule("[bold]Searches (as the officer at each node would type them)", align="left")
     for search, reply in story.searches:
@@ -106,17 +124,15 @@ def print_report(
         for hit in hits[:6]:
             r = hit["record"]
             found = ", ".join(SHORT.get(x, x) for x in hit.get("sources", []))
-            t.add_row("   " + _hit_label(hit, labels), r["origin"], VIEW_WORD.get(r.get("view", ""), "?"), f"from {found}")
+            t.add_row(
+                "   " + _hit_label(hit, labels),
+                r["origin"],
+                VIEW_WORD.get(r.get("view", ""), "?"),
+                f"from {found}",
+            )
         if hits:
             out.print(t)
         if len(hits) > 6:
             out.print(f"    … and {len(hits) - 6} more")
-        sources = ", ".join(
-            f"{SHORT.get(s['source'], s['source'])} {s['state']} {s.get('count', 0)} in {s.get('millis', 0)} ms"
-            for s in reply.get("sources", [])
-        )
+        sources = ", ".join(_source(s) for s in reply.get("sources", []))
         out.print(f"  {len(hits)} result{'s' if len(hits) != 1 else ''}; asked {sources}")
-
-    out.print()
-    out.rule("[bold]How long it took", align="left")
-    out.print(" · ".join(f"{what} {sec:.0f} s" for what, sec in timings))

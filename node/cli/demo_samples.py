@@ -33,7 +33,9 @@ def _q(value: float, unit: str) -> dict[str, Any]:
 
 
 def samples(today: date) -> list[Sample]:
-    day = lambda n: (today - timedelta(days=n)).isoformat()  # noqa: E731
+    def day(days_ago: int) -> str:
+        return (today - timedelta(days=days_ago)).isoformat()
+
     ivory = {
         "incident_date": day(9),
         "place": {"port_locode": "KEMBA", "country": "KE", "description": "Kilindini container terminal"},
@@ -64,10 +66,25 @@ def samples(today: date) -> list[Sample]:
             "vessel_name": "MSC ALTAIR",
             "container_numbers": ["CSQU3054383"],
         },
-        "route": {"origin_country": "UG", "export_country": "KE", "transit_countries": ["MY"], "destination_country": "VN"},
+        "route": {
+            "origin_country": "UG",
+            "export_country": "KE",
+            "transit_countries": ["MY"],
+            "destination_country": "VN",
+        },
         "parties": [
-            {"kind": "PARTY_KIND_COMPANY", "role": "PARTY_ROLE_SHIPPER", "name": "Sesame Traders Ltd", "country": "KE"},
-            {"kind": "PARTY_KIND_PERSON", "role": "PARTY_ROLE_BROKER", "name": "John Doe Mwangi", "country": "KE"},
+            {
+                "kind": "PARTY_KIND_COMPANY",
+                "role": "PARTY_ROLE_SHIPPER",
+                "name": "Sesame Traders Ltd",
+                "country": "KE",
+            },
+            {
+                "kind": "PARTY_KIND_PERSON",
+                "role": "PARTY_ROLE_BROKER",
+                "name": "John Doe Mwangi",
+                "country": "KE",
+            },
         ],
         "operation_code": "DEMETER",
         "tlp": "TLP_GREEN",
@@ -90,7 +107,14 @@ def samples(today: date) -> list[Sample]:
         ],
         "conveyance": {"mode": "TRANSPORT_MODE_AIR", "flight": "KQ886"},
         "route": {"origin_country": "CD", "export_country": "KE", "destination_country": "CN"},
-        "parties": [{"kind": "PARTY_KIND_PERSON", "role": "PARTY_ROLE_PASSENGER", "name": "Jean-Pierre Mbuyi", "country": "CD"}],
+        "parties": [
+            {
+                "kind": "PARTY_KIND_PERSON",
+                "role": "PARTY_ROLE_PASSENGER",
+                "name": "Jean-Pierre Mbuyi",
+                "country": "CD",
+            }
+        ],
         "operation_code": "CASSINI",
         "tlp": "TLP_AMBER",
     }
@@ -110,7 +134,14 @@ def samples(today: date) -> list[Sample]:
         ],
         "conveyance": {"mode": "TRANSPORT_MODE_SEA", "container_numbers": ["MSKU7012349"]},
         "route": {"origin_country": "CN", "export_country": "CN", "destination_country": "TZ"},
-        "parties": [{"kind": "PARTY_KIND_COMPANY", "role": "PARTY_ROLE_CONSIGNEE", "name": "Baridi Cooling Ltd", "country": "TZ"}],
+        "parties": [
+            {
+                "kind": "PARTY_KIND_COMPANY",
+                "role": "PARTY_ROLE_CONSIGNEE",
+                "name": "Baridi Cooling Ltd",
+                "country": "TZ",
+            }
+        ],
         "operation_code": "DEMETER",
         "tlp": "TLP_GREEN",
     }
@@ -130,8 +161,22 @@ def samples(today: date) -> list[Sample]:
             }
         ],
         "conveyance": {"mode": "TRANSPORT_MODE_SEA", "container_numbers": ["TGHU8012345"]},
-        "documents": {"permits": [{"type": "PERMIT_TYPE_CITES", "number": "MG-2026-00412", "issuing_country": "MG", "forged": True}]},
-        "route": {"origin_country": "MG", "export_country": "MG", "transit_countries": ["KE"], "destination_country": "VN"},
+        "documents": {
+            "permits": [
+                {
+                    "type": "PERMIT_TYPE_CITES",
+                    "number": "MG-2026-00412",
+                    "issuing_country": "MG",
+                    "forged": True,
+                }
+            ]
+        },
+        "route": {
+            "origin_country": "MG",
+            "export_country": "MG",
+            "transit_countries": ["KE"],
+            "destination_country": "VN",
+        },
         "operation_code": "CASSINI",
         "tlp": "TLP_GREEN",
     }
@@ -171,7 +216,12 @@ def samples(today: date) -> list[Sample]:
         "conveyance": {"mode": "TRANSPORT_MODE_SEA", "container_numbers": ["MSCU4622101"]},
         "route": {"origin_country": "KE", "export_country": "KE", "destination_country": "GH"},
         "parties": [
-            {"kind": "PARTY_KIND_COMPANY", "role": "PARTY_ROLE_SHIPPER", "name": "Société Générale d'Exportation SARL", "country": "KE"}
+            {
+                "kind": "PARTY_KIND_COMPANY",
+                "role": "PARTY_ROLE_SHIPPER",
+                "name": "Société Générale d'Exportation SARL",
+                "country": "KE",
+            }
         ],
         "operation_code": "DEMETER",
         "tlp": "TLP_GREEN",
@@ -199,4 +249,3 @@ def samples(today: date) -> list[Sample]:
         Sample("vn-alert", "VN", "alert", "alert: vessel 9074729", "green", "first", vessel_alert),
         Sample("ke-mba-ewaste", "KE-MBA", "seizure", "e-waste (while cut)", "green", "cut", ewaste),
     ]
-

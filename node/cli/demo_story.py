@@ -184,7 +184,9 @@ def cut_and_restore(fed: Federation, state: State, story: Story) -> None:
     record(fed, state, story, "cut")
     cut_ids = [state.records[s.key] for s in story.samples if s.phase == "cut"]
     try:
-        _poll("the port to see its link to KE down", 30, lambda: _peer_state(fed, "KE-MBA", "KE") == "down", fed)
+        _poll(
+            "the port to see its link to KE down", 30, lambda: _peer_state(fed, "KE-MBA", "KE") == "down", fed
+        )
         story.port_saw_down = True
     except DemoError:
         story.port_saw_down = False
@@ -202,8 +204,15 @@ def cut_and_restore(fed: Federation, state: State, story: Story) -> None:
             fed,
             poll=0.2,
         )
-    _poll("the port to see its link to KE up again", RESTORE_TIMEOUT, lambda: _peer_state(fed, "KE-MBA", "KE") == "ok", fed, poll=0.2)
+    _poll(
+        "the port to see its link to KE up again",
+        RESTORE_TIMEOUT,
+        lambda: _peer_state(fed, "KE-MBA", "KE") == "ok",
+        fed,
+        poll=0.2,
+    )
     story.link_back_seconds = time.monotonic() - restored
+
 
 def search(fed: Federation, story: Story) -> None:
     """The officers' searches, side by side (each its own `gcn search`)."""
@@ -217,7 +226,8 @@ def run_story(fed: Federation, state: State, say: Callable[[str], None]) -> Stor
     t = time.monotonic()
     record(fed, state, story, "first")
     story.timings.append(("recording", time.monotonic() - t))
-    say(f"officers recorded {len(story.new)} new records at KE-MBA, KE, TZ, VN, TH ({story.timings[-1][1]:.1f} s)")
+    took = story.timings[-1][1]
+    say(f"officers recorded {len(story.new)} new records at KE-MBA, KE, TZ, VN, TH ({took:.1f} s)")
     story.spread_seconds = wait_spread(fed, state, story, "first")
     story.timings.append(("spreading", story.spread_seconds))
     say(f"every node holds what the policy sends it ({story.spread_seconds:.1f} s)")

@@ -55,7 +55,12 @@ def test_the_story_runs_reruns_without_duplicates_keeps_and_stops(tmp_path: Path
     first = _demo("--dir", str(state), "--base-port", str(base))
     assert first.returncode == 0, first.stdout + first.stderr
     out = " ".join(first.stdout.split())  # the report's words, whatever the wrapping
-    for text in ("What was recorded where", "What reached whom", "The port cut off and back", "How long it took"):
+    for text in (
+        "What was recorded where",
+        "What reached whom",
+        "The port cut off and back",
+        "How long it took",
+    ):
         assert text in out, out
     assert "officers recorded 6 new records" in out, out
     assert "said KE down; at the global hub: no." in out, out
@@ -90,7 +95,9 @@ def test_the_story_runs_reruns_without_duplicates_keeps_and_stops(tmp_path: Path
     config.write_text(config.read_text() + "\nbogus = 1\n")
     failed = _demo("--dir", str(state), "--base-port", str(base))
     assert failed.returncode != 0, failed.stdout
-    assert "node TZ exited" in failed.stderr and str(state / "TZ" / "node.log") in failed.stderr, failed.stderr
+    assert "node TZ exited" in failed.stderr and str(state / "TZ" / "node.log") in failed.stderr, (
+        failed.stderr
+    )
     assert not (state / "pids.json").exists()
     assert not taken_ports(plan(base)), "every process it started is stopped"
 
