@@ -178,7 +178,7 @@ def build(state: Path, nodes: Sequence[NodePlan], say: Callable[[str], None]) ->
         run_gcn(["root", "publish", "--dir", str(root), "--out", str(root / "directory.pb")])
         imp = ["directory", "import", str(root / "directory.pb"), "--config"]
         list(pool.map(lambda n: run_gcn([*imp, str(state / n.node_id / "gcn.toml")]), nodes))
-        say("certificates installed, officers' tokens issued, the signed directory published and imported")
+        say("certificates installed, tokens issued, the signed directory published and imported")
 
 
 def _alive(pid: int) -> bool:

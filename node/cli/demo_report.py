@@ -69,7 +69,7 @@ def _recorded(out: Console, story: Story, records: dict[str, str], nodes: list[s
     t = _table("record", "recorded at", "TLP", "id", "")
     for s in story.samples:
         rid = records.get(s.key, "")
-        t.add_row(s.label, s.origin, s.tlp, rid[:10], "new" if s.key in story.new else "earlier run")
+        t.add_row(s.label, s.origin, s.tlp, rid[:8], "new" if s.key in story.new else "earlier run")
     out.print(t)
 
     out.print()
