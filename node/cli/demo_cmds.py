@@ -156,7 +156,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "demo", help="the main job: run a small federation on this machine and report what reached whom"
+        "demo",
+        description="Make (first run) and run a federation of eight nodes on this machine, tell its story "
+        "and report what reached whom; then stop it (unless --keep).",
+        help="the main job: run a small federation on this machine and report what reached whom",
     )
     p.add_argument(
         "--dir",
@@ -165,6 +168,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--base-port",
+        metavar="N",
         type=int,
         default=DEFAULT_BASE_PORT,
         help="officer APIs on N…N+7, federation listeners on N+100…, the port's link on N+200… "
