@@ -100,20 +100,11 @@ def _record(fed: Federation, state: State, sample: Sample, story: Story) -> None
 
 
 def record(fed: Federation, state: State, story: Story, phase: str) -> None:
-    """Record the samples of `phase` not yet recorded (one thread per origin, its records in order)."""
-    todo = [s for s in story.samples if s.phase == phase and s.key not in state.records]
-    by_origin: dict[str, list[Sample]] = {}
-    for s in todo:
-        by_origin.setdefault(s.origin, []).append(s)
-
-    def run(items: list[Sample]) -> None:
-        for s in items:
+    """Record the samples of `phase` not yet recorded; the state file is saved after each."""
+    for s in story.samples:
+        if s.phase == phase and s.key not in state.records:
             _record(fed, state, s, story)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for f in [pool.submit(run, items) for items in by_origin.values()]:
-            f.result()
-    state.save()
+            state.save()
 
 
 def holdings(fed: Federation, node_id: str) -> dict[str, str]:
@@ -215,10 +206,8 @@ def cut_and_restore(fed: Federation, state: State, story: Story) -> None:
 
 
 def search(fed: Federation, story: Story) -> None:
-    """The officers' searches, side by side (each its own `gcn search`)."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        replies = list(pool.map(lambda s: fed.officer_json(s.at, "search", *s.args), SEARCHES))
-    story.searches = list(zip(SEARCHES, replies, strict=True))
+    """The officers' searches: `gcn search … --json` at each node."""
+    story.searches = [(s, fed.officer_json(s.at, "search", *s.args)) for s in SEARCHES]
 
 
 def run_story(fed: Federation, state: State, say: Callable[[str], None]) -> Story:

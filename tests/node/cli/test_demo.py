@@ -74,6 +74,24 @@ def test_the_story_runs_reruns_without_duplicates_keeps_and_stops(tmp_path: Path
     recorded = json.loads((state / "demo.json").read_text())["records"]
     assert len(recorded) == 7
 
+    try:
+        _rerun_keep_stop(state, base, recorded)
+    finally:
+        _demo("--stop", "--dir", str(state))  # whatever happened: nothing left running
+
+    # A node that cannot start: the demo stops what it started and names the node and its log.
+    config = state / "TZ" / "gcn.toml"
+    config.write_text(config.read_text() + "\nbogus = 1\n")
+    failed = _demo("--dir", str(state), "--base-port", str(base))
+    assert failed.returncode != 0, failed.stdout
+    assert "node TZ exited" in failed.stderr and str(state / "TZ" / "node.log") in failed.stderr, (
+        failed.stderr
+    )
+    assert not (state / "pids.json").exists()
+    assert not taken_ports(plan(base)), "every process it started is stopped"
+
+
+def _rerun_keep_stop(state: Path, base: int, recorded: dict[str, str]) -> None:
     again = _demo("--dir", str(state), "--base-port", str(base), "--keep")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "officers recorded 0 new records" in again.stdout, again.stdout
@@ -89,17 +107,6 @@ def test_the_story_runs_reruns_without_duplicates_keeps_and_stops(tmp_path: Path
     stopped = _demo("--stop", "--dir", str(state))
     assert stopped.returncode == 0, stopped.stderr
     assert not any(_alive(p) for p in pids.values()), "--stop stops every process"
-
-    # A node that cannot start: the demo stops what it started and names the node and its log.
-    config = state / "TZ" / "gcn.toml"
-    config.write_text(config.read_text() + "\nbogus = 1\n")
-    failed = _demo("--dir", str(state), "--base-port", str(base))
-    assert failed.returncode != 0, failed.stdout
-    assert "node TZ exited" in failed.stderr and str(state / "TZ" / "node.log") in failed.stderr, (
-        failed.stderr
-    )
-    assert not (state / "pids.json").exists()
-    assert not taken_ports(plan(base)), "every process it started is stopped"
 
 
 def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
