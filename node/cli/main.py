@@ -31,6 +31,7 @@ from node.cli import (
     alarm_cmds,
     api_cmds,
     audit_cmds,
+    demo_cmds,
     export_cmds,
     federation_cmds,
     forms,
@@ -428,13 +429,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = node.add_parser("info", help="the node's id, role and public keys")
     _client_args(p, json_flag=False)
     p.set_defaults(handler=cmd_node_info)
-    root_cmds.register(sub)
-    federation_cmds.register(sub)
-    sync_cmds.register(sub)
-    alarm_cmds.register(sub)
-    audit_cmds.register(sub)
-    api_cmds.register(sub)
-    hub_cmds.register(sub)
+    for group in (
+        root_cmds,
+        federation_cmds,
+        sync_cmds,
+        alarm_cmds,
+        audit_cmds,
+        api_cmds,
+        hub_cmds,
+        demo_cmds,
+    ):
+        group.register(sub)
     export_cmds.register(sub, _client_args, _stub)
     return parser
 
