@@ -87,7 +87,7 @@ _RECORD_INSERT = RowInserter(
         "target_record_id",
     ),
 )
-_TERM_INSERT = RowInserter(RECORD_TERMS, ("envelope_id", "field", "value"))
+_TERM_INSERT = RowInserter(RECORD_TERMS, ("envelope_id", "audience", "field", "value"))
 
 
 def _norm(value: str) -> str:
@@ -287,7 +287,7 @@ def index_records(session: Session, opened: list[Opened], *, fresh: bool = False
         return
     earlier = {} if fresh else _earlier_superseders(session, opened)
     record_rows: list[tuple[object, ...]] = []
-    term_rows: list[tuple[int, str, str]] = []
+    term_rows: list[tuple[int, str, str, str]] = []
     for o in opened:
         h, body = o.header, o.body
         superseder = earlier.get((h.origin, h.record_id))
@@ -310,7 +310,7 @@ def index_records(session: Session, opened: list[Opened], *, fresh: bool = False
             )
         )
         envelope_id = o.envelope_id
-        term_rows.extend((envelope_id, f, v) for f, v in terms_of(body))
+        term_rows.extend((envelope_id, h.audience, f, v) for f, v in terms_of(body))
     conn = session.connection()
     _RECORD_INSERT.execute(conn, record_rows)
     _TERM_INSERT.execute(conn, term_rows)

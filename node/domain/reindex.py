@@ -65,7 +65,10 @@ def refresh_terms(db: Database, keys: AudienceKeys) -> int:
                 except (CryptoError, DecodeError, ValueError) as e:
                     log.warning("record not re-indexed", envelope_id=envelope_id, reason=str(e)[:200])
                     continue
-                terms.extend({"envelope_id": envelope_id, "field": f, "value": v} for f, v in found)
+                terms.extend(
+                    {"envelope_id": envelope_id, "audience": header.audience, "field": f, "value": v}
+                    for f, v in found
+                )
             if terms:
                 s.execute(RECORD_TERMS.insert(), terms)
             done += len(rows)

@@ -158,14 +158,22 @@ class RecordTermRow(Base):
     envelope_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"),
         ForeignKey("records.envelope_id", ondelete="CASCADE"),
-        index=True,
     )
+    # The record's audience, repeated here so that a hub's search reads only the
+    # index entries of the audiences its caller may read (no timing of others').
+    audience: Mapped[str] = mapped_column(String(128))
     field: Mapped[str] = mapped_column(String(32))
     # Byte order on PostgreSQL too, so that a prefix is one index range whatever
     # the database's locale (search words are plain ASCII: `node.domain.normalise`).
     value: Mapped[str] = mapped_column(String(256).with_variant(String(256, collation="C"), "postgresql"))
 
-    __table_args__ = (Index("ix_record_terms_field_value", "field", "value"),)
+    # (field, audience, value): a term's records, audience by audience;
+    # (envelope_id, field, value): a record's terms, which search checks per
+    # record without reading the table.
+    __table_args__ = (
+        Index("ix_record_terms_field_audience_value", "field", "audience", "value"),
+        Index("ix_record_terms_envelope_field_value", "envelope_id", "field", "value"),
+    )
 
 
 class UserRow(Base):

@@ -85,12 +85,27 @@ def test_dates_times_and_nulls_of_a_record_row(app: NodeApp) -> None:
             "view",
             "created_at",
             "event_date",
+            "event_month",
             "status",
             "superseded_by",
             "tlp",
             "target_record_id",
         )
-        row = (eid, "r-1", 1, "XX", "national:XX", 1, at, date(2026, 5, 1), 1, None, 2, None)
+        row = (
+            eid,
+            "r-1",
+            1,
+            "XX",
+            "national:XX",
+            1,
+            at,
+            date(2026, 5, 1),
+            date(2026, 5, 1),
+            1,
+            None,
+            2,
+            None,
+        )
         RowInserter(RECORDS, columns).execute(s.connection(), [row])
     with app.db.read() as s:
         got = s.get(RecordRow, eid)
