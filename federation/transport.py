@@ -53,10 +53,13 @@ class TlsMaterial:
         )
 
 
-def peer_channel(tls: TlsMaterial, peer_id: str, endpoint: str) -> grpc.Channel:
+def peer_channel(
+    tls: TlsMaterial, peer_id: str, endpoint: str, max_receive: int = MAX_MESSAGE_BYTES
+) -> grpc.Channel:
+    """A mutual-TLS channel to `peer_id`; replies larger than `max_receive` fail."""
     options = [
         ("grpc.ssl_target_name_override", server_name(peer_id)),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", max_receive),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         # Reconnection pacing is the sync scheduler's job (persisted, with jitter);
         # keep gRPC's own channel backoff short so it never hides a peer that is back.
@@ -136,6 +139,9 @@ class PeerFuture:
 
     def cancel(self) -> bool:
         return bool(self.future.cancel())
+
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
+        self.future.add_done_callback(fn)
 
 
 def hub_search(channel: grpc.Channel, request: search_pb2.HubSearchRequest, timeout: float) -> PeerFuture:

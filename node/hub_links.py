@@ -13,6 +13,11 @@ from federation.peers import hubs_above
 from federation.transport import PeerFuture, TlsMaterial, hub_search, peer_channel
 from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import search_pb2
+from node.domain.limits import MAX_PAGE_BYTES
+
+# A hub's answer is one page of at most MAX_PAGE_BYTES (docs/protocol.md "Limits"):
+# anything much larger is refused by the channel before it is read.
+MAX_HUB_REPLY = MAX_PAGE_BYTES + (256 << 10)
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,9 @@ class HubLinks:
                 key = (hub.node_id, hub.endpoint)
                 channel = self._channels.get(key)
                 if channel is None:
-                    channel = self._channels[key] = peer_channel(self.tls, hub.node_id, hub.endpoint)
+                    channel = self._channels[key] = peer_channel(
+                        self.tls, hub.node_id, hub.endpoint, max_receive=MAX_HUB_REPLY
+                    )
                 out.append(GrpcHubLink(hub.node_id, channel))
         return out
 

@@ -137,16 +137,16 @@ class FederatedSearch:
         hubs = [] if req.local_only else list(self.hubs())
         ask = spb.HubSearchRequest(query=req.query, page_size=size, after=req.page_token)
         pending = [(hub, _start(hub, ask, deadline_ms / 1000)) for hub in hubs]
-        results = [self._local(q, size, after)]
+        results = [self._local(q, size, after, deadline)]
         for hub, future in pending:
             results.append(self._hub_result(hub, future, q, after, deadline, started))
         return _merge(results, size)
 
-    def _local(self, q: Query, size: int, after: Position | None) -> _SourceResult:
+    def _local(self, q: Query, size: int, after: Position | None, deadline: float) -> _SourceResult:
         t0 = time.monotonic()
         suspects: list[int] = []
         with self.reader.db.read() as s:
-            page = search_store(s, q, limit=size, after=after)
+            page = search_store(s, q, limit=size, after=after, deadline=deadline)
             candidates = [self._local_candidate(s, f, suspects) for f in page.found]
         self.reader.check_suspects(suspects)
         status = npb.SourceStatus(source=LOCAL, state=_State.STATE_OK, count=len(candidates), millis=_ms(t0))

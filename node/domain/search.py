@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -222,9 +223,11 @@ def search_store(
     limit: int,
     after: Position | None = None,
     audiences: Collection[str] | None = None,
+    deadline: float | None = None,
 ) -> StorePage:
     """Up to `limit` records answering `q`, after `after`. `audiences`: only
-    rows of these audiences (None: any held)."""
+    rows of these audiences (None: any held). `deadline` (time.monotonic()):
+    a walk stops there too and answers what it found, with a frontier."""
     if audiences is not None and not audiences:
         return StorePage([], False, None)
     readable = sorted(audiences) if audiences is not None else held_audiences(s)
@@ -232,7 +235,7 @@ def search_store(
     sqlite = s.get_bind().dialect.name == "sqlite"
     checks = [_has(c, sqlite) for c in q.criteria if c is not driver]
     if driver is None:
-        return _walk(s, q, checks, limit, after, audiences)
+        return _walk(s, q, checks, limit, after, audiences, deadline)
     by_term = select(RecordTermRow.envelope_id).where(_term_condition(driver, audiences=readable))
     ids = list(s.scalars(by_term.distinct()))
     found: list[Found] = []
@@ -281,10 +284,12 @@ def _walk(
     limit: int,
     after: Position | None,
     audiences: Collection[str] | None,
+    deadline: float | None,
 ) -> StorePage:
     """Every criterion is common: the records in search order, a window of
     `WINDOW` rows at a time, each checked, until the page is full, the store
-    ends or `WALK_LIMIT` rows were examined (then the page is short, with more)."""
+    ends, `WALK_LIMIT` rows were examined or the deadline passed (then the page
+    is short, with more)."""
     found: list[Found] = []
     cursor = after
     examined = 0
@@ -298,7 +303,8 @@ def _walk(
         if low is None:
             return _page(found, limit, None)
         cursor = low
-        if examined >= WALK_LIMIT and len(found) <= limit:
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        if (examined >= WALK_LIMIT or out_of_time) and len(found) <= limit:
             return _page(found, limit, low)
     return _page(found, limit, None)
 

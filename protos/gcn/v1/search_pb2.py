@@ -26,23 +26,23 @@ from gcn.v1 import envelope_pb2 as gcn_dot_v1_dot_envelope__pb2
 from gcn.v1 import records_pb2 as gcn_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13gcn/v1/search.proto\x12\x06gcn.v1\x1a\x15gcn/v1/envelope.proto\x1a\x14gcn/v1/records.proto\"\xe8\x03\n\x0bSearchQuery\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x18\n\x10\x63ontainer_number\x18\x02 \x01(\t\x12\x0e\n\x06vessel\x18\x03 \x01(\t\x12\x0e\n\x06\x66light\x18\x04 \x01(\t\x12\x0f\n\x07\x63ompany\x18\x05 \x01(\t\x12\x0e\n\x06person\x18\x06 \x01(\t\x12\x0f\n\x07species\x18\x07 \x01(\t\x12\x16\n\x0ehs_code_prefix\x18\x08 \x01(\t\x12$\n\tcommodity\x18\t \x01(\x0e\x32\x11.gcn.v1.Commodity\x12\x0f\n\x07\x63ountry\x18\n \x01(\t\x12)\n\x0c\x63ountry_role\x18\x0b \x01(\x0e\x32\x13.gcn.v1.CountryRole\x12\x0c\n\x04port\x18\x0c \x01(\t\x12\x11\n\tdate_from\x18\r \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\x0e \x01(\t\x12\x16\n\x0eoperation_code\x18\x0f \x01(\t\x12\x18\n\x03tlp\x18\x10 \x01(\x0e\x32\x0b.gcn.v1.TLP\x12 \n\x04kind\x18\x11 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12\x0e\n\x06origin\x18\x12 \x01(\t\x12\x16\n\x0ehide_retracted\x18\x13 \x01(\x08\x12\x13\n\x0bin_force_on\x18\x14 \x01(\t\x12\"\n\x05order\x18\x15 \x01(\x0e\x32\x13.gcn.v1.SearchOrder\"X\n\x10HubSearchRequest\x12\"\n\x05query\x18\x01 \x01(\x0b\x32\x13.gcn.v1.SearchQuery\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x03 \x01(\t\"U\n\x0cHubSearchHit\x12\"\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x10.gcn.v1.Envelope\x12!\n\x0bother_views\x18\x02 \x03(\x0e\x32\x0c.gcn.v1.View\"Z\n\x11HubSearchResponse\x12\"\n\x04hits\x18\x01 \x03(\x0b\x32\x14.gcn.v1.HubSearchHit\x12\x0c\n\x04more\x18\x02 \x01(\x08\x12\x13\n\x0b\x65xamined_to\x18\x03 \x01(\t*\xbf\x01\n\x0b\x43ountryRole\x12\x14\n\x10\x43OUNTRY_ROLE_ANY\x10\x00\x12\x17\n\x13\x43OUNTRY_ROLE_ORIGIN\x10\x01\x12\x17\n\x13\x43OUNTRY_ROLE_EXPORT\x10\x02\x12\x18\n\x14\x43OUNTRY_ROLE_TRANSIT\x10\x03\x12\x1c\n\x18\x43OUNTRY_ROLE_DESTINATION\x10\x04\x12\x18\n\x14\x43OUNTRY_ROLE_SEIZING\x10\x05\x12\x16\n\x12\x43OUNTRY_ROLE_PARTY\x10\x06*&\n\x0bSearchOrder\x12\x17\n\x13SEARCH_ORDER_NEWEST\x10\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13gcn/v1/search.proto\x12\x06gcn.v1\x1a\x15gcn/v1/envelope.proto\x1a\x14gcn/v1/records.proto\"\xe8\x03\n\x0bSearchQuery\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x18\n\x10\x63ontainer_number\x18\x02 \x01(\t\x12\x0e\n\x06vessel\x18\x03 \x01(\t\x12\x0e\n\x06\x66light\x18\x04 \x01(\t\x12\x0f\n\x07\x63ompany\x18\x05 \x01(\t\x12\x0e\n\x06person\x18\x06 \x01(\t\x12\x0f\n\x07species\x18\x07 \x01(\t\x12\x16\n\x0ehs_code_prefix\x18\x08 \x01(\t\x12$\n\tcommodity\x18\t \x01(\x0e\x32\x11.gcn.v1.Commodity\x12\x0f\n\x07\x63ountry\x18\n \x01(\t\x12)\n\x0c\x63ountry_role\x18\x0b \x01(\x0e\x32\x13.gcn.v1.CountryRole\x12\x0c\n\x04port\x18\x0c \x01(\t\x12\x11\n\tdate_from\x18\r \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\x0e \x01(\t\x12\x16\n\x0eoperation_code\x18\x0f \x01(\t\x12\x18\n\x03tlp\x18\x10 \x01(\x0e\x32\x0b.gcn.v1.TLP\x12 \n\x04kind\x18\x11 \x01(\x0e\x32\x12.gcn.v1.RecordKind\x12\x0e\n\x06origin\x18\x12 \x01(\t\x12\x16\n\x0ehide_retracted\x18\x13 \x01(\x08\x12\x13\n\x0bin_force_on\x18\x14 \x01(\t\x12\"\n\x05order\x18\x15 \x01(\x0e\x32\x13.gcn.v1.SearchOrder\"X\n\x10HubSearchRequest\x12\"\n\x05query\x18\x01 \x01(\x0b\x32\x13.gcn.v1.SearchQuery\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x03 \x01(\t\"~\n\x0cHubSearchHit\x12\"\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x10.gcn.v1.Envelope\x12!\n\x0bother_views\x18\x02 \x03(\x0e\x32\x0c.gcn.v1.View\x12\'\n\rsuperseded_by\x18\x03 \x03(\x0b\x32\x10.gcn.v1.Envelope\"Z\n\x11HubSearchResponse\x12\"\n\x04hits\x18\x01 \x03(\x0b\x32\x14.gcn.v1.HubSearchHit\x12\x0c\n\x04more\x18\x02 \x01(\x08\x12\x13\n\x0b\x65xamined_to\x18\x03 \x01(\t*\xbf\x01\n\x0b\x43ountryRole\x12\x14\n\x10\x43OUNTRY_ROLE_ANY\x10\x00\x12\x17\n\x13\x43OUNTRY_ROLE_ORIGIN\x10\x01\x12\x17\n\x13\x43OUNTRY_ROLE_EXPORT\x10\x02\x12\x18\n\x14\x43OUNTRY_ROLE_TRANSIT\x10\x03\x12\x1c\n\x18\x43OUNTRY_ROLE_DESTINATION\x10\x04\x12\x18\n\x14\x43OUNTRY_ROLE_SEIZING\x10\x05\x12\x16\n\x12\x43OUNTRY_ROLE_PARTY\x10\x06*&\n\x0bSearchOrder\x12\x17\n\x13SEARCH_ORDER_NEWEST\x10\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gcn.v1.search_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COUNTRYROLE']._serialized_start=837
-  _globals['_COUNTRYROLE']._serialized_end=1028
-  _globals['_SEARCHORDER']._serialized_start=1030
-  _globals['_SEARCHORDER']._serialized_end=1068
+  _globals['_COUNTRYROLE']._serialized_start=878
+  _globals['_COUNTRYROLE']._serialized_end=1069
+  _globals['_SEARCHORDER']._serialized_start=1071
+  _globals['_SEARCHORDER']._serialized_end=1109
   _globals['_SEARCHQUERY']._serialized_start=77
   _globals['_SEARCHQUERY']._serialized_end=565
   _globals['_HUBSEARCHREQUEST']._serialized_start=567
   _globals['_HUBSEARCHREQUEST']._serialized_end=655
   _globals['_HUBSEARCHHIT']._serialized_start=657
-  _globals['_HUBSEARCHHIT']._serialized_end=742
-  _globals['_HUBSEARCHRESPONSE']._serialized_start=744
-  _globals['_HUBSEARCHRESPONSE']._serialized_end=834
+  _globals['_HUBSEARCHHIT']._serialized_end=783
+  _globals['_HUBSEARCHRESPONSE']._serialized_start=785
+  _globals['_HUBSEARCHRESPONSE']._serialized_end=875
 # @@protoc_insertion_point(module_scope)

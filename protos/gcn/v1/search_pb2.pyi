@@ -211,6 +211,7 @@ class HubSearchHit(_message.Message):
 
     ENVELOPE_FIELD_NUMBER: _builtins.int
     OTHER_VIEWS_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope:
         """the fullest view the caller may read"""
@@ -219,15 +220,22 @@ class HubSearchHit(_message.Message):
     def other_views(self) -> _containers.RepeatedScalarFieldContainer[_envelope_pb2.View.ValueType]:
         """other views the caller may read"""
 
+    @_builtins.property
+    def superseded_by(self) -> _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]:
+        """The origin's retraction of this record, when the hub holds one the caller
+        may read: signed, so the caller can show the record as retracted.
+        """
+
     def __init__(
         self,
         *,
         envelope: _envelope_pb2.Envelope | None = ...,
         other_views: _abc.Iterable[_envelope_pb2.View.ValueType] | None = ...,
+        superseded_by: _abc.Iterable[_envelope_pb2.Envelope] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "other_views", b"other_views"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "other_views", b"other_views", "superseded_by", b"superseded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
