@@ -29,7 +29,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, Select, String, and_, exists, func, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, Select, String, and_, func, literal_column, select, text, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gcn.v1 import envelope_pb2 as epb
@@ -39,10 +39,23 @@ from node.errors import ValidationError
 from node.storage.models import RecordRow, RecordTermRow, StreamRow
 
 DRIVE_LIMIT = 5_000
-_VIEWS_PER_RECORD = 4  # rows fetched per wanted record in one go (one per view)
+# Rows fetched in one go: one per wanted record, plus room for one record's
+# views (at most one row per view): most records have one row, and a walk
+# that fetched a row per view of every wanted record read up to 4x the rows
+# a page needs. A batch cut inside a record is fetched again from there.
+_VIEWS_PER_RECORD = 4
 _RESULT_KINDS = (epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_CORRECTION)
 _POSITION_RE = re.compile(r"p1:([0-9]{4}-[0-9]{2}-[0-9]{2}):([A-Z0-9][A-Z0-9-]{1,62}):([0-9a-f-]{36})")
 MAX_TOKEN_CHARS = 160
+# For the rest of the search's transaction on PostgreSQL. A walk's estimated
+# cost (a check per record of the store) is far above jit_above_cost:
+# compiling it took 250-500 ms of each search. A bitmap scan reads every
+# index entry of a term before the first row, so a count "up to DRIVE_LIMIT"
+# of a common term read all of them (90,000 at 170,000 records); it is taken
+# whenever the statistics lag behind an import. Plain index scans stop early.
+_PG_SEARCH_SETTINGS = text(
+    "SELECT set_config('jit', 'off', true), set_config('enable_bitmapscan', 'off', true)"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -91,19 +104,23 @@ class Found:
     other_views: tuple[int, ...]
 
 
-def _term_condition(c: Criterion, *, by_record: bool = False) -> ColumnElement[bool]:
-    """`c` over record_terms. `by_record`: for a check of one record's terms,
-    written so that SQLite cannot take ix_record_terms_field_value for it (a
-    unary + on both columns): it would, for two conditions beat one in its
-    estimates, and then read every row of a common term once per record
-    checked (seconds per query from ~20,000 records on); the record's own
-    terms (ix_record_terms_envelope_id, ~50 rows) are the cheap way. The unary
-    + is SQLite's own way of saying so, and changes no result."""
+def _term_condition(c: Criterion, *, by_record: str = "") -> ColumnElement[bool]:
+    """`c` over record_terms. `by_record` (the dialect's name): for a check of
+    one record's terms, written so that the database cannot take
+    ix_record_terms_field_value for it. SQLite would (two conditions beat one
+    in its estimates), and so would PostgreSQL whenever its statistics lag
+    behind an import; either then reads every row of a common term once per
+    record checked (seconds per query from ~20,000 records on). The record's
+    own terms (ix_record_terms_envelope_id, ~50 rows) are the cheap way. On
+    SQLite a unary + on a column is its own way of saying so; on PostgreSQL
+    `field || ''` is an expression no index covers. Neither changes a result."""
     field: ColumnElement[str] | InstrumentedAttribute[str] = RecordTermRow.field
     col: ColumnElement[str] | InstrumentedAttribute[str] = RecordTermRow.value
-    if by_record:
+    if by_record == "sqlite":
         field = literal_column("+record_terms.field", String())
         col = literal_column("+record_terms.value", String())
+    elif by_record:
+        field = RecordTermRow.field.concat("")
     if c.op == EQ:
         cond = col == c.value
     elif c.op == PREFIX:  # one index range: terms are compared byte by byte (models.RecordTermRow)
@@ -119,11 +136,15 @@ def _after_prefix(value: str) -> str:
     return value[:-1] + chr(ord(value[-1]) + 1)
 
 
-def _has(c: Criterion, sqlite: bool) -> ColumnElement[bool]:
-    """The record (of the outer query) has a term answering `c`."""
-    return exists().where(
-        RecordTermRow.envelope_id == RecordRow.envelope_id, _term_condition(c, by_record=sqlite)
+def _has(c: Criterion, dialect: str) -> ColumnElement[bool]:
+    """The record (of the outer query) has a term answering `c`: checked per
+    record. The OFFSET 0 keeps PostgreSQL from turning the EXISTS into a
+    semi-join, which reads every match of a common term (and sorts them all)
+    before the first row of a page: the walk in search order is the plan."""
+    probe = select(RecordTermRow.id).where(
+        RecordTermRow.envelope_id == RecordRow.envelope_id, _term_condition(c, by_record=dialect)
     )
+    return (probe if dialect == "sqlite" else probe.offset(0)).exists()
 
 
 def _row_filters(
@@ -188,18 +209,20 @@ def search_store(
     more. `audiences`: only rows of these audiences (None: any held)."""
     if audiences is not None and not audiences:
         return [], False
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        s.execute(_PG_SEARCH_SETTINGS)
     driver = _rarest(s, q.criteria) if q.criteria else None
     ids: list[int] | None = None
     if driver is not None:
         ids = list(s.scalars(select(RecordTermRow.envelope_id).where(_term_condition(driver)).distinct()))
         if not ids:
             return [], False
-    sqlite = s.get_bind().dialect.name == "sqlite"
-    checks = [_has(c, sqlite) for c in q.criteria if c is not driver]
+    checks = [_has(c, dialect) for c in q.criteria if c is not driver]
     found: list[Found] = []
     cursor = after
     while len(found) <= limit:
-        want = (limit + 1 - len(found)) * _VIEWS_PER_RECORD
+        want = limit + 1 - len(found) + _VIEWS_PER_RECORD
         stmt = select(RecordRow).where(*_row_filters(q, cursor, audiences), *checks)
         if ids is not None:
             stmt = stmt.where(RecordRow.envelope_id.in_(ids))
