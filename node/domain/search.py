@@ -180,11 +180,15 @@ def _count_upto(s: Session, c: Criterion, limit: int) -> int:
 
 
 def _rarest(s: Session, criteria: Sequence[Criterion]) -> Criterion | None:
-    """The criterion with the fewest matches, if it has at most DRIVE_LIMIT."""
+    """The criterion with the fewest matches, if it has at most DRIVE_LIMIT.
+    Each is counted only as far as it could still be the rarest: a common word
+    beside a rare one ("ltd" in a company's name) stops at the rare one's count
+    instead of reading DRIVE_LIMIT index entries."""
     best: tuple[int, Criterion] | None = None
     for c in criteria:
-        n = _count_upto(s, c, DRIVE_LIMIT)
-        if n <= DRIVE_LIMIT and (best is None or n < best[0]):
+        limit = DRIVE_LIMIT if best is None else best[0] - 1
+        n = _count_upto(s, c, limit)
+        if n <= limit and (best is None or n < best[0]):
             best = (n, c)
             if n == 0:
                 break
