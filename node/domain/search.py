@@ -6,10 +6,11 @@ id): the same order at every node, so a node can merge its own results with
 its hubs' and a page token is one `Position` for all of them (the last
 record shown). Every view of a record sorts at the same place.
 
-The plan. An index criterion's matches are counted up to `DRIVE_LIMIT`
-first. When the rarest has no more than that, the search starts from its
-matches (a few index lookups, then a sort of at most `DRIVE_LIMIT` rows);
-when every criterion is common, it walks the records in search order
+The plan. Each index criterion's matches are fetched up to `DRIVE_LIMIT`
+first. When some have no more than that, the search starts from the records
+in all of those (a few index lookups, then a sort of at most `DRIVE_LIMIT`
+rows) and checks the common ones per record; when every criterion is
+common, it walks the records in search order
 (`ix_records_search_order`) and checks each criterion per record, stopping
 at the page's end. Neither plan is left to the planner's guess, so neither
 falls onto a scan of the whole store. A criterion checked per record reads
@@ -29,7 +30,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, Select, String, and_, func, literal_column, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, String, and_, literal_column, select, text, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gcn.v1 import envelope_pb2 as epb
@@ -174,25 +175,31 @@ def _row_filters(
     return conds
 
 
-def _count_upto(s: Session, c: Criterion, limit: int) -> int:
-    inner = select(RecordTermRow.envelope_id).where(_term_condition(c)).limit(limit + 1).subquery()
-    return int(s.scalar(select(func.count()).select_from(inner)) or 0)
+def _matches_upto(s: Session, c: Criterion, limit: int) -> set[int] | None:
+    """The records with a term answering `c`, or None when there are more
+    than `limit` term rows for it."""
+    stmt = select(RecordTermRow.envelope_id).where(_term_condition(c)).limit(limit + 1)
+    rows = list(s.scalars(stmt))
+    return None if len(rows) > limit else set(rows)
 
 
-def _rarest(s: Session, criteria: Sequence[Criterion]) -> Criterion | None:
-    """The criterion with the fewest matches, if it has at most DRIVE_LIMIT.
-    Each is counted only as far as it could still be the rarest: a common word
-    beside a rare one ("ltd" in a company's name) stops at the rare one's count
-    instead of reading DRIVE_LIMIT index entries."""
-    best: tuple[int, Criterion] | None = None
+def _rare_matches(s: Session, criteria: Sequence[Criterion]) -> tuple[list[int] | None, list[Criterion]]:
+    """The records in the matches of every criterion with at most DRIVE_LIMIT
+    (None: there is none such), and the common criteria, left to be checked
+    per record. Fetching a rare criterion's matches is one index range, far
+    cheaper than checking it for each record of another's (~50 term rows
+    each): a company's full name is two or three rare words and "ltd"."""
+    ids: set[int] | None = None
+    common: list[Criterion] = []
     for c in criteria:
-        limit = DRIVE_LIMIT if best is None else best[0] - 1
-        n = _count_upto(s, c, limit)
-        if n <= limit and (best is None or n < best[0]):
-            best = (n, c)
-            if n == 0:
-                break
-    return best[1] if best else None
+        found = _matches_upto(s, c, DRIVE_LIMIT)
+        if found is None:
+            common.append(c)
+            continue
+        ids = found if ids is None else ids & found
+        if not ids:
+            return [], []
+    return (None if ids is None else sorted(ids)), common
 
 
 def _ordered(q: Select[RecordRow]) -> Select[RecordRow]:
@@ -216,13 +223,10 @@ def search_store(
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
         s.execute(_PG_SEARCH_SETTINGS)
-    driver = _rarest(s, q.criteria) if q.criteria else None
-    ids: list[int] | None = None
-    if driver is not None:
-        ids = list(s.scalars(select(RecordTermRow.envelope_id).where(_term_condition(driver)).distinct()))
-        if not ids:
-            return [], False
-    checks = [_has(c, dialect) for c in q.criteria if c is not driver]
+    ids, common = _rare_matches(s, q.criteria)
+    if ids is not None and not ids:
+        return [], False
+    checks = [_has(c, dialect) for c in common]
     found: list[Found] = []
     cursor = after
     while len(found) <= limit:
