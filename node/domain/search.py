@@ -6,11 +6,11 @@ id): the same order at every node, so a node can merge its own results with
 its hubs' and a page token is one `Position` for all of them (the last
 record shown). Every view of a record sorts at the same place.
 
-The plan. Each index criterion's matches are fetched up to `DRIVE_LIMIT`
-first. When some have no more than that, the search starts from the records
-in all of those (a few index lookups, then a sort of at most `DRIVE_LIMIT`
-rows) and checks the common ones per record; when every criterion is
-common, it walks the records in search order
+The plan. An index criterion's matches are counted up to `DRIVE_LIMIT`
+first. When the rarest has no more than that, the search starts from its
+matches, narrowed by those of the other rare ones (a few index lookups, then
+a sort of at most `DRIVE_LIMIT` rows), and checks the rest per record;
+when every criterion is common, it walks the records in search order
 (`ix_records_search_order`) and checks each criterion per record, stopping
 at the page's end. Neither plan is left to the planner's guess, so neither
 falls onto a scan of the whole store. A criterion checked per record reads
@@ -30,7 +30,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, Select, String, and_, literal_column, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, String, and_, func, literal_column, select, text, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gcn.v1 import envelope_pb2 as epb
@@ -40,6 +40,7 @@ from node.errors import ValidationError
 from node.storage.models import RecordRow, RecordTermRow, StreamRow
 
 DRIVE_LIMIT = 5_000
+_TERMS_PER_CHECK = 50  # term rows a per-record check reads (a record's terms)
 # Rows fetched in one go: one per wanted record, plus room for one record's
 # views (at most one row per view): most records have one row, and a walk
 # that fetched a row per view of every wanted record read up to 4x the rows
@@ -175,31 +176,41 @@ def _row_filters(
     return conds
 
 
-def _matches_upto(s: Session, c: Criterion, limit: int) -> set[int] | None:
-    """The records with a term answering `c`, or None when there are more
-    than `limit` term rows for it."""
-    stmt = select(RecordTermRow.envelope_id).where(_term_condition(c)).limit(limit + 1)
-    rows = list(s.scalars(stmt))
-    return None if len(rows) > limit else set(rows)
+def _count_upto(s: Session, c: Criterion, limit: int) -> int:
+    inner = select(RecordTermRow.envelope_id).where(_term_condition(c)).limit(limit + 1).subquery()
+    return int(s.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+def _matches(s: Session, c: Criterion) -> set[int]:
+    return set(s.scalars(select(RecordTermRow.envelope_id).where(_term_condition(c))))
 
 
 def _rare_matches(s: Session, criteria: Sequence[Criterion]) -> tuple[list[int] | None, list[Criterion]]:
-    """The records in the matches of every criterion with at most DRIVE_LIMIT
-    (None: there is none such), and the common criteria, left to be checked
-    per record. Fetching a rare criterion's matches is one index range, far
-    cheaper than checking it for each record of another's (~50 term rows
-    each): a company's full name is two or three rare words and "ltd"."""
-    ids: set[int] | None = None
-    common: list[Criterion] = []
+    """Where the search starts: the records in the matches of the rarest
+    criterion, if it has at most DRIVE_LIMIT (None: none has), narrowed by
+    the matches of each other rare one whose fetch (one index range) costs
+    less than checking it for every candidate (~`_TERMS_PER_CHECK` term rows
+    each): a company's full name is two or three rare words and "ltd". The
+    criteria left are checked per record."""
+    counted: list[tuple[int, Criterion]] = []
     for c in criteria:
-        found = _matches_upto(s, c, DRIVE_LIMIT)
-        if found is None:
-            common.append(c)
-            continue
-        ids = found if ids is None else ids & found
-        if not ids:
+        n = _count_upto(s, c, DRIVE_LIMIT)
+        if n == 0:
             return [], []
-    return (None if ids is None else sorted(ids)), common
+        counted.append((n, c))
+    rare = sorted((x for x in counted if x[0] <= DRIVE_LIMIT), key=lambda x: x[0])
+    common = [c for n, c in counted if n > DRIVE_LIMIT]
+    if not rare:
+        return None, common
+    ids = _matches(s, rare[0][1])
+    for n, c in rare[1:]:
+        if n <= len(ids) * _TERMS_PER_CHECK:
+            ids &= _matches(s, c)
+            if not ids:
+                return [], []
+        else:
+            common.append(c)
+    return sorted(ids), common
 
 
 def _ordered(q: Select[RecordRow]) -> Select[RecordRow]:
