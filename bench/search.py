@@ -138,9 +138,7 @@ def run(o: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(prog="python -m bench.search", description=(__doc__ or "").split("\n\n")[0])
     add_common_options(p)
-    p.add_argument(
-        "--records", type=int, help="records in the store (default 20,000; quick 5,000; 0: none)"
-    )
+    p.add_argument("--records", type=int, help="records in the store (default 20,000; quick 5,000; 0: none)")
     p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--reuse", type=Path, help="keep the store in this directory (built or topped up to N)")
     p.add_argument("--queries", type=int, default=200, help="timed queries per shape (default 200)")
