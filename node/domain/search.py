@@ -192,14 +192,20 @@ def _rare_matches(s: Session, criteria: Sequence[Criterion]) -> tuple[list[int] 
     less than checking it for every candidate (~`_TERMS_PER_CHECK` term rows
     each): a company's full name is two or three rare words and "ltd". The
     criteria left are checked per record."""
-    counted: list[tuple[int, Criterion]] = []
+    rare: list[tuple[int, Criterion]] = []
+    common: list[Criterion] = []
     for c in criteria:
-        n = _count_upto(s, c, DRIVE_LIMIT)
+        # counted only as far as it could still be fetched: past the rarest
+        # so far x _TERMS_PER_CHECK it will be checked per record anyway
+        limit = min(DRIVE_LIMIT, rare[0][0] * _TERMS_PER_CHECK) if rare else DRIVE_LIMIT
+        n = _count_upto(s, c, limit)
         if n == 0:
             return [], []
-        counted.append((n, c))
-    rare = sorted((x for x in counted if x[0] <= DRIVE_LIMIT), key=lambda x: x[0])
-    common = [c for n, c in counted if n > DRIVE_LIMIT]
+        if n > limit:
+            common.append(c)
+        else:
+            rare.append((n, c))
+            rare.sort(key=lambda x: x[0])
     if not rare:
         return None, common
     ids = _matches(s, rare[0][1])
