@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks, in one command: set up .venv (deploy/setup.sh), then run every
 # benchmark module in bench/ (each `bench/NAME.py` with a `__main__` entry, as
-# `python -m bench.NAME`: today bench.ingest and bench.replication), passing
+# `python -m bench.NAME`: today bench.ingest, bench.replication and bench.search), passing
 # this script's arguments to each. See bench/README.md.
 #
 #   bench/run.sh                      # default sizes, SQLite in a temp dir

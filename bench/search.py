@@ -138,9 +138,7 @@ def run(o: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(prog="python -m bench.search", description=(__doc__ or "").split("\n\n")[0])
     add_common_options(p)
-    p.add_argument(
-        "--records", type=int, help="records in the store (default 100,000; quick 10,000; 0: none)"
-    )
+    p.add_argument("--records", type=int, help="records in the store (default 20,000; quick 5,000; 0: none)")
     p.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--reuse", type=Path, help="keep the store in this directory (built or topped up to N)")
     p.add_argument("--queries", type=int, default=200, help="timed queries per shape (default 200)")
@@ -149,14 +147,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
         "--analyze", action="store_true", help="ANALYZE the store before timing (the node does not)"
     )
     p.add_argument(
-        "--fed-records", type=int, help="seizures KE and TZ each record (default 20,000; quick 2,000)"
+        "--fed-records", type=int, help="seizures KE and TZ each record (default 5,000; quick 1,000)"
     )
     p.add_argument("--fed-queries", type=int, default=50, help="federated searches per shape (default 50)")
     o, unknown = p.parse_known_args(argv)
     if o.records is None:
-        o.records = 10_000 if o.quick else 100_000
+        o.records = 5_000 if o.quick else 20_000
     if o.fed_records is None:
-        o.fed_records = 2_000 if o.quick else 20_000
+        o.fed_records = 1_000 if o.quick else 5_000
     return o, unknown
 
 

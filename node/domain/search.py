@@ -10,17 +10,19 @@ first, and within a month by record id (random: a stable, arbitrary order).
 
 The plan. An index criterion's matches are counted up to `DRIVE_LIMIT`
 first. When the rarest has no more than that, the search starts from its
-matches (a few index lookups, then a sort of at most `DRIVE_LIMIT` rows);
+matches, narrowed by those of the other rare ones (a few index lookups,
+then a sort of at most `DRIVE_LIMIT` rows), and checks the rest per record;
 when every criterion is common, it walks the records in search order
 (`ix_records_search_order`), `WINDOW` rows per statement, and checks each
 criterion per record, stopping at the page's end or after `WALK_LIMIT` rows
 (a short page, with a token to go on). Neither plan is left to the planner's
-guess, so neither falls onto a scan of the whole store. A criterion checked per record reads
-that record's own terms (`ix_record_terms_envelope_id`), never every row of
-its term (`_term_condition(by_record=True)`).
+guess, so neither falls onto a scan of the whole store. A criterion checked
+per record reads that record's own terms (ix_record_terms_envelope_field_value),
+never every row of its term (`_term_condition(by_record=...)`).
 
 The audience filter (`audiences`) is an explicit predicate on the indexed
-`audience` column of the rows: what a hub may show the node that asks.
+`audience` column of the rows, and of the terms: what a hub may show the node
+that asks, and index entries of other audiences are never read.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, exists, func, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, Select, String, and_, func, literal_column, select, text, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gcn.v1 import envelope_pb2 as epb
@@ -44,9 +46,22 @@ from node.errors import ValidationError
 from node.storage.models import RecordRow, RecordTermRow, StreamRow
 
 DRIVE_LIMIT = 5_000
+_TERMS_PER_CHECK = 50  # term rows a per-record check reads (a record's terms)
+# For the rest of the search's transaction on PostgreSQL. A walk's estimated
+# cost (a check per record of the store) is far above jit_above_cost:
+# compiling it took 250-500 ms of each search. A bitmap scan reads every
+# index entry of a term before the first row, so a count "up to DRIVE_LIMIT"
+# of a common term read all of them (90,000 at 170,000 records); it is taken
+# whenever the statistics lag behind an import. Plain index scans stop early.
+_PG_SEARCH_SETTINGS = text(
+    "SELECT set_config('jit', 'off', true), set_config('enable_bitmapscan', 'off', true)"
+)
 WINDOW = 2_000  # rows of the search order examined by one statement of a walk
 WALK_LIMIT = 40_000  # rows a walk examines in one call before it answers with what it found
-_VIEWS_PER_RECORD = 4  # rows fetched per wanted record in one go (one per view)
+# Rows fetched in one go: one per wanted record, plus room for one record's
+# views (at most one row per view). A batch cut inside a record is fetched
+# again from there.
+_VIEWS_PER_RECORD = 4
 _RESULT_KINDS = (epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_CORRECTION)
 _POSITION_RE = re.compile(r"p2:([0-9]{4}-[0-9]{2}):([0-9a-f-]{36}):([A-Z0-9][A-Z0-9-]{1,62})")
 MAX_TOKEN_CHARS = 160
@@ -105,23 +120,27 @@ class Found:
 
 
 def _term_condition(
-    c: Criterion, *, by_record: bool = False, audiences: Sequence[str] = ()
+    c: Criterion, *, by_record: str = "", audiences: Sequence[str] = ()
 ) -> ColumnElement[bool]:
-    """`c` over record_terms. `by_record`: for a check of one record's terms,
-    written so that SQLite cannot take ix_record_terms_field_value for it (a
-    unary + on both columns): it would, for two conditions beat one in its
-    estimates, and then read every row of a common term once per record
-    checked (seconds per query from ~20,000 records on); the record's own
-    terms (ix_record_terms_envelope_id, ~50 rows) are the cheap way. The unary
-    + is SQLite's own way of saying so, and changes no result. `audiences`: the
+    """`c` over record_terms. `by_record` (the dialect's name): for a check of
+    one record's terms, written so that the database cannot take a term index
+    (field first) for it. SQLite would (two conditions beat one in its
+    estimates), and so would PostgreSQL whenever its statistics lag behind an
+    import; either then reads every row of a common term once per record
+    checked (seconds per query from ~20,000 records on). The record's own terms
+    (ix_record_terms_envelope_field_value) are the cheap way. On SQLite a unary
+    + on a column is its own way of saying so; on PostgreSQL `field || ''` is
+    an expression no index covers. Neither changes a result. `audiences`: the
     term's records of these audiences only, one index range per audience
     (ix_record_terms_field_audience_value): index entries of the others are
     never read, so how long a search takes says nothing about them."""
     field: ColumnElement[str] | InstrumentedAttribute[str] = RecordTermRow.field
     col: ColumnElement[str] | InstrumentedAttribute[str] = RecordTermRow.value
-    if by_record:
+    if by_record == "sqlite":
         field = literal_column("+record_terms.field", String())
         col = literal_column("+record_terms.value", String())
+    elif by_record:
+        field = RecordTermRow.field.concat("")
     if c.op == EQ:
         cond = col == c.value
     elif c.op == PREFIX:  # one index range: terms are compared byte by byte (models.RecordTermRow)
@@ -139,11 +158,15 @@ def _after_prefix(value: str) -> str:
     return value[:-1] + chr(ord(value[-1]) + 1)
 
 
-def _has(c: Criterion, sqlite: bool) -> ColumnElement[bool]:
-    """The record (of the outer query) has a term answering `c`."""
-    return exists().where(
-        RecordTermRow.envelope_id == RecordRow.envelope_id, _term_condition(c, by_record=sqlite)
+def _has(c: Criterion, dialect: str) -> ColumnElement[bool]:
+    """The record (of the outer query) has a term answering `c`: checked per
+    record. The OFFSET 0 keeps PostgreSQL from turning the EXISTS into a
+    semi-join, which reads every match of a common term (and sorts them all)
+    before the first row of a page: the walk in search order is the plan."""
+    probe = select(RecordTermRow.id).where(
+        RecordTermRow.envelope_id == RecordRow.envelope_id, _term_condition(c, by_record=dialect)
     )
+    return (probe if dialect == "sqlite" else probe.offset(0)).exists()
 
 
 def _row_filters(
@@ -186,16 +209,44 @@ def _count_upto(s: Session, c: Criterion, limit: int, audiences: Sequence[str]) 
     return int(s.scalar(select(func.count()).select_from(inner)) or 0)
 
 
-def _rarest(s: Session, criteria: Sequence[Criterion], audiences: Sequence[str]) -> Criterion | None:
-    """The criterion with the fewest matches, if it has at most DRIVE_LIMIT."""
-    best: tuple[int, Criterion] | None = None
+def _matches(s: Session, c: Criterion, audiences: Sequence[str]) -> set[int]:
+    return set(s.scalars(select(RecordTermRow.envelope_id).where(_term_condition(c, audiences=audiences))))
+
+
+def _rare_matches(
+    s: Session, criteria: Sequence[Criterion], audiences: Sequence[str]
+) -> tuple[list[int] | None, list[Criterion]]:
+    """Where the search starts: the records in the matches of the rarest
+    criterion, if it has at most DRIVE_LIMIT (None: none has), narrowed by
+    the matches of each other rare one whose fetch (one index range) costs
+    less than checking it for every candidate (~`_TERMS_PER_CHECK` term rows
+    each): a company's full name is two or three rare words and "ltd". The
+    criteria left are checked per record."""
+    rare: list[tuple[int, Criterion]] = []
+    common: list[Criterion] = []
     for c in criteria:
-        n = _count_upto(s, c, DRIVE_LIMIT, audiences)
-        if n <= DRIVE_LIMIT and (best is None or n < best[0]):
-            best = (n, c)
-            if n == 0:
-                break
-    return best[1] if best else None
+        # counted only as far as it could still be fetched: past the rarest
+        # so far x _TERMS_PER_CHECK it will be checked per record anyway
+        limit = min(DRIVE_LIMIT, rare[0][0] * _TERMS_PER_CHECK) if rare else DRIVE_LIMIT
+        n = _count_upto(s, c, limit, audiences)
+        if n == 0:
+            return [], []
+        if n > limit:
+            common.append(c)
+        else:
+            rare.append((n, c))
+            rare.sort(key=lambda x: x[0])
+    if not rare:
+        return None, common
+    ids = _matches(s, rare[0][1], audiences)
+    for n, c in rare[1:]:
+        if n <= len(ids) * _TERMS_PER_CHECK:
+            ids &= _matches(s, c, audiences)
+            if not ids:
+                return [], []
+        else:
+            common.append(c)
+    return sorted(ids), common
 
 
 def _ordered(q: Select[RecordRow]) -> Select[RecordRow]:
@@ -230,18 +281,18 @@ def search_store(
     a walk stops there too and answers what it found, with a frontier."""
     if audiences is not None and not audiences:
         return StorePage([], False, None)
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        s.execute(_PG_SEARCH_SETTINGS)
     readable = sorted(audiences) if audiences is not None else held_audiences(s)
-    driver = _rarest(s, q.criteria, readable) if q.criteria else None
-    sqlite = s.get_bind().dialect.name == "sqlite"
-    checks = [_has(c, sqlite) for c in q.criteria if c is not driver]
-    if driver is None:
+    ids, common = _rare_matches(s, q.criteria, readable)
+    checks = [_has(c, dialect) for c in common]
+    if ids is None:
         return _walk(s, q, checks, limit, after, audiences, deadline)
-    by_term = select(RecordTermRow.envelope_id).where(_term_condition(driver, audiences=readable))
-    ids = list(s.scalars(by_term.distinct()))
     found: list[Found] = []
     cursor = after
     while ids and len(found) <= limit:
-        want = (limit + 1 - len(found)) * _VIEWS_PER_RECORD
+        want = limit + 1 - len(found) + _VIEWS_PER_RECORD
         stmt = select(RecordRow).where(
             *_row_filters(q, cursor, audiences), *checks, RecordRow.envelope_id.in_(ids)
         )
