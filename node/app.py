@@ -28,8 +28,9 @@ from node.domain.records import RecordService
 from node.domain.reindex import refresh_terms
 from node.domain.replica import Replica
 from node.federation_state import FederationState
+from node.hub_search import HubSearchAnswer
 from node.logging import get_logger
-from node.searching import FederatedSearch, HubSearchAnswer
+from node.searching import FederatedSearch
 from node.storage.alarms import record_alarm
 from node.storage.audience_keys import AudienceKeys, EpochKey
 from node.storage.audit import AuditLog
@@ -180,7 +181,7 @@ class NodeApp:
             quarantine,
             audit,
             FederatedSearch(reader, audience_keys, lambda: trust),
-            HubSearchAnswer(db, trust.topology, audit),
+            HubSearchAnswer(db, trust.topology, audit, config.node.role),
         )
 
     def ensure_own_audiences(self, clock: Clock = system_clock) -> list[str]:

@@ -41,3 +41,7 @@ class UnauthenticatedError(NodeError):
 
 class ConfigError(NodeError):
     """The node's configuration is missing, malformed or inconsistent."""
+
+
+class ResourceExhaustedError(NodeError):
+    """The caller has its share of something running here already (RESOURCE_EXHAUSTED)."""

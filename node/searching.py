@@ -30,28 +30,28 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
+from sqlalchemy import select
 
 from crypto import envelope as env_crypto
 from crypto.errors import CryptoError
 from federation.errors import PeerError, PeerUnreachableError
-from federation.routing import Topology
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from gcn.v1 import search_pb2 as spb
-from node.domain import index, limits
+from node.domain import index
 from node.domain.reading import RecordReader
-from node.domain.search import Found, Position, held_audiences, parse_position, search_store
+from node.domain.search import Found, Position, parse_position, search_store
 from node.domain.search_query import Query, parse_query
 from node.errors import ConfigError, ValidationError
 from node.logging import get_logger
 from node.storage import audit
 from node.storage.audience_keys import AudienceKeys
-from node.storage.envelope_log import as_envelope
-from node.storage.models import EnvelopeRow
+from node.storage.models import RecordRow
 
 log = get_logger(__name__)
 _RESULT_KINDS = (epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_CORRECTION)
+_VIEWS = frozenset((epb.VIEW_FULL, epb.VIEW_REDACTED, epb.VIEW_STATISTICAL))
 LOCAL = "local"
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 DEFAULT_DEADLINE_MS, MIN_DEADLINE_MS, MAX_DEADLINE_MS = 3000, 100, 30000
@@ -139,7 +139,8 @@ class FederatedSearch:
         pending = [(hub, _start(hub, ask, deadline_ms / 1000)) for hub in hubs]
         results = [self._local(q, size, after, deadline)]
         for hub, future in pending:
-            results.append(self._hub_result(hub, future, q, after, deadline, started))
+            results.append(self._hub_result(hub, future, q, size, after, deadline, started))
+        self._local_status(results, q)
         return _merge(results, size)
 
     def _local(self, q: Query, size: int, after: Position | None, deadline: float) -> _SourceResult:
@@ -159,7 +160,14 @@ class FederatedSearch:
         return _Candidate(f.position, record, [LOCAL], set(f.other_views), verified=opened)
 
     def _hub_result(
-        self, hub: HubLink, future: Any, q: Query, after: Position | None, deadline: float, started: float
+        self,
+        hub: HubLink,
+        future: Any,
+        q: Query,
+        size: int,
+        after: Position | None,
+        deadline: float,
+        started: float,
     ) -> _SourceResult:
         status = npb.SourceStatus(source=hub.node_id)
         try:
@@ -167,26 +175,29 @@ class FederatedSearch:
         except (FutureTimeout, TimeoutError):
             status.state, status.detail = _State.STATE_TIMEOUT, "no answer within the deadline"
             _cancel(future)
-            return _SourceResult(_timed(status, started), [], False)
+            return _SourceResult(_timed(status, started, future), [], False)
         except PeerUnreachableError as e:
             timed_out = e.code == "DEADLINE_EXCEEDED" or time.monotonic() >= deadline
             status.state = _State.STATE_TIMEOUT if timed_out else _State.STATE_UNAVAILABLE
             status.detail = "no answer within the deadline" if timed_out else str(e)[:200]
-            return _SourceResult(_timed(status, started), [], False)
+            return _SourceResult(_timed(status, started, future), [], False)
         except PeerError as e:
             failed = e.code in ("INTERNAL", "UNKNOWN", "UNIMPLEMENTED", "RESOURCE_EXHAUSTED", "CANCELLED")
             status.state = _State.STATE_UNAVAILABLE if failed else _State.STATE_REFUSED
             status.detail = str(e)[:200]
-            return _SourceResult(_timed(status, started), [], False)
+            return _SourceResult(_timed(status, started, future), [], False)
         candidates: list[_Candidate] = []
         rejected: list[str] = []
-        for hit in reply.hits:
+        for hit in reply.hits[:size]:
             got = self._check_hit(hit, q, after)
             if isinstance(got, str):
                 rejected.append(got)
             else:
                 got.sources = [hub.node_id]
                 candidates.append(got)
+        if len(reply.hits) > size:  # never more than asked for: the rest is not even looked at
+            extra = len(reply.hits) - size
+            rejected += [f"{extra} result(s) beyond the {size} asked for"] * extra
         if rejected:
             log.warning(
                 "hub search results rejected", hub=hub.node_id, rejected=len(rejected), first=rejected[0]
@@ -196,7 +207,7 @@ class FederatedSearch:
         status.state, status.count = _State.STATE_OK, len(candidates)
         frontier = _hub_frontier(reply, candidates, after) if reply.more else None
         return _SourceResult(
-            _timed(status, started), candidates, reply.more and frontier is not None, frontier
+            _timed(status, started, future), candidates, reply.more and frontier is not None, frontier
         )
 
     def _check_hit(self, hit: spb.HubSearchHit, q: Query, after: Position | None) -> _Candidate | str:
@@ -242,64 +253,67 @@ class FederatedSearch:
         which = body.WhichOneof("body")
         if which:
             getattr(record, which).CopyFrom(getattr(body, which))
-        return _Candidate(position, record, [], set(hit.other_views))
+        if any(self._retracts(p, header) for p in hit.superseded_by[:4]):
+            record.status = npb.RECORD_STATUS_RETRACTED
+            if q.hide_retracted:
+                return "was retracted by its origin"
+        views = {int(v) for v in hit.other_views if v in _VIEWS and v != header.view}
+        return _Candidate(position, record, [], views)
 
+    def _retracts(self, proof: epb.Envelope, target: epb.EnvelopeHeader) -> bool:
+        """Is `proof` the origin's signed retraction of `target`'s record, readable here?"""
+        trust = self.trust()
+        try:
+            v = env_crypto.verify(proof, trust.keyring())
+            key = self.keys.get(v.header.audience, v.header.epoch)
+            if key is None or v.header.origin != target.origin:
+                return False
+            body = rec.RecordBody.FromString(env_crypto.open_body(proof, v.header, key))
+        except (CryptoError, DecodeError):
+            return False
+        return (
+            body.WhichOneof("body") == "retraction" and body.retraction.target_record_id == target.record_id
+        )
 
-@dataclass(frozen=True)
-class NodeCaller:
-    """A member node asking this hub (the audit trail's officer for a hub search)."""
-
-    name: str
-    role: str = "node"
-
-
-class HubSearchAnswer:
-    """A hub's side of `HubSearch`: the records this hub can read whose audience
-    the calling node is a member of (judged from its certificate's node id and
-    the directory), as the signed envelopes only. Each call is audited."""
-
-    def __init__(
-        self, db: Any, topology: Callable[[], Topology | None], trail: audit.AuditLog | None
-    ) -> None:
-        self.db = db
-        self.topology = topology
-        self.trail = trail
-
-    def answer(self, caller: str, req: spb.HubSearchRequest) -> spb.HubSearchResponse:
-        q = parse_query(req.query)
-        if not 1 <= req.page_size <= MAX_PAGE:
-            raise ValidationError("page_size", f"must be between 1 and {MAX_PAGE}")
-        after = parse_position(req.after, "after")
-        topo = self.topology()
-        out = spb.HubSearchResponse()
-        budget = limits.MAX_PAGE_BYTES
-        with self.db.read() as s:
-            allowed = [a for a in held_audiences(s) if topo is not None and topo.is_member(caller, a)]
-            page = search_store(s, q, limit=req.page_size, after=after, audiences=allowed)
-            out.more = page.more
-            if page.frontier is not None:
-                out.examined_to = page.frontier.token()
-            for f in page.found:
-                env_row = s.get(EnvelopeRow, f.row.envelope_id)
-                if env_row is None:
+    def _local_status(self, results: Sequence[_SourceResult], q: Query) -> None:
+        """What this node knows itself about hub results: a retraction or a
+        correction of the record held here marks it (a hub can omit one, and
+        a hostile hub replay the superseded version); a corrected record is
+        not shown (its correction is, where found)."""
+        hub_hits = [c for r in results if r.status.source != LOCAL for c in r.candidates]
+        if not hub_hits:
+            return
+        ids = sorted({c.position.record_id for c in hub_hits})
+        superseded: dict[tuple[str, str], int] = {}  # RecordStatus values
+        with self.reader.db.read() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.execute(
+                    select(RecordRow.origin, RecordRow.target_record_id, RecordRow.kind).where(
+                        RecordRow.target_record_id.in_(ids[start : start + 500])
+                    )
+                )
+                for origin, target, kind in rows:
+                    by = int(
+                        npb.RECORD_STATUS_RETRACTED
+                        if kind == epb.RECORD_KIND_RETRACTION
+                        else npb.RECORD_STATUS_CORRECTED
+                    )
+                    if target and superseded.get((origin, target)) != npb.RECORD_STATUS_CORRECTED:
+                        superseded[(origin, target)] = by
+        for r in results:
+            if r.status.source == LOCAL:
+                continue
+            kept = []
+            for c in r.candidates:
+                known = superseded.get((c.position.origin, c.position.record_id))
+                if known is not None:
+                    c.record.status = npb.RecordStatus.ValueType(known)
+                if known == npb.RECORD_STATUS_CORRECTED or (
+                    known == npb.RECORD_STATUS_RETRACTED and q.hide_retracted
+                ):
                     continue
-                hit = spb.HubSearchHit(envelope=as_envelope(env_row), other_views=_views(f.other_views))
-                if out.hits and out.ByteSize() + hit.ByteSize() + 8 > budget:
-                    out.more = True  # the rest after the last hit sent
-                    out.examined_to = _last_sent(out, page.found)
-                    break
-                out.hits.append(hit)
-        if self.trail is not None:
-            self.trail.record(
-                NodeCaller(caller), audit.SEARCH, {"query": q.asked, "from_node": caller}, len(out.hits)
-            )
-        log.info("hub search answered", caller=caller, results=len(out.hits), audiences=len(allowed))
-        return out
-
-
-def _last_sent(out: spb.HubSearchResponse, found: Sequence[Found]) -> str:
-    """The position of the last record in `out` (found[len(out.hits) - 1])."""
-    return found[len(out.hits) - 1].position.token()
+                kept.append(c)
+            r.candidates[:] = kept
 
 
 def _hub_frontier(
@@ -386,8 +400,9 @@ def _ms(t0: float) -> int:
     return int((time.monotonic() - t0) * 1000)
 
 
-def _timed(status: npb.SourceStatus, started: float) -> npb.SourceStatus:
-    status.millis = _ms(started)
+def _timed(status: npb.SourceStatus, started: float, future: Any = None) -> npb.SourceStatus:
+    done_at = getattr(future, "done_at", None)
+    status.millis = int(((done_at if done_at is not None else time.monotonic()) - started) * 1000)
     return status
 
 

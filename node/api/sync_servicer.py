@@ -38,9 +38,9 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         # A peer that calls us is alive: replication brings its round with it forward.
         self.on_call: Callable[[str], None] = lambda caller: None
         # A member node's search at this hub (`node.searching.HubSearchAnswer.answer`).
-        self.hub_search: Callable[[str, search_pb2.HubSearchRequest], search_pb2.HubSearchResponse] | None = (
-            None
-        )
+        self.hub_search: (
+            Callable[[str, search_pb2.HubSearchRequest, float | None], search_pb2.HubSearchResponse] | None
+        ) = None
 
     def _relaying(self) -> None:
         """Stale trust fails closed: nothing is served to relay on an old view."""
@@ -104,4 +104,5 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         caller = self._caller(context)
         if self.hub_search is None:
             raise FailedPreconditionError("this node does not answer searches")
-        return self.hub_search(caller, request)
+        self._relaying()  # on stale trust a hub answers no search either
+        return self.hub_search(caller, request, context.time_remaining())

@@ -299,8 +299,8 @@ def test_a_hub_that_alters_forges_or_pads_results_is_caught_and_named(world: Wor
     servicer = esa.servicer()
     honest = esa.app.hub_search.answer
 
-    def crooked(caller: str, req: spb.HubSearchRequest) -> spb.HubSearchResponse:
-        out = honest(caller, req)
+    def crooked(caller: str, req: spb.HubSearchRequest, time_left: float | None) -> spb.HubSearchResponse:
+        out = honest(caller, req, time_left)
         for hit in out.hits:
             body = bytearray(hit.envelope.ciphertext)
             body[len(body) // 2] ^= 0x01  # one bit of a genuine result
@@ -309,6 +309,7 @@ def test_a_hub_that_alters_forges_or_pads_results_is_caught_and_named(world: Wor
             caller, spb.HubSearchRequest(query=spb.SearchQuery(container_number="TGHU1234567"), page_size=5)
         )
         out.hits.extend(padded.hits)  # genuine, but not what was asked
+        out.hits.extend([out.hits[0]] * (req.page_size + 5) if out.hits else [])  # more than asked for
         return out
 
     servicer.hub_search = crooked
@@ -317,7 +318,7 @@ def test_a_hub_that_alters_forges_or_pads_results_is_caught_and_named(world: Wor
     try:
         reply = _search(world, "TZ", container_number=world.green_container)
         status = next(s for s in reply.sources if s.source == "RINEX-ESA")
-        assert status.state == OK and status.rejected >= 2 and status.count == 0
+        assert status.state == OK and status.rejected >= 2 + 5 and status.count == 0
         assert "does not verify" in status.detail or "does not open" in status.detail
         assert other.record_id not in {h.record.record_id for h in reply.hits}
         for hit in reply.hits:  # what is shown came from the honest sources, verified
@@ -350,3 +351,52 @@ def test_pages_across_sources_find_every_record_once(world: World, monkeypatch: 
         if not token:
             break
     assert seen == expected
+
+
+def test_only_hubs_answer_hub_searches(world: World) -> None:
+    """Red team F1's reach: a national node refuses HubSearch from anyone."""
+    tz, ke = world.fed.nodes["TZ"], world.fed.nodes["KE"]
+    channel = peer_channel(tz.tls, ke.node_id, ke.endpoint)
+    try:
+        ask = spb.HubSearchRequest(query=spb.SearchQuery(text="ivory"), page_size=5)
+        with pytest.raises(grpc.RpcError) as e:
+            sync_stub(channel).HubSearch(ask, timeout=10)
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "only hubs" in (e.value.details() or "")
+    finally:
+        channel.close()
+
+
+def test_a_member_has_at_most_two_searches_running_at_a_hub(world: World) -> None:
+    """Red team F4: one member's flood cannot take every worker of the listener."""
+    from node.errors import ResourceExhaustedError
+
+    answer = world.fed.nodes["RINEX-ESA"].app.hub_search
+    with answer._slot("TZ"), answer._slot("TZ"):
+        with pytest.raises(ResourceExhaustedError):
+            answer._slot("TZ").__enter__()
+        with answer._slot("KE"):  # another member is not held back
+            pass
+    with answer._slot("TZ"):
+        pass
+
+
+def test_a_retraction_reaches_the_searcher_with_the_hub_result(world: World) -> None:
+    """Red team F3: a hub result the origin retracted is shown as retracted
+    (the hub sends the signed retraction), and hidden when asked."""
+    ke = world.fed.nodes["KE"].app
+    s = _seizure(world.fed.clock, "TGHU7654320", rec.TLP_GREEN)  # type: ignore[arg-type]
+    rid = ke.records.record_seizure(s).record_id
+    world.fed.sync_all(rounds=2)
+    ke.records.retract(rid, "wrong container")
+    world.fed.sync_all(rounds=2)
+    esa = world.fed.nodes["RINEX-ESA"].app
+    reply = esa.hub_search.answer(
+        "TZ", spb.HubSearchRequest(query=spb.SearchQuery(container_number="TGHU7654320"), page_size=5), None
+    )
+    assert [len(h.superseded_by) for h in reply.hits] == [1]
+    for node in ("TZ", "VN"):
+        shown = _search(world, node, hs_code_prefix="0507", container_number="TGHU7654320")
+        assert all(h.record.status == npb.RECORD_STATUS_RETRACTED for h in shown.hits), node
+        hidden = _search(world, node, container_number="TGHU7654320", hide_retracted=True)
+        assert list(hidden.hits) == [], node

@@ -27,6 +27,7 @@ from node.errors import (
     NodeError,
     NotFoundError,
     PermissionDeniedError,
+    ResourceExhaustedError,
     UnauthenticatedError,
     ValidationError,
 )
@@ -42,6 +43,7 @@ _STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
+    (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (SignatureError, grpc.StatusCode.PERMISSION_DENIED),
     (KeyUnavailableError, grpc.StatusCode.FAILED_PRECONDITION),
     (CryptoError, grpc.StatusCode.INVALID_ARGUMENT),
