@@ -5,8 +5,10 @@ sent to), only from records this hub can read whose audience the calling node
 is a member of (its certificate's node id, judged against the directory), as
 signed envelopes. What it costs is bounded per call (the store's walk limits,
 the caller's deadline, at most ten seconds) and per caller (at most
-`PER_CALLER` searches at once; more are refused with RESOURCE_EXHAUSTED, so one
-member cannot crowd out the sync calls the same listener serves). A record
+`PER_CALLER` searches at once, as many waiting their turn for up to
+`MAX_WAIT` seconds, more refused with RESOURCE_EXHAUSTED, so one member cannot
+crowd out the sync calls the same listener serves, and the officers of one
+node take turns). A record
 the origin retracted comes with the retraction, signed, when the caller may
 read it. Every call is audited on this hub under the caller's node id.
 """
@@ -37,6 +39,7 @@ log = get_logger(__name__)
 MAX_PAGE = 100
 HUB_ROLES = ("regional", "global")
 PER_CALLER = 2
+MAX_WAIT = 2.0  # seconds a search waits for its caller's turn
 MAX_SECONDS = 10.0
 
 
@@ -61,7 +64,8 @@ class HubSearchAnswer:
         self.trail = trail
         self.role = role
         self._running: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._waiting: dict[str, int] = {}
+        self._turns = threading.Condition()
 
     def answer(
         self, caller: str, req: spb.HubSearchRequest, time_left: float | None = None
@@ -75,8 +79,9 @@ class HubSearchAnswer:
             raise ValidationError("page_size", f"must be between 1 and {MAX_PAGE}")
         after = parse_position(req.after, "after")
         seconds = MAX_SECONDS if time_left is None else max(0.0, min(time_left, MAX_SECONDS))
-        with self._slot(caller):
-            out, allowed = self._search(caller, q, req.page_size, after, time.monotonic() + seconds)
+        started = time.monotonic()
+        with self._slot(caller, wait=seconds / 2):
+            out, allowed = self._search(caller, q, req.page_size, after, started + seconds)
         if self.trail is not None:
             asked = {"query": q.asked, "from_node": caller}
             self.trail.record(NodeCaller(caller), audit.SEARCH, asked, len(out.hits))
@@ -127,29 +132,48 @@ class HubSearchAnswer:
                 hit.superseded_by.append(as_envelope(proof_row))
         return hit
 
-    def _slot(self, caller: str) -> _Slot:
-        return _Slot(self, caller)
+    def _slot(self, caller: str, wait: float = 0.0) -> _Slot:
+        return _Slot(self, caller, wait)
 
 
 class _Slot:
-    """One of a caller's `PER_CALLER` concurrent searches."""
+    """One of a caller's `PER_CALLER` concurrent searches. A call finding them
+    all taken waits its turn (at most `PER_CALLER` waiting, at most
+    `MAX_WAIT` seconds): the officers of one node take turns rather than being
+    refused; beyond that it is refused (RESOURCE_EXHAUSTED)."""
 
-    def __init__(self, owner: HubSearchAnswer, caller: str) -> None:
-        self.owner, self.caller = owner, caller
+    def __init__(self, owner: HubSearchAnswer, caller: str, wait: float = 0.0) -> None:
+        self.owner, self.caller, self.wait = owner, caller, wait
 
     def __enter__(self) -> None:
-        with self.owner._lock:
-            running = self.owner._running.get(self.caller, 0)
-            if running >= PER_CALLER:
+        o = self.owner
+        until = time.monotonic() + min(self.wait, MAX_WAIT)
+        with o._turns:
+            running, waiting = o._running.get(self.caller, 0), o._waiting.get(self.caller, 0)
+            if running >= PER_CALLER and (waiting >= PER_CALLER or self.wait <= 0):
                 raise ResourceExhaustedError(
                     f"node {self.caller} already has {running} searches running here; try again"
                 )
-            self.owner._running[self.caller] = running + 1
+            o._waiting[self.caller] = waiting + 1
+            try:
+                while o._running.get(self.caller, 0) >= PER_CALLER:
+                    left = until - time.monotonic()
+                    if left <= 0 or not o._turns.wait(left):
+                        raise ResourceExhaustedError(
+                            f"node {self.caller} already has {PER_CALLER} searches running here; try again"
+                        )
+            finally:
+                o._waiting[self.caller] -= 1
+                if not o._waiting[self.caller]:
+                    del o._waiting[self.caller]
+            o._running[self.caller] = o._running.get(self.caller, 0) + 1
 
     def __exit__(self, *exc: object) -> None:
-        with self.owner._lock:
-            left = self.owner._running.get(self.caller, 1) - 1
+        o = self.owner
+        with o._turns:
+            left = o._running.get(self.caller, 1) - 1
             if left:
-                self.owner._running[self.caller] = left
+                o._running[self.caller] = left
             else:
-                self.owner._running.pop(self.caller, None)
+                o._running.pop(self.caller, None)
+            o._turns.notify_all()

@@ -40,6 +40,7 @@ from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from gcn.v1 import search_pb2 as spb
 from node.domain import index
+from node.domain.page_token import DONE, PageToken, parse_page_token
 from node.domain.reading import RecordReader
 from node.domain.search import Found, Position, parse_position, search_store
 from node.domain.search_query import Query, parse_query
@@ -132,16 +133,23 @@ class FederatedSearch:
         if not MIN_DEADLINE_MS <= deadline_ms <= MAX_DEADLINE_MS:
             rule = f"must be between {MIN_DEADLINE_MS} and {MAX_DEADLINE_MS} (0 means {DEFAULT_DEADLINE_MS})"
             raise ValidationError("deadline_ms", rule)
-        after = parse_position(req.page_token)
+        token = parse_page_token(req.page_token)
         deadline = started + deadline_ms / 1000
-        hubs = [] if req.local_only else list(self.hubs())
-        ask = spb.HubSearchRequest(query=req.query, page_size=size, after=req.page_token)
-        pending = [(hub, _start(hub, ask, deadline_ms / 1000)) for hub in hubs]
-        results = [self._local(q, size, after, deadline)]
+        hubs = [] if req.local_only else [h for h in self.hubs() if not token.done(h.node_id)]
+        pending = []
+        for hub in hubs:
+            start = token.start(hub.node_id)
+            ask = spb.HubSearchRequest(query=req.query, page_size=size, after=start.token() if start else "")
+            pending.append((hub, _start(hub, ask, deadline_ms / 1000)))
+        results = []
+        if not token.done(LOCAL):
+            results.append(self._local(q, size, token.start(LOCAL), deadline))
         for hub, future in pending:
-            results.append(self._hub_result(hub, future, q, size, after, deadline, started))
+            results.append(
+                self._hub_result(hub, future, q, size, token.start(hub.node_id), deadline, started)
+            )
         self._local_status(results, q)
-        return _merge(results, size)
+        return _merge(results, size, token)
 
     def _local(self, q: Query, size: int, after: Position | None, deadline: float) -> _SourceResult:
         t0 = time.monotonic()
@@ -332,7 +340,7 @@ def _hub_frontier(
     return last
 
 
-def _merge(results: Sequence[_SourceResult], size: int) -> npb.SearchResponse:
+def _merge(results: Sequence[_SourceResult], size: int, token: PageToken) -> npb.SearchResponse:
     merged: dict[tuple[str, str], _Candidate] = {}
     for result in results:
         for c in result.candidates:
@@ -348,15 +356,7 @@ def _merge(results: Sequence[_SourceResult], size: int) -> npb.SearchResponse:
             else:
                 held.sources += c.sources
             held.other_views = views - {held.record.view}
-    # A source with more examined only down to its frontier: nothing below the
-    # highest such frontier can be shown yet (that source may hold more above it).
-    frontiers = [r.frontier for r in results if r.more and r.frontier is not None]
-    cut = max(frontiers) if frontiers else None
-    ordered = sorted(
-        (c for c in merged.values() if cut is None or c.position >= cut),
-        key=lambda c: c.position,
-        reverse=True,
-    )
+    ordered = sorted(merged.values(), key=lambda c: c.position, reverse=True)
     page = ordered[:size]
     out = npb.SearchResponse(sources=[r.status for r in results])
     for c in page:
@@ -368,11 +368,31 @@ def _merge(results: Sequence[_SourceResult], size: int) -> npb.SearchResponse:
                 verified=c.verified,
             )
         )
-    if len(ordered) > size or cut is not None:
-        last = page[-1].position if page else cut
-        assert last is not None
-        out.next_page_token = last.token()
+    out.next_page_token = _next_token(results, page[-1].position if len(ordered) >= size else None, token)
     return out
+
+
+def _next_token(results: Sequence[_SourceResult], last: Position | None, token: PageToken) -> str:
+    """Where each source goes on from (`node.domain.page_token`). `last`: the
+    last record of a full page (None: the page was not full). A source goes on
+    from below `last`, or from its own frontier when it examined less than
+    the page covered, and never from above where it started; a source that
+    has given everything is done. '' when every source is done."""
+    nexts: dict[str, Position | str] = {}
+    for r in results:
+        source, start = r.status.source, token.start(r.status.source)
+        frontier = r.frontier if r.more else None
+        if last is not None and not r.more and all(c.position >= last for c in r.candidates):
+            nexts[source] = DONE  # all it found is on this page or before
+        elif last is not None:
+            at = last if frontier is None else max(frontier, last)
+            nexts[source] = at if start is None or at < start else start
+        else:
+            nexts[source] = frontier if frontier is not None else DONE
+    nexts.update({s: DONE for s, p in token.sources.items() if p == DONE and s not in nexts})
+    if all(n == DONE for n in nexts.values()):
+        return ""
+    return PageToken(last, {s: n for s, n in nexts.items() if n != last}).encode()
 
 
 class _Failed:
@@ -387,9 +407,13 @@ class _Failed:
 
 def _start(hub: HubLink, ask: spb.HubSearchRequest, timeout: float) -> Any:
     try:
-        return hub.search(ask, timeout)
+        future = hub.search(ask, timeout)
     except PeerError as e:
         return _Failed(e)
+    done = getattr(future, "add_done_callback", None)
+    if callable(done):  # when the answer came, not when this node got round to it
+        done(lambda _f: setattr(future, "done_at", time.monotonic()))
+    return future
 
 
 def _views(views: Iterable[int]) -> list[epb.View.ValueType]:

@@ -313,10 +313,16 @@ def _page(found: list[Found], limit: int, stopped_at: Position | None) -> StoreP
     return StorePage(found, stopped_at is not None, stopped_at)
 
 
-def _window_end(s: Session, q: Query, cursor: Position | None) -> Position | None:
+def _window_end(
+    s: Session, q: Query, cursor: Position | None, audiences: Collection[str] | None
+) -> Position | None:
     """The position `WINDOW` rows below `cursor` in search order (an index-only
-    walk of ix_records_search_order), or None when fewer rows are left."""
+    walk of ix_records_search_order), or None when fewer rows are left. With
+    `audiences`, rows of those audiences only: a window's end, which a hub
+    may send as its frontier, is always a record the caller may read."""
     stmt = select(RecordRow.event_month, RecordRow.record_id, RecordRow.origin)
+    if audiences is not None:
+        stmt = stmt.where(RecordRow.audience.in_(sorted(audiences)))
     if cursor is not None:
         stmt = stmt.where(_before(cursor))
     if q.date_from:
@@ -345,7 +351,7 @@ def _walk(
     cursor = after
     examined = 0
     while len(found) <= limit:
-        low = _window_end(s, q, cursor)
+        low = _window_end(s, q, cursor, audiences)
         stmt = select(RecordRow).where(*_row_filters(q, cursor, audiences), *checks)
         if low is not None:
             stmt = stmt.where(_key() >= tuple_(low.event_month, low.record_id, low.origin))

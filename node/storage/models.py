@@ -146,7 +146,7 @@ class RecordRow(Base):
 
     # Search reads newest first by this key (`node.domain.search`): one index
     # walk, whatever the query, when its terms are common.
-    __table_args__ = (Index("ix_records_search_order", "event_month", "record_id", "origin"),)
+    __table_args__ = (Index("ix_records_search_order", "event_month", "record_id", "origin", "audience"),)
 
 
 class RecordTermRow(Base):

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 
 import grpc
 import pytest
@@ -26,7 +27,7 @@ from gcn.v1 import records_pb2 as rec
 from gcn.v1 import search_pb2 as spb
 from node.api.federation_server import build_federation_server
 from node.domain import samples
-from node.domain.search import parse_position
+from node.domain.page_token import parse_page_token
 from node.testing.clock import ManualClock
 from node.testing.local_federation import LocalFederation
 from tests.conftest import NOW
@@ -112,9 +113,10 @@ def _assert_no_leak(world: World, node: str, reply: npb.SearchResponse) -> None:
         for view in hit.other_views:
             assert view != hit.record.view
     if reply.next_page_token:
-        last = reply.hits[-1].record
-        position = parse_position(reply.next_page_token)
-        assert position is not None and (position.origin, position.record_id) == (last.origin, last.record_id)
+        token = parse_page_token(reply.next_page_token)
+        if token.after is not None:  # the last record shown, never another
+            last = reply.hits[-1].record
+            assert (token.after.origin, token.after.record_id) == (last.origin, last.record_id)
 
 
 def test_a_regional_record_is_found_in_the_region_only_in_the_views_each_may_read(world: World) -> None:
@@ -368,15 +370,28 @@ def test_only_hubs_answer_hub_searches(world: World) -> None:
 
 
 def test_a_member_has_at_most_two_searches_running_at_a_hub(world: World) -> None:
-    """Red team F4: one member's flood cannot take every worker of the listener."""
+    """Red team F4 and N2: one member's flood cannot take every worker of the
+    listener, and its officers take turns rather than being refused."""
     from node.errors import ResourceExhaustedError
 
     answer = world.fed.nodes["RINEX-ESA"].app.hub_search
     with answer._slot("TZ"), answer._slot("TZ"):
         with pytest.raises(ResourceExhaustedError):
-            answer._slot("TZ").__enter__()
+            answer._slot("TZ").__enter__()  # no wait: refused at once
         with answer._slot("KE"):  # another member is not held back
             pass
+        got: list[str] = []
+
+        def third() -> None:
+            with answer._slot("TZ", wait=5):
+                got.append("ran")
+
+        waiter = threading.Thread(target=third)
+        waiter.start()
+        time.sleep(0.2)
+        assert got == []  # waiting its turn
+    waiter.join(5)
+    assert got == ["ran"]
     with answer._slot("TZ"):
         pass
 
@@ -400,3 +415,44 @@ def test_a_retraction_reaches_the_searcher_with_the_hub_result(world: World) -> 
         assert all(h.record.status == npb.RECORD_STATUS_RETRACTED for h in shown.hits), node
         hidden = _search(world, node, container_number="TGHU7654320", hide_retracted=True)
         assert list(hidden.hits) == [], node
+
+
+def test_a_hub_that_claims_to_have_looked_at_nothing_holds_back_no_one_else(world: World) -> None:
+    """Red team N1: a hub answering `more` with no hits and a frontier just
+    below the page's start stalls only its own part: this node's and the
+    other hubs' results still come, page after page, each once."""
+    from node.domain.search import Position, parse_position
+
+    expected = {h.record.record_id for h in _search(world, "TZ", page_size=100, hs_code_prefix="05").hits}
+    esa = world.fed.nodes["RINEX-ESA"]
+    servicer = esa.servicer()
+
+    def stalling(caller: str, req: spb.HubSearchRequest, time_left: float | None) -> spb.HubSearchResponse:
+        start = parse_position(req.after, "after")
+        top = start or Position.at(date(9999, 12, 1), "f" * 8 + "-ffff-ffff-ffff-" + "f" * 12, "ZZ")
+        below = Position(top.event_month, top.record_id[:-1] + "0", top.origin)
+        return spb.HubSearchResponse(more=True, examined_to=below.token())
+
+    servicer.hub_search = stalling
+    esa.stop()
+    server = build_federation_server(servicer, esa.endpoint, esa.tls)
+    try:
+        seen: list[str] = []
+        token = ""
+        for _ in range(60):
+            app = world.fed.nodes["TZ"].app
+            q = spb.SearchQuery(hs_code_prefix="05")
+            reply = app.search.search(
+                npb.SearchRequest(query=q, page_size=2, page_token=token, deadline_ms=5000)
+            )
+            seen += [h.record.record_id for h in reply.hits]
+            token = reply.next_page_token
+            if not token:
+                break
+        assert len(seen) == len(set(seen))  # each once
+        assert set(seen) == expected  # the stalling hub held back nothing of the others'
+        status = {x.source: x for x in reply.sources}
+        assert "local" in status
+    finally:
+        server.stop(None)
+        esa.start()

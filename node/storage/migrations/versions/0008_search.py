@@ -31,7 +31,8 @@ def upgrade() -> None:
         op.execute("UPDATE records SET event_month = date(event_date, 'start of month')")
     with op.batch_alter_table('records') as batch:
         batch.alter_column('event_month', existing_type=sa.Date(), nullable=False)
-    op.create_index('ix_records_search_order', 'records', ['event_month', 'record_id', 'origin'], unique=False)
+    op.create_index('ix_records_search_order', 'records', ['event_month', 'record_id', 'origin', 'audience'],
+                    unique=False)
     if op.get_bind().dialect.name == 'postgresql':
         # The (field, value) index is rebuilt by the type change, now in byte order.
         op.alter_column('record_terms', 'value', type_=sa.String(length=256, collation='C'),
