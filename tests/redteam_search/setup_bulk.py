@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from tests.fault import harness
 from tests.redteam_search.rt_client import BASE, meta
