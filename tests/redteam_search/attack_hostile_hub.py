@@ -9,6 +9,7 @@ e.g. attack_hostile_hub RINEX-ESA TZ replay_retracted replay_corrected flood_dup
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import sys
@@ -43,6 +44,30 @@ def envelopes(hub: str) -> list[tuple[epb.Envelope, epb.EnvelopeHeader]]:
         hd.record_id = rid  # for our lookup only
         out.append((e, hd))
     return out
+
+
+def hair_below(after: str) -> str:
+    """A page token for the position just below `after` (the top of all positions for '')."""
+    if not after:
+        raw = "p2:9999-12:ffffffff-ffff-ffff-ffff-ffffffffffff:ZZ"
+    else:
+        dec = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
+        _, month, rid, origin = dec.split(":")
+        n = int(rid.replace("-", ""), 16) - 1
+        h = f"{n:032x}"
+        raw = f"p2:{month}:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}:{origin}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def retraction_of(hub: str, target: str) -> epb.Envelope:
+    """The origin's signed retraction of `target`, as the hub holds it."""
+    db = sqlite3.connect(f"file:{BASE / hub / 'gcn.sqlite'}?mode=ro", uri=True)
+    h, c, s = db.execute(
+        "select e.header, e.ciphertext, e.signature from records r join envelopes e on e.id = r.envelope_id"
+        " where r.target_record_id = ? and r.kind = ?",
+        (target, epb.RECORD_KIND_RETRACTION),
+    ).fetchone()
+    return epb.Envelope(header=h, ciphertext=c, signature=s)
 
 
 class FakeHub(sync_pb2_grpc.SyncServiceServicer):
@@ -93,6 +118,23 @@ class FakeHub(sync_pb2_grpc.SyncServiceServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, m.split(":", 1)[1] * 2000)
         if m == "more_empty":
             r.more = True
+            return r
+        if m == "frontier_stall":  # more, no hits, "examined" only a hair below the page's start
+            r.more = True
+            r.examined_to = hair_below(request.after)
+            return r
+        if m.startswith("proof:"):  # a genuine hit with the given envelopes as its retraction proofs
+            _, rid, proofs = m.split(":", 2)
+            e = next(e for e, h in envs if h.record_id == rid)
+            hit = r.hits.add(envelope=e)
+            for p in proofs.split(","):
+                if p == "badsig":
+                    bad = epb.Envelope()
+                    bad.CopyFrom(retraction_of(self.hub, meta()["ids"]["ke_retracted"]))
+                    bad.signature = bytes(64)
+                    hit.superseded_by.append(bad)
+                elif p:
+                    hit.superseded_by.append(retraction_of(self.hub, p))
             return r
         if m.startswith("views:"):
             rid = m.split(":")[1]
@@ -160,6 +202,39 @@ def summary(r: npb.SearchResponse | None) -> dict[str, Any]:
     }
 
 
+def pages(node: str, q: dict[str, Any], n: int = 20) -> None:
+    """Page through `q` at `node` n times: results seen, and the same with the hub honest."""
+    for mode in ("honest_empty", "frontier_stall"):
+        MODE["mode"] = mode
+        stub, md = officer(node)
+        token, seen, t0, empty = "", 0, time.perf_counter(), 0
+        for _ in range(n):
+            r = stub.Search(
+                npb.SearchRequest(query=spb.SearchQuery(**q), page_size=20, page_token=token),
+                metadata=md,
+                timeout=60,
+            )
+            seen += len(r.hits)
+            empty += not r.hits
+            token = r.next_page_token
+            if not token:
+                break
+        print(
+            json.dumps(
+                {
+                    "mode": f"pages with hub {mode}",
+                    "pages": _ + 1,
+                    "empty_pages": empty,
+                    "results_seen": seen,
+                    "still_more": bool(token),
+                    "secs": round(time.perf_counter() - t0, 2),
+                    "sources_last": summary(r)["sources"],
+                }
+            ),
+            flush=True,
+        )
+
+
 def main() -> None:
     hub, node, modes = sys.argv[1], sys.argv[2], sys.argv[3:]
     server, port, _fake = serve(hub)
@@ -196,6 +271,17 @@ def main() -> None:
             MODE["mode"] = 'error:secret\n{"event":"forged"}'
         elif m == "more_empty":
             MODE["mode"] = "more_empty"
+        elif m == "frontier_stall":  # the officer pages on: what does it see?
+            MODE["mode"] = m
+            pages(node, q)
+            continue
+        elif m == "proof_other":  # the genuine retraction of ANOTHER record of the same origin
+            MODE["mode"] = f"proof:{ids['ke_green']}:{ids['ke_retracted']}"
+        elif m == "proof_badsig":
+            MODE["mode"] = f"proof:{ids['ke_green']}:badsig"
+        elif m == "proof_self":  # control: the retracted record with its own retraction
+            MODE["mode"] = f"proof:{ids['ke_retracted']}:{ids['ke_retracted']}"
+            q = {"origin": "KE", "container_number": "CSQU3054383", "hide_retracted": True}
         elif m == "views":
             MODE["mode"] = f"views:{ids['ke_green']}"
         side: list[float] = []

@@ -11,7 +11,7 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-RT = Path("/tmp/rt")
+RT = Path(os.environ.get("RT_DIR", "/tmp/rt"))
 state = json.loads((RT / "run" / "state.json").read_text())
 for pid in state.get("proxy_pids", []):
     with suppress(ProcessLookupError):

@@ -4,6 +4,7 @@ Generated protos and grpc only (no node.* / federation.* imports)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import grpc
 
 from gcn.v1 import node_pb2_grpc, sync_pb2_grpc
 
-BASE = Path("/tmp/rt/run")
+RT = Path(os.environ.get("RT_DIR", "/tmp/rt"))
+BASE = RT / "run"
 MAX = 64 * 1024 * 1024
 
 

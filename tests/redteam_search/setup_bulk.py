@@ -7,13 +7,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from tests.fault import harness
 from tests.redteam_search.rt_client import BASE, meta
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 9000
-path = harness.seizures_jsonl(Path("/tmp/rt/bulk-TZ-big.jsonl"), n, 7)
+path = harness.seizures_jsonl(BASE.parent / "bulk-TZ-big.jsonl", n, 7)
 m = meta()["TZ"]
 env = {
     **os.environ,

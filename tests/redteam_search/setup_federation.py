@@ -9,6 +9,7 @@ State: /tmp/rt/run/state.json (ports, tokens, record ids), proxies /tmp/rt/ctl/*
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from gcn.v1 import records_pb2 as rec
 from node.domain import samples
 from tests.fault import harness
 
-RT = Path("/tmp/rt")
+RT = Path(os.environ.get("RT_DIR", "/tmp/rt"))
 TEMPLATE, RUN, CTL = RT / "template", RT / "run", RT / "ctl"
 POLICY = """version = 1
 [[rule]]
