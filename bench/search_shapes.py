@@ -22,7 +22,8 @@ from bench.search_data import COUNTRIES, Probes
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import search_pb2 as spb
 from node.app import NodeApp
-from node.domain.search import parse_position, search_store
+from node.domain.page_token import parse_page_token
+from node.domain.search import search_store
 from node.domain.search_query import parse_query
 
 LOOKUP_P99_MS, TEXT_P99_MS, ANY_MS = 50.0, 150.0, 300.0
@@ -169,7 +170,7 @@ def time_shape(app: NodeApp, shape: Shape, count: int, seed: int) -> Timing:
             tokens[i] = app.search.search(_request(q)).next_page_token
     out = Timing(shape)
     for i, q in enumerate(queries):
-        parsed, after = parse_query(q), parse_position(tokens[i])
+        parsed, after = parse_query(q), parse_page_token(tokens[i]).start("local")
         start = time.perf_counter()
         with app.db.read() as s:
             found = search_store(s, parsed, limit=PAGE, after=after).found
