@@ -352,10 +352,19 @@ def _walk(
     examined = 0
     while len(found) <= limit:
         low = _window_end(s, q, cursor, audiences)
+        want = limit + 1 - len(found) + _VIEWS_PER_RECORD
         stmt = select(RecordRow).where(*_row_filters(q, cursor, audiences), *checks)
         if low is not None:
             stmt = stmt.where(_key() >= tuple_(low.event_month, low.record_id, low.origin))
-        found.extend(_fold(list(s.scalars(_ordered(stmt)))))
+        rows = list(s.scalars(_ordered(stmt).limit(want)))
+        groups = _fold(rows)
+        if len(rows) == want:  # the page may fill inside this window: go on from the last whole record
+            if len(groups) > 1:
+                groups = groups[:-1]
+            found.extend(groups)
+            cursor = groups[-1].position
+            continue
+        found.extend(groups)  # the window is done
         examined += WINDOW
         if low is None:
             return _page(found, limit, None)
