@@ -269,9 +269,12 @@ class SyncScheduler:
             if job is None:
                 self._alarm("sync_job_missing", peer_id, "the sync job of this peer was missing: re-created")
                 with self._lock:
-                    slot.due = self._mono()
+                    slot.due = due = self._mono()
                     slot.again = True  # a running round goes once more; else the new job fires now
-                self._add_job(peer_id, slot.due)
+                # `due` as set here: a round ending now rewrites slot.due (to the interval,
+                # then back to now for `again`), and a read between the two armed the new
+                # job 30 s away (seen once in CI: the re-created job did not run)
+                self._add_job(peer_id, due)
                 repaired.append(peer_id)
                 continue
             self._check_slot(peer_id, slot, job.next_run_time)
