@@ -29,6 +29,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError
 from sqlalchemy import select
 
@@ -115,7 +116,7 @@ class FederatedSearch:
         if trail is None:
             raise ConfigError("the audit log is not wired to the search")
         out = self.search(req)
-        asked: dict[str, object] = {"query": parse_query(req.query).asked}
+        asked: dict[str, object] = {"query": MessageToDict(req.query, preserving_proto_field_name=True)}
         if req.page_token:
             asked["page_token"] = req.page_token
         if req.local_only:

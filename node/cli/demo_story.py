@@ -219,7 +219,10 @@ def run_story(fed: Federation, state: State, say: Callable[[str], None]) -> Stor
     say(f"officers recorded {len(story.new)} new records at KE-MBA, KE, TZ, VN, TH ({took:.1f} s)")
     story.spread_seconds = wait_spread(fed, state, story, "first")
     story.timings.append(("spreading", story.spread_seconds))
-    say(f"every node holds what the policy sends it ({story.spread_seconds:.1f} s)")
+    if story.spread_missing:  # said as it is: the report names what did not arrive
+        say(f"{len(story.spread_missing)} copies had not arrived after {story.spread_seconds:.1f} s")
+    else:
+        say(f"every node holds what the policy sends it ({story.spread_seconds:.1f} s)")
     t = time.monotonic()
     cut_and_restore(fed, state, story)
     wait_spread(fed, state, story)
