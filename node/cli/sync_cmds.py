@@ -79,6 +79,19 @@ def waiting_rows(app: NodeApp) -> list[dict[str, Any]]:
     ]
 
 
+def waiting_for_key_rows(app: NodeApp) -> list[dict[str, Any]]:
+    """Own records' shares that wait for their audience's key (`waiting_shares`)."""
+    return [
+        {
+            "audience": w.audience,
+            "shares": w.shares,
+            "since": _when(w.since),
+            "key_held": app.audience_keys.current(w.audience) is not None,
+        }
+        for w in app.records.waiting.summary()
+    ]
+
+
 def status_rows(app: NodeApp) -> list[dict[str, Any]]:
     """Per peer: progress, backoff, and how far behind each side is (from the
     vector the peer last stated, against ours now)."""
@@ -126,8 +139,15 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
         waiting = waiting_rows(app)
         trust = trust_row(app)
         node_alarms = node_alarm_rows(app)
+        for_key = waiting_for_key_rows(app)
     if a.json:
-        out = {"trust": trust, "peers": rows, "streams_waiting": waiting, "node_alarms": node_alarms}
+        out = {
+            "trust": trust,
+            "peers": rows,
+            "streams_waiting": waiting,
+            "node_alarms": node_alarms,
+            "waiting_for_key": for_key,
+        }
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
@@ -176,6 +196,11 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
         render.console.print(f"alarm {al['kind']} at {al['at']}: {al['detail']}")
     if not rows:
         render.console.print("no peers: the node holds no directory, or lists no upstreams")
+    for k in for_key:
+        then = "sealed at the next check" if k["key_held"] else "sent when the key arrives"
+        render.console.print(
+            f"{k['shares']} record(s) wait for the key of {k['audience']} since {k['since']}: {then}"
+        )
     for w in waiting[:WAITING_SHOWN]:
         render.console.print(
             f"stream {w['origin']} {w['audience']} waits at seq {w['seq']} ({w['direction']} {w['peer']}, "

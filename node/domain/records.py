@@ -7,6 +7,7 @@ an acknowledged record survives a crash of the process right after the reply.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from federation.audiences import node_audience
 from federation.notify import notify
 from federation.policy import Policy, Share
 from federation.views import project
@@ -28,6 +28,7 @@ from node.domain import record_ids, validation
 from node.domain.group_commit import GroupCommitter
 from node.domain.index import Opened, index_records
 from node.domain.validation_pool import check_inline, checked_batches
+from node.domain.waiting_shares import WaitingShares
 from node.errors import ConflictError, NodeError, NotFoundError, ValidationError
 from node.logging import get_logger
 from node.storage.audience_keys import AudienceKeys
@@ -91,7 +92,10 @@ class RecordService:
         self.clock = clock
         self.on_commit: list[Callable[[], None]] = []  # e.g. the sync scheduler's poke
         self._group: GroupCommitter[_Pending, Recorded] | None = None
-        self._warned: set[str] = set()
+        # Held while a retraction or correction decides where it goes and
+        # commits, and while a waiting share is sealed (`waiting_shares`).
+        self._own_changes = threading.Lock()
+        self.waiting = WaitingShares(db, envelope_log, keys, clock, self._own_changes)
         # Per commit, "prepare" (policy views, serialization) and "store" (the
         # transaction: sealing, see `envelope_log.phases`, inserts, index, commit).
         self.phases = Phases()
@@ -113,6 +117,14 @@ class RecordService:
         (see `node.domain.group_commit`); a served node turns this on."""
         if self._group is None:
             self._group = GroupCommitter(lambda units: self._commit(list(units), self.clock()), max_batch)
+
+    def seal_waiting(self) -> int:
+        """Seal the shares that waited for an audience key the node now holds
+        (`waiting_shares`); replication is poked for what was sealed."""
+        done = self.waiting.seal()
+        if done.sealed:
+            notify(self.on_commit)
+        return done.sealed
 
     def close(self) -> None:
         if self._group is not None:
@@ -161,10 +173,11 @@ class RecordService:
         body = rec.RecordBody(
             retraction=rec.Retraction(target_record_id=target, reason=validation.check_reason(reason))
         )
-        with self.db.begin() as s:
-            shares = self._shares_of_own_active(s, target)
-        pending = _Pending(str(uuid.uuid4()), epb.RECORD_KIND_RETRACTION, body, shares)
-        return _logged(self.log.node_id, self._commit([pending], now, check_active=target)[0])
+        with self._own_changes:
+            with self.db.begin() as s:
+                shares = self._shares_of_own_active(s, target)
+            pending = _Pending(str(uuid.uuid4()), epb.RECORD_KIND_RETRACTION, body, shares)
+            return _logged(self.log.node_id, self._commit([pending], now, check_active=target)[0])
 
     def correct(self, record_id: str, reason: str, replacement: rec.Seizure | rec.Alert) -> Recorded:
         """Supersede an own record by a full new version. The correction goes where
@@ -181,6 +194,12 @@ class RecordService:
             checked_a = validation.check_alert(replacement, earliest_date(now))
             correction.alert.CopyFrom(checked_a)
             want_kind = epb.RECORD_KIND_ALERT
+        with self._own_changes:
+            return self._correct(target, correction, want_kind, now)
+
+    def _correct(
+        self, target: str, correction: rec.Correction, want_kind: epb.RecordKind.ValueType, now: datetime
+    ) -> Recorded:
         with self.db.begin() as s:
             old_shares = self._shares_of_own_active(s, target, want_kind)
         new_shares = self.policy.shares(epb.RECORD_KIND_CORRECTION, rec.RecordBody(correction=correction))
@@ -225,12 +244,16 @@ class RecordService:
     ) -> list[Recorded]:
         items: list[OwnEnvelope] = []
         bodies: list[rec.RecordBody] = []
+        waiting: list[tuple[_Pending, list[Share]]] = []
         recorded_at = Timestamp()
         recorded_at.FromDatetime(now)
         with self.phases.timed("prepare"):
             for p in pending:
                 p.body.recorded_at.CopyFrom(recorded_at)
-                for share in self._keyed(p):
+                keyed, unkeyed = self._keyed(p)
+                if unkeyed:
+                    waiting.append((p, unkeyed))
+                for share in keyed:
                     body = self._project(p.body, share)
                     # Inside the ciphertext, not in the clear header (envelope version 2).
                     body.record_id, body.view = p.record_id, share.view
@@ -250,6 +273,9 @@ class RecordService:
         with self.phases.timed("store"), self.log.writing_own(), self.db.begin() as s:
             if check_active is not None:
                 self._shares_of_own_active(s, check_active)  # re-check inside the write lock
+                self.waiting.drop(s, check_active)  # its audiences that had no key never see it
+            for p, unkeyed in waiting:
+                self.waiting.add(s, p.record_id, p.kind, unkeyed, now)
             appended = self.log.append_own(s, items, now)
             index_records(
                 s,
@@ -277,25 +303,18 @@ class RecordService:
     def _project(body: rec.RecordBody, share: Share) -> rec.RecordBody:
         return project(body, share.view)
 
-    def _keyed(self, p: _Pending) -> list[Share]:
-        """The record's shares whose audience key this node holds. A share whose
-        key has not arrived yet (e.g. before the node joined a federation, or
-        before its region's first key message) is left out and logged: an officer
-        can always record. If none is left, the record stays on the node."""
+    def _keyed(self, p: _Pending) -> tuple[list[Share], list[Share]]:
+        """The record's shares to seal now (their audience key is held) and
+        those that wait for their key (e.g. before the node joined a federation,
+        or before its region's first key message: `waiting_shares`). An officer
+        can always record: a record with a share that waits keeps a full copy
+        here (a full share sealed now, else one sealed for the node itself),
+        from which the share is sealed when its key comes."""
         keyed = [sh for sh in p.shares if self.keys.current(sh.audience) is not None]
-        for sh in p.shares:
-            if sh not in keyed:
-                # Once per audience at warning level (an import would repeat it per record).
-                level = log.debug if sh.audience in self._warned else log.warning
-                self._warned.add(sh.audience)
-                level(
-                    "share skipped: no key for its audience yet",
-                    record_id=p.record_id,
-                    origin=self.log.node_id,
-                    audience=sh.audience,
-                )
-
-        return keyed or [Share(node_audience(self.log.node_id), epb.VIEW_FULL)]
+        unkeyed = [sh for sh in p.shares if sh not in keyed]
+        if not keyed or (unkeyed and all(sh.view != epb.VIEW_FULL for sh in keyed)):
+            keyed.append(self.waiting.home)  # the full copy the waiting shares are sealed from
+        return keyed, unkeyed
 
     def _current_key(self, audience: str) -> tuple[int, bytes]:
         current = self.keys.current(audience)

@@ -305,6 +305,26 @@ class NodeMetaRow(Base):
     value: Mapped[str] = mapped_column(String(256))
 
 
+class WaitingShareRow(Base):
+    """A share of one of this node's own records that could not be sealed when
+    the record was made, because the node held no key for its audience yet
+    (e.g. a port's first seizure before its national node's key message came).
+    The record was sealed for the node itself meanwhile; when the key arrives
+    the share is sealed from that copy and this row goes
+    (`node.domain.waiting_shares`)."""
+
+    __tablename__ = "waiting_shares"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[int] = mapped_column(Integer)
+    audience: Mapped[str] = mapped_column(String(128), index=True)
+    view: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_waiting_shares_record_audience", "record_id", "audience", unique=True),)
+
+
 # Core handles on the tables, for the hot paths that bypass the ORM unit of work.
 ENVELOPES = Base.metadata.tables["envelopes"]
 STREAMS = Base.metadata.tables["streams"]

@@ -52,6 +52,13 @@ def _alive(pid: int) -> bool:
 
 def test_the_story_runs_reruns_without_duplicates_keeps_and_stops(tmp_path: Path) -> None:
     state, base = tmp_path / "federation", _free_base()
+    try:
+        _story_reruns_and_fails_cleanly(state, base)
+    finally:
+        _demo("--stop", "--dir", str(state), timeout=60)  # whatever happened: nothing left running
+
+
+def _story_reruns_and_fails_cleanly(state: Path, base: int) -> None:
     first = _demo("--dir", str(state), "--base-port", str(base))
     assert first.returncode == 0, first.stdout + first.stderr
     out = " ".join(first.stdout.split())  # the report's words, whatever the wrapping
@@ -74,10 +81,7 @@ def test_the_story_runs_reruns_without_duplicates_keeps_and_stops(tmp_path: Path
     recorded = json.loads((state / "demo.json").read_text())["records"]
     assert len(recorded) == 7
 
-    try:
-        _rerun_keep_stop(state, base, recorded)
-    finally:
-        _demo("--stop", "--dir", str(state))  # whatever happened: nothing left running
+    _rerun_keep_stop(state, base, recorded)
 
     # A node that cannot start: the demo stops what it started and names the node and its log.
     config = state / "TZ" / "gcn.toml"
