@@ -137,6 +137,8 @@ class ServerSection:
     tls_dir: str = "api-tls"  # ca.pem (what officers trust), cert.pem, key.pem, ca-key.pem; under data_dir
     # Extra names (DNS or IP) officers reach the node by, put in the certificate.
     tls_names: NameList = field(default_factory=list)
+    # Prometheus `/metrics` over plain HTTP, e.g. "127.0.0.1:9464"; empty: off.
+    metrics_listen: str = ""
 
     @property
     def tls_name_list(self) -> list[str]:
@@ -146,6 +148,17 @@ class ServerSection:
     @classmethod
     def _listen(cls, value: str) -> str:
         return _host_port("listen", value)
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str) -> str:
+        _host_port("metrics_listen", value, optional=True)
+        if value.startswith(":"):
+            raise ValueError(
+                f"metrics_listen {value!r} must name its host (e.g. 127.0.0.1:9464): "
+                "the metrics endpoint has no authentication"
+            )
+        return value
 
     @field_validator("tls")
     @classmethod

@@ -31,6 +31,7 @@ from gcn.v1 import sync_pb2
 from node.app import NodeApp
 from node.logging import get_logger
 from node.storage.alarms import record_alarm
+from node.storage.db import MIN_FREE_BYTES
 from node.storage.peer_state import DbPeerStateStore, Health, link_state
 from node.storage.quarantine import Quarantined
 from node.storage.scrub import Scrubber
@@ -63,6 +64,8 @@ class Replication:
         self.on_health: list[Callable[[Health], None]] = []
         # After each round with any peer (one list, shared by every PeerSync made here).
         self.on_round: list[Callable[[RoundTimes], None]] = []
+        self._storage_problem = ""
+        self.min_free_bytes = MIN_FREE_BYTES  # the storage health check's floor
         self.scrubber = Scrubber(app.db, app.quarantine, per_step=f.scrub_envelopes_per_step)
 
     def peers(self) -> list[Peer]:
@@ -143,6 +146,10 @@ class Replication:
         self._was_stale = bool(verdict.stale)
         if app.rekey_pending:
             app.refresh_epochs()
+        try:
+            app.records.seal_waiting()
+        except Exception as e:  # retried at the next tick; the records stay on the node meanwhile
+            log.exception("waiting shares not sealed: retrying at the next check", error=str(e))
         if self.on_health:
             health = self.health(relaying=not verdict.stale)
             for listener in self.on_health:
@@ -152,7 +159,13 @@ class Replication:
         now, interval = self.app.clock(), self.settings.interval
         states = {s.peer_id: s for s in self.store.all()}
         links = {p.node_id: link_state(states.get(p.node_id), now, interval) for p in self.peers()}
-        return Health(relaying, links, len(self.app.refusals.all_rows()))
+        storage = self.app.db.problem(self.app.config.data_dir, self.min_free_bytes)
+        if storage and storage != self._storage_problem:
+            log.error("storage cannot take writes", reason=storage)
+        elif self._storage_problem and not storage:
+            log.info("storage takes writes again")
+        self._storage_problem = storage
+        return Health(relaying, links, len(self.app.refusals.all_rows()), storage)
 
     def peer_syncs(self) -> list[PeerSync]:
         return [self.peer_sync(p) for p in self.peers()]

@@ -108,6 +108,8 @@ class FederatedSearch:
         self.keys = keys
         self.trust = trust
         self.hubs = hubs
+        # After each officer's search: (seconds, whether hubs were asked) — the metrics histogram.
+        self.on_searched: list[Callable[[float, bool], None]] = []
 
     def search_for(self, officer: audit.Officer, req: npb.SearchRequest) -> npb.SearchResponse:
         """`search`, written to the audit trail (the query as asked, the number of
@@ -115,13 +117,17 @@ class FederatedSearch:
         trail = self.reader.audit
         if trail is None:
             raise ConfigError("the audit log is not wired to the search")
+        started = time.monotonic()
         out = self.search(req)
+        took = time.monotonic() - started
         asked: dict[str, object] = {"query": MessageToDict(req.query, preserving_proto_field_name=True)}
         if req.page_token:
             asked["page_token"] = req.page_token
         if req.local_only:
             asked["local_only"] = True
         trail.record(officer, audit.SEARCH, asked, len(out.hits))
+        for listener in self.on_searched:
+            listener(took, any(st.source != "local" for st in out.sources))
         return out
 
     def search(self, req: npb.SearchRequest) -> npb.SearchResponse:

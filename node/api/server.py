@@ -31,6 +31,7 @@ from node.app import NodeApp
 from node.config import Config
 from node.hub_links import HubLinks
 from node.logging import get_logger
+from node.metrics import NodeMetrics
 from node.replication import Replication
 from node.storage.peer_state import Health
 from node.storage.users import UserStore
@@ -78,6 +79,9 @@ def serve(config: Config) -> None:
     """Run the node until SIGTERM or SIGINT, then drain in-flight calls."""
     tls = server_credentials(config)  # before anything else: a node without its API TLS does not start
     app = NodeApp.open(config)
+    metrics = NodeMetrics(app) if config.server.metrics_listen else None
+    if metrics is not None:  # first: a taken port stops the node before it serves anything
+        metrics.serve(config.server.metrics_listen)
     # Federation first: a node restored from an old disk takes back its own
     # streams from its peers before it writes anything (even a key message).
     federation = start_federation(app)
@@ -119,6 +123,8 @@ def serve(config: Config) -> None:
     signal.signal(signal.SIGINT, on_signal)
     stop.wait()
     running.stop(config.server.grace_seconds)
+    if metrics is not None:
+        metrics.stop()
     if federation is not None:
         federation.stop(config.server.grace_seconds)
     app.close()
@@ -140,6 +146,7 @@ class RunningFederation:
 
 LINKS_SERVICE = "gcn.links"  # every link ok and no stream waiting behind a refused envelope
 LINK_SERVICE = "gcn.link/"  # + a peer's id: that link ok (UNKNOWN before its first round)
+STORAGE_SERVICE = "gcn.storage"  # the database answers and its disk has room
 
 
 def report_health(server: RunningServer, health: Health) -> None:
@@ -149,6 +156,7 @@ def report_health(server: RunningServer, health: Health) -> None:
     status = health_pb2.HealthCheckResponse
     server.health.set(SYNC_SERVICE, status.SERVING if health.relaying else status.NOT_SERVING)
     server.health.set(LINKS_SERVICE, status.SERVING if health.links_ok else status.NOT_SERVING)
+    server.health.set(STORAGE_SERVICE, status.NOT_SERVING if health.storage else status.SERVING)
     for peer, state in health.links.items():
         server.health.set(
             LINK_SERVICE + peer,

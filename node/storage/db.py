@@ -7,6 +7,7 @@ session's lifecycle belongs to the caller (`with db.begin() as s:` at the edge).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+MIN_FREE_BYTES = 256 * 1024 * 1024  # below this the storage health check fails
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:
@@ -83,6 +85,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def problem(self, data_dir: Path, min_free_bytes: int = MIN_FREE_BYTES) -> str:
+        """Why the node's storage cannot take writes now ("" if it can): the
+        database does not answer, or the disk under `data_dir` (where SQLite,
+        keys and logs live) is nearly full."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as e:  # any driver error: the health service says so, the node keeps going
+            return f"the database does not answer: {type(e).__name__}"
+        try:
+            free = shutil.disk_usage(data_dir).free
+        except OSError as e:
+            return f"cannot read the free space under {data_dir}: {e.strerror or e}"
+        if free < min_free_bytes:
+            mib = 1024 * 1024
+            return f"{free // mib} MiB free under {data_dir} (below {min_free_bytes // mib} MiB)"
+        return ""
 
 
 # Transaction-scoped PostgreSQL advisory locks (`writers_lock`); any distinct 64-bit numbers.

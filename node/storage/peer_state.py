@@ -48,6 +48,7 @@ class Health:
     relaying: bool  # trust is fresh: the node accepts and relays new envelopes
     links: dict[str, str]  # peer → link_state
     streams_waiting: int  # streams waiting behind a refused envelope
+    storage: str = ""  # why the database or its disk cannot take writes ("": they can)
 
     @property
     def links_ok(self) -> bool:

@@ -13,13 +13,16 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import grpc
 
+from federation.peers import Peer
 from federation.root import RootStore
+from federation.scheduler import PeerSync, SyncSettings
 from federation.sync import RoundResult, sync_round
-from federation.transport import TlsMaterial, peer_channel, sync_stub
+from federation.transport import TlsMaterial, peer_channel, peer_stub, sync_stub
 from gcn.v1 import directory_pb2 as dir_pb
 from node.api.federation_server import build_federation_server
 from node.api.grpc_server import RunningServer
@@ -30,7 +33,9 @@ from node.clock import Clock
 from node.config import load_config
 from node.hub_links import HubLinks
 from node.joining import install_certificate, prepare_join
+from node.logging import get_logger
 from node.storage.files import write_file
+from node.storage.peer_state import DbPeerStateStore
 
 # Ports are handed out below the kernel's ephemeral range (32768-60999 by
 # default): a port picked here and bound a moment later is then never taken
@@ -170,6 +175,22 @@ class LocalFederation:
         stub = sync_stub(node.channel(peer))
         return sync_round(
             stub, b, node.app.sync_source, node.app.receiver, self.clock(), max_envelopes=max_envelopes
+        )
+
+    def peer_sync(self, a: str, b: str, settings: SyncSettings | None = None) -> PeerSync:
+        """`a`'s replication job with its upstream `b`, as a served node runs it:
+        its state (backoff, traffic, the vector `b` stated) saved after each round."""
+        node, peer = self.nodes[a], self.nodes[b]
+        return PeerSync(
+            Peer(b, peer.endpoint, upstream=True),
+            partial(lambda n, p: peer_stub(n.channel(p)), node, peer),
+            node.app.sync_source,
+            node.app.receiver,
+            DbPeerStateStore(node.app.db),
+            settings or SyncSettings(interval=30, backoff_initial=1, backoff_max=60, timeout=5),
+            get_logger("local-federation"),
+            random.Random(1),
+            reset=partial(node.drop_channel, b),
         )
 
     def sync_all(self, rounds: int = 4) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from node.api.server import LINK_SERVICE, LINKS_SERVICE, report_health
+from node.api.server import LINK_SERVICE, LINKS_SERVICE, STORAGE_SERVICE, report_health
 from node.replication import Replication
 from node.testing.clock import ManualClock
 from node.testing.local_federation import LocalFederation, LocalNode
@@ -64,5 +64,23 @@ def test_health_names_the_link_that_is_down_and_clears_when_it_is_back(
         replication.periodic()
         assert _status(ke, esa, LINK_SERVICE + "WCO-GLOBAL") == Status.SERVING
         assert _status(ke, esa, LINKS_SERVICE) == Status.SERVING
+    finally:
+        replication.stop()
+
+
+def test_health_says_when_the_disk_under_the_node_is_nearly_full(fed: LocalFederation) -> None:
+    esa, ke = fed.nodes["RINEX-ESA"], fed.nodes["KE"]
+    assert esa.server is not None
+    replication = Replication(esa.app, esa.tls)
+    replication.on_health.append(partial(report_health, esa.server))
+    try:
+        replication.periodic()
+        assert _status(ke, esa, STORAGE_SERVICE) == Status.SERVING
+        replication.min_free_bytes = 1 << 62  # more than any disk here has free
+        replication.periodic()
+        assert _status(ke, esa, STORAGE_SERVICE) == Status.NOT_SERVING
+        replication.min_free_bytes = 0
+        replication.periodic()
+        assert _status(ke, esa, STORAGE_SERVICE) == Status.SERVING
     finally:
         replication.stop()

@@ -6,21 +6,17 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from federation.peers import Peer
 from federation.policy import Share
 from federation.scheduler import PeerSync, SyncSettings
-from federation.transport import peer_stub
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from node.domain import samples
-from node.logging import get_logger
 from node.storage.models import EnvelopeRow, RecordRow
 from node.storage.peer_state import DbPeerStateStore
 from node.testing.clock import ManualClock
@@ -57,18 +53,7 @@ def chain(tmp_path: Path, clock: ManualClock) -> Iterator[LocalFederation]:
 
 
 def _peer_sync(fed: LocalFederation, a: str, b: str, settings: SyncSettings | None = None) -> PeerSync:
-    node, peer = fed.nodes[a], fed.nodes[b]
-    return PeerSync(
-        Peer(b, peer.endpoint, upstream=True),
-        partial(lambda n, p: peer_stub(n.channel(p)), node, peer),
-        node.app.sync_source,
-        node.app.receiver,
-        DbPeerStateStore(node.app.db),
-        settings or SyncSettings(interval=30, backoff_initial=1, backoff_max=60, timeout=5),
-        get_logger("test"),
-        random.Random(1),
-        reset=partial(node.drop_channel, b),
-    )
+    return fed.peer_sync(a, b, settings)
 
 
 def _records_from(fed: LocalFederation, node: str, origin: str) -> int:
