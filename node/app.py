@@ -5,7 +5,7 @@ the tests call; nothing else wires these pieces."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -38,6 +38,7 @@ from node.storage.custody import CustodyJudge, CustodyVouch
 from node.storage.db import Database
 from node.storage.envelope_log import EnvelopeLog
 from node.storage.key_files import KeyDirectory
+from node.storage.leases import DUTIES, Leases
 from node.storage.outbox_store import OutboxCustody, RefusedByPeer, SqlOutboxStore
 from node.storage.quarantine import Quarantine
 from node.storage.refusals import StreamRefusals
@@ -104,6 +105,9 @@ class NodeApp:
     search: FederatedSearch
     hub_search: HubSearchAnswer
     rekey_pending: bool = False
+    # What one replica of the node does at a time (`node.storage.leases`); set by `open`.
+    leases: Leases = field(init=False)
+    replica: Replica = field(init=False)
 
     @classmethod
     def open(cls, config: Config, clock: Clock = system_clock) -> NodeApp:
@@ -155,8 +159,9 @@ class NodeApp:
         reader.on_suspect = quarantine.check
         audit = AuditLog(db, clock)
         reader.audit = audit
+        replica = Replica(db, envelope_log, audience_keys, clock)
         source.custody = OutboxCustody(CustodyVouch(config.node.id, db, trust, lambda: envelope_log.signer))
-        return cls(
+        app = cls(
             config,
             keys,
             db,
@@ -167,7 +172,7 @@ class NodeApp:
             keyring,
             Receiver(
                 config.node.id,
-                Replica(db, envelope_log, audience_keys, clock),
+                replica,
                 trust,
                 refusals,
                 CustodyJudge(db, trust),
@@ -183,9 +188,15 @@ class NodeApp:
             FederatedSearch(reader, audience_keys, lambda: trust),
             HubSearchAnswer(db, trust.topology, audit, config.node.role),
         )
+        app.leases = Leases(db)
+        app.replica = replica
+        return app
 
     def ensure_own_audiences(self, clock: Clock = system_clock) -> list[str]:
-        """Create epoch 1 of every audience this node holds that has no key yet."""
+        """Create epoch 1 of every audience this node holds that has no key yet
+        (on the replica that holds the duties lease)."""
+        if not self.leases.hold(DUTIES):
+            return []
         me = {self.config.node.id: MemberKey(self.keys.encryption.key_id, self.keys.encryption.public_raw)}
         created = []
         for audience in own_audiences(self.config):
@@ -218,7 +229,10 @@ class NodeApp:
     def refresh_epochs(self) -> list[str]:
         """The key holder's duty (`rinex.holding`): a new epoch for each held
         audience whose members changed. A failure is an alarm and a log line,
-        never a crash: `rekey_pending` makes the next call retry."""
+        never a crash: `rekey_pending` makes the next call retry. Only the
+        replica holding the duties lease makes epochs."""
+        if not self.leases.hold(DUTIES):
+            return []
         try:
             started = [
                 self.audience_keys.start_epoch(self.db, self.envelope_log, audience, members, self.clock())
@@ -275,7 +289,20 @@ class NodeApp:
         )
         return info
 
+    def reload_keys(self) -> int:
+        """Take the key messages another replica of this node stored (one
+        PostgreSQL database, several `gcn serve`): returns how many keys were new."""
+        before = self.audience_keys.known()
+        with self.db.read() as s:
+            self.audience_keys.load(s, self.envelope_log, self.trust.may_issue_keys)
+        new = self.audience_keys.known() - before
+        if new:
+            indexed = self.replica.index_readable(new, self.trust.keyring)
+            log.info("audience keys another replica stored taken", keys=len(new), indexed=indexed)
+        return len(new)
+
     def close(self) -> None:
+        self.leases.release_all()
         self.records.close()
         self.db.dispose()
 

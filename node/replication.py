@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from federation import vectors
 from federation.errors import PeerError
+from federation.peer_machine import PeerState
 from federation.peers import Peer, peers_of
 from federation.receive import ApplyResult
 from federation.refusal import DAMAGED, Refused
@@ -32,6 +33,7 @@ from node.app import NodeApp
 from node.logging import get_logger
 from node.storage.alarms import record_alarm
 from node.storage.db import MIN_FREE_BYTES
+from node.storage.leases import DUTIES, SYNC
 from node.storage.peer_state import DbPeerStateStore, Health, link_state
 from node.storage.quarantine import Quarantined
 from node.storage.scrub import Scrubber
@@ -110,7 +112,8 @@ class Replication:
         return PeerFuture(future)
 
     def peer_sync(self, p: Peer) -> PeerSync:
-        return PeerSync(
+        return LeasedPeerSync(
+            partial(self.app.leases.hold, SYNC + p.node_id),
             p,
             partial(self._stub, p),
             self.app.sync_source,
@@ -132,24 +135,33 @@ class Replication:
     def periodic(self) -> None:
         """Every watchdog tick: a directory or timestamp imported beside the
         running node is taken; stale trust is noticed (and its end); a failed
-        rekey is tried again; health says what the node can do."""
+        rekey is tried again; waiting shares whose key came are sealed (the
+        duties: on the one replica holding their lease); keys another replica
+        stored are taken; health says what the node can do."""
         app = self.app
         now = app.clock()
+        duties = app.leases.hold(DUTIES)
+        if app.leases.shared:
+            try:
+                app.reload_keys()
+            except Exception as e:  # the next tick tries again
+                log.exception("keys stored by another replica not taken", error=str(e))
         try:
-            if app.trust.reload_if_changed(now):
+            if app.trust.reload_if_changed(now) and duties:
                 app.refresh_epochs()
         except Exception as e:  # a bad file beside us: say so, keep the one held
             log.warning("directory file beside the node not taken", error=str(e))
         verdict = app.trust.check_freshness(now)
-        if verdict.stale and not self._was_stale:
+        if verdict.stale and not self._was_stale and duties:
             record_alarm(app.db, "directory_stale", now, verdict.stale)
         self._was_stale = bool(verdict.stale)
-        if app.rekey_pending:
+        if app.rekey_pending and duties:
             app.refresh_epochs()
-        try:
-            app.records.seal_waiting()
-        except Exception as e:  # retried at the next tick; the records stay on the node meanwhile
-            log.exception("waiting shares not sealed: retrying at the next check", error=str(e))
+        if duties:
+            try:
+                app.records.seal_waiting()
+            except Exception as e:  # retried at the next tick; the records stay on the node meanwhile
+                log.exception("waiting shares not sealed: retrying at the next check", error=str(e))
         if self.on_health:
             health = self.health(relaying=not verdict.stale)
             for listener in self.on_health:
@@ -197,6 +209,7 @@ class Replication:
 
     def stop(self) -> None:
         self.scrubber.stop()
+        self.app.leases.release_all()
         if self.scheduler is not None:
             self.scheduler.shutdown()
         self._healer.shutdown(wait=True, cancel_futures=True)
@@ -310,6 +323,35 @@ class Replication:
             except PeerError as e:
                 log.warning("could not check own streams with peer", peer=peer.node_id, code=e.code)
         return restored
+
+
+class LeasedPeerSync(PeerSync):
+    """A peer's job that runs its rounds only while this replica holds the
+    peer's lease (`node.storage.leases`; always, on SQLite). Without it, the
+    round is skipped and tried again after `probe_interval`: a replica that
+    dies hands its peers over within a few seconds."""
+
+    def __init__(self, lease: Callable[[], bool], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lease = lease
+        self.standing_by = False
+
+    def run(self, now: datetime) -> PeerState:
+        held = self.lease()
+        if held != (not self.standing_by):
+            log.info(
+                "sync job taken over by this replica" if held else "sync job runs on another replica",
+                peer=self.peer.node_id,
+            )
+        self.standing_by = not held
+        if not held:
+            return self.state()
+        return super().run(now)
+
+    def next_delay(self, state: PeerState) -> float:
+        if self.standing_by:
+            return self.settings.probe_interval
+        return super().next_delay(state)
 
 
 class _OwnOnly:

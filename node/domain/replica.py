@@ -279,6 +279,15 @@ class Replica:
             seq=v.header.seq,
         )
 
+    def index_readable(self, learned: set[tuple[str, int]], keyring: Callable[[], KeyRing]) -> int:
+        """Index what is held as ciphertext under epochs this node just learned
+        outside an apply (key messages another replica of the node stored)."""
+        if not learned:
+            return 0
+        with self.db.begin() as s:
+            writers_lock(s, APPLY_LOCK)
+            return self._index_newly_readable(s, learned, set(), keyring)
+
     def _index_newly_readable(
         self, s: Session, learned: set[tuple[str, int]], skip: set[int], keyring: Callable[[], KeyRing]
     ) -> int:

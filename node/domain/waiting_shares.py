@@ -173,6 +173,7 @@ class WaitingShares:
                     .where(WaitingShareRow.audience == audience)
                     .order_by(WaitingShareRow.id)
                     .limit(BATCH)
+                    .with_for_update(skip_locked=True)  # PostgreSQL: another replica's rows are its own
                 )
             )
             items: list[OwnEnvelope] = []

@@ -120,6 +120,10 @@ class AudienceKeys:
         self._put(msg.audience, msg.epoch, epoch_key)
         return msg.audience, msg.epoch
 
+    def known(self) -> set[tuple[str, int]]:
+        """Every (audience, epoch) whose key this node holds."""
+        return set(self._keys)
+
     def saw(self, audience: str, epoch: int) -> None:
         with self._lock:
             if epoch > self._seen.get(audience, 0):
