@@ -32,6 +32,8 @@ class Holdings:
 
 def holdings(node: Node) -> Holdings:
     """Read the node's database read-only (the node may be running)."""
+    if node.database_url:
+        return _postgres_holdings(node)
     con = sqlite3.connect(f"file:{node.database}?mode=ro", uri=True, timeout=30)
     try:
         envelopes: dict[Stream, list[tuple[int, bytes]]] = {}
@@ -47,6 +49,33 @@ def holdings(node: Node) -> Holdings:
     finally:
         con.close()
     return Holdings(node.node_id, envelopes, heads, records, quarantined)
+
+
+def _postgres_holdings(node: Node) -> Holdings:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(node.database_url)
+    try:
+        with engine.connect() as con:
+            envelopes: dict[Stream, list[tuple[int, bytes]]] = {}
+            for origin, audience, seq, h in con.execute(
+                text("SELECT origin, audience, seq, hash FROM envelopes")
+            ):
+                envelopes.setdefault((origin, audience), []).append((seq, bytes(h)))
+            heads = {
+                (o, a): s for o, a, s in con.execute(text("SELECT origin, audience, head_seq FROM streams"))
+            }
+            records: dict[Stream, list[tuple[str, int]]] = {}
+            for origin, audience, rid, view in con.execute(
+                text("SELECT origin, audience, record_id, view FROM records")
+            ):
+                records.setdefault((origin, audience), []).append((rid, view))
+            quarantined = [
+                tuple(r) for r in con.execute(text("SELECT origin, audience, seq FROM quarantine"))
+            ]
+    finally:
+        engine.dispose()
+    return Holdings(node.node_id, envelopes, heads, records, quarantined)  # type: ignore[arg-type]
 
 
 def expected_holders(origin: str, audience: str) -> set[str]:

@@ -125,6 +125,8 @@ class Node:
     env: dict[str, str] = field(default_factory=dict)  # extra environment of `gcn serve`
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    database_url: str = ""  # a PostgreSQL hub's; empty: the node's SQLite file
+    log_name: str = "node.log"  # a second replica of a node logs beside the first
 
     @property
     def config(self) -> Path:
@@ -132,7 +134,7 @@ class Node:
 
     @property
     def log_path(self) -> Path:
-        return self.directory / "node.log"
+        return self.directory / self.log_name
 
     @property
     def database(self) -> Path:
@@ -309,9 +311,12 @@ class Federation:
 # -- making the federation with the real CLI -----------------------------------------------------
 
 
-def make_template(base: Path) -> dict[str, dict[str, Any]]:
+def make_template(base: Path, database_urls: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """Root, five nodes, admission, directory: what deploy/demo.sh does.
-    Returns each node's ports and token (also written to `nodes.json`)."""
+    Returns each node's ports and token (also written to `nodes.json`).
+    `database_urls` puts some nodes on PostgreSQL (such a template is used as
+    it is, not copied: the database is not in the directory)."""
+    urls = dict(database_urls or {})
     root = base / "root"
     env = {**os.environ, **(faketime_env(TEMPLATE_OFFSET) if LIBFAKETIME else {})}
 
@@ -329,6 +334,9 @@ def make_template(base: Path) -> dict[str, dict[str, Any]]:
         args += ["--listen", f"127.0.0.1:{m['officer']}", "--root-keys", str(root / "root-keys.json")]
         args += ["--federation-listen", f"127.0.0.1:{m['listen']}"]
         args += ["--federation-endpoint", f"127.0.0.1:{m['endpoint']}"]
+        if node_id in urls:
+            args += ["--database-url", urls[node_id]]
+            m["database_url"] = urls[node_id]
         args += ["--country", country] if country else []
         args += ["--region", region] if region else []
         for up in ups:
@@ -371,6 +379,7 @@ def federation_from(template: Path, base: Path) -> Federation:
     for node_id, m in meta.items():
         officer, listen = free_port(), free_port()
         node = Node(node_id, m["role"], base / node_id, officer, listen, m["endpoint"], m["token"])
+        node.database_url = m.get("database_url", "")
         node.env |= {
             "GCN_SERVER_LISTEN": f"127.0.0.1:{officer}",
             "GCN_FEDERATION_LISTEN": f"127.0.0.1:{listen}",

@@ -12,10 +12,13 @@ from contextlib import suppress
 
 class LinkProxy:
     """A loopback TCP forwarder `listen_port` → `target_port`. `cut()` resets
-    every open connection and every new one until `restore()`."""
+    every open connection and every new one until `restore()`. With `backups`,
+    a new connection goes to the first target that accepts it (what a TCP load
+    balancer in front of a hub's replicas does)."""
 
-    def __init__(self, listen_port: int, target_port: int) -> None:
+    def __init__(self, listen_port: int, target_port: int, backups: tuple[int, ...] = ()) -> None:
         self.target_port = target_port
+        self.backups = list(backups)
         self._lock = threading.Lock()
         self._cut = False
         self._open: set[socket.socket] = set()
@@ -64,10 +67,8 @@ class LinkProxy:
             if cut:
                 _reset(client)
                 continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-                upstream.settimeout(None)
-            except OSError:
+            upstream = self._connect()
+            if upstream is None:
                 _reset(client)
                 continue
             with self._lock:
@@ -78,6 +79,16 @@ class LinkProxy:
                 self._open.update((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _connect(self) -> socket.socket | None:
+        for port in (self.target_port, *self.backups):
+            try:
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=5)
+            except OSError:
+                continue
+            upstream.settimeout(None)
+            return upstream
+        return None
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
