@@ -42,7 +42,7 @@ from node.cli import (
     sync_cmds,
     user_cmds,
 )
-from node.cli.client import ClientTls, CliError, call, connect
+from node.cli.client import ClientTls, CliError, NodeUnreachableError, call, connect
 from node.clock import system_clock
 from node.config import Config, load_config
 from node.errors import NodeError
@@ -50,6 +50,23 @@ from node.joining import JOIN_REQUEST_FILE, prepare_join, read_root_keys
 from node.logging import configure_logging
 
 Handler = Callable[[argparse.Namespace], int]
+
+# The exit code of each error class, the first class that matches wins (so a
+# subclass comes before its base). 0 is success; 1 also means "the command's
+# check failed" (`audit verify`, `bundle import`); 130 an interrupt (Ctrl-C).
+EXIT_CODES: tuple[tuple[type[Exception], int, str], ...] = (
+    (NodeUnreachableError, 1, "the node is unreachable, did not answer in time, or failed inside"),
+    (CliError, 2, "bad input, a missing or refused token, or the node refused the request"),
+    (NodeError, 2, "the node's files or database refuse the operation"),
+    (FederationError, 2, "the federation's rules or files refuse the operation"),
+    (CryptoError, 2, "a key, signature or certificate does not check"),
+)
+ERRORS = tuple(cls for cls, _, _ in EXIT_CODES)
+
+
+def exit_code(error: Exception) -> int:
+    """The exit code of `error`, by its class (never by its text)."""
+    return next(code for cls, code, _ in EXIT_CODES if isinstance(error, cls))
 
 
 def _config_path(a: argparse.Namespace) -> Path:
@@ -187,7 +204,7 @@ def cmd_seizure_import(a: argparse.Namespace) -> int:
         try:
             call(stub.RecordSeizures, npb.RecordSeizuresRequest(seizures=chunk), timeout=120)
         except CliError as e:
-            raise CliError(
+            raise type(e)(
                 f"{e} (lines of seizures {start + 1}-{start + len(chunk)}; {stored} stored before)"
             ) from e
         stored += len(chunk)
@@ -451,12 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("auto", "warning")
     try:
         return handler(args)
-    except CliError as e:
+    except ERRORS as e:
         print(f"gcn: {e}", file=sys.stderr)
-        return 2 if not str(e).startswith(("node unavailable", "node did not", "internal")) else 1
-    except (NodeError, FederationError, CryptoError) as e:
-        print(f"gcn: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

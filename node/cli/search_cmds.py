@@ -146,7 +146,7 @@ def _search(stub: Any, req: npb.SearchRequest) -> npb.SearchResponse:
     try:
         reply: npb.SearchResponse = call(stub.Search, req, timeout=req.deadline_ms / 1000 + 10)
     except CliError as e:
-        raise CliError(with_flag(str(e))) from e
+        raise type(e)(with_flag(str(e))) from e
     return reply
 
 
