@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
-from node.admin import Alarm, alarms, open_node
-from node.cli import render
-from node.cli.client import CliError
+from node.cli.errors import CliError
 from node.cli.options import config_option, json_option, load
+
+if TYPE_CHECKING:
+    from node.admin import Alarm
 
 KINDS = (
     "equivocation",
@@ -59,6 +59,11 @@ def alarm_row(a: Alarm) -> dict[str, Any]:
 @json_option('print {"alarms": [...]} instead of a table')
 def alarms_cmd(config: str | None, kind: str | None, since: str | None, limit: int, as_json: bool) -> int:
     """What the node flagged for an operator, newest first."""
+    from rich.table import Table
+
+    from node.admin import alarms, open_node
+    from node.cli import render
+
     after = _since(since)
     with open_node(load(config)) as app:
         rows = [alarm_row(r) for r in alarms(app, limit, kind=kind, since=after)]

@@ -5,14 +5,21 @@ certificate (`rotate`), show what officers will see (`show`)."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from crypto.certs import certificate_fingerprint
-from node.api.tls import ApiCertificate, api_ca_pem, api_certificate, create_api_tls, rotate_api_certificate
 from node.cli.options import config_option, load
-from node.cli.root_cmds import say
 from node.clock import system_clock
+
+if TYPE_CHECKING:
+    from node.api.tls import ApiCertificate
+
+
+def say(text: str) -> None:
+    from node.cli import render
+
+    render.say(text)
 
 
 def _describe(cert: ApiCertificate) -> None:
@@ -31,6 +38,8 @@ def api() -> None:
 @config_option()
 def api_init(config: str | None) -> int:
     """Make the API CA and certificate (a node made before TLS)."""
+    from node.api.tls import create_api_tls
+
     node = load(config)
     cert = create_api_tls(node, system_clock())
     _describe(cert)
@@ -44,6 +53,9 @@ def api_init(config: str | None) -> int:
 def api_ca(config: str | None) -> int:
     """Print the API CA certificate officers' CLIs trust (PEM): the PEM alone
     on stdout (`gcn api ca > ke-api-ca.pem`), its fingerprint on stderr."""
+    from crypto.certs import certificate_fingerprint
+    from node.api.tls import api_ca_pem
+
     ca = api_ca_pem(load(config))
     sys.stdout.write(ca.decode())
     print(
@@ -58,6 +70,8 @@ def api_ca(config: str | None) -> int:
 @config_option()
 def api_rotate(config: str | None) -> int:
     """A new API key and certificate from the same CA."""
+    from node.api.tls import rotate_api_certificate
+
     cert = rotate_api_certificate(load(config), system_clock())
     _describe(cert)
     say("same CA: officers change nothing; a running node serves it from its next connection on")
@@ -68,6 +82,9 @@ def api_rotate(config: str | None) -> int:
 @config_option()
 def api_show(config: str | None) -> int:
     """The API certificate's names and expiry, the CA's fingerprint."""
+    from crypto.certs import certificate_fingerprint
+    from node.api.tls import api_ca_pem, api_certificate
+
     node = load(config)
     _describe(api_certificate(node))
     say(f"CA {node.api_tls_dir / 'ca.pem'}, SHA-256 {certificate_fingerprint(api_ca_pem(node))}")

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
-from node.admin import AuditCheck, AuditEntry, open_audit
-from node.cli import render
 from node.cli.alarm_cmds import _since
-from node.cli.client import CliError
+from node.cli.errors import CliError
 from node.cli.options import config_option, json_option, load
+
+if TYPE_CHECKING:
+    from node.admin import AuditCheck, AuditEntry
 
 
 def entry_row(e: AuditEntry) -> dict[str, Any]:
@@ -47,6 +47,11 @@ def audit() -> None:
 @json_option('print {"audit": [...]} instead of a table')
 def audit_list(config: str | None, since: str | None, officer: str | None, limit: int, as_json: bool) -> int:
     """Audited reads, newest first."""
+    from rich.table import Table
+
+    from node.admin import open_audit
+    from node.cli import render
+
     if limit < 1:
         raise CliError("--limit must be at least 1")
     after = _since(since)
@@ -105,6 +110,9 @@ def check_dict(c: AuditCheck) -> dict[str, Any]:
 @json_option("print the result as JSON")
 def audit_verify(config: str | None, anchor: str | None, as_json: bool) -> int:
     """Check the hash chain; exit 1 naming the first broken row."""
+    from node.admin import open_audit
+    from node.cli import render
+
     pinned = _anchor(anchor)
     with open_audit(load(config)) as trail:
         check = trail.verify(pinned)

@@ -20,20 +20,24 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.demo_federation import DemoError, Federation, build, plan, running_pids, stop_pids, taken_ports
-from node.cli.demo_report import console, print_report
-from node.cli.demo_story import STATE_FILE, State, run_story
 from node.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from node.cli.demo_federation import Federation
+    from node.cli.demo_story import State
 
 DEFAULT_DIR = "var/federation"
 DEFAULT_BASE_PORT = 7400
 
 
 def _stop(state: Path) -> int:
+    from node.cli.demo_federation import running_pids, stop_pids
+    from node.cli.demo_report import console
+
     pids = running_pids(state)
     out = console()
     if not pids:
@@ -51,6 +55,9 @@ def _stop(state: Path) -> int:
 def _prepare(base_port: int, fresh: bool, state: Path) -> State | None:
     """Checks before anything starts: nothing of the demo running, the state
     usable, every port free. The state of an earlier run, or None."""
+    from node.cli.demo_federation import plan, running_pids, taken_ports
+    from node.cli.demo_story import STATE_FILE, State
+
     if not 1024 <= base_port <= 65535 - 299:
         raise CliError(f"--base-port: must be between 1024 and {65535 - 299} (got {base_port})")
     if running_pids(state):
@@ -118,8 +125,14 @@ def _keep_hint(out: Any, state: Path, fed: Federation) -> None:
 @click.option("--stop", is_flag=True, help="stop a federation left running by --keep")
 def demo(directory: str, base_port: int, fresh: bool, keep: bool, stop: bool) -> int:
     state = Path(directory)
-    if stop:
-        return _stop(state)
+    return _stop(state) if stop else _run(state, base_port, fresh, keep)
+
+
+def _run(state: Path, base_port: int, fresh: bool, keep: bool) -> int:
+    from node.cli.demo_federation import DemoError, Federation, build, plan
+    from node.cli.demo_report import console, print_report
+    from node.cli.demo_story import STATE_FILE, State, run_story
+
     out = console()
     started = time.monotonic()
     previous = _prepare(base_port, fresh, state)

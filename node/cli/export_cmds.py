@@ -21,8 +21,7 @@ import click
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import search_pb2 as spb
-from node.admin import stix_json, write_csv
-from node.cli.client import CliError, call
+from node.cli.errors import CliError
 from node.cli.options import Client, client_options
 from node.storage.files import PRIVATE, write_file
 
@@ -55,6 +54,8 @@ def query_of(
 
 def fetch(stub: Any, query: spb.SearchQuery) -> list[npb.StoredRecord]:
     """Every record of this node's store that matches `query`, page after page."""
+    from node.cli.client import call
+
     records: list[npb.StoredRecord] = []
     token = ""
     while True:
@@ -130,6 +131,8 @@ def _filters(f: Any) -> Any:
 @client_options
 def export_csv(client: Client, goods: bool, output: str | None, **filters: Any) -> int:
     """One row per record (or per goods item with --goods)."""
+    from node.admin import write_csv
+
     records = fetch(client.stub(), query_of(**filters))
     _warn_too_large(records)
     out = io.StringIO()
@@ -143,6 +146,9 @@ def export_csv(client: Client, goods: bool, output: str | None, **filters: Any) 
 @client_options
 def export_stix(client: Client, output: str | None, **filters: Any) -> int:
     """A STIX 2.1 bundle: incidents, indicators, TLP 2.0 markings."""
+    from node.admin import stix_json
+    from node.cli.client import call
+
     stub = client.stub()
     records = fetch(stub, query_of(**filters))
     _warn_too_large(records)

@@ -33,7 +33,8 @@ from node.app import NodeApp
 from node.cli import render
 from node.cli.client import CliError, call
 from node.cli.options import config_option, json_option, load
-from node.cli.root_cmds import nodes_table, say
+from node.cli.render import say
+from node.cli.root_cmds import nodes_table
 from node.clock import system_clock
 from node.config import Config
 from node.joining import JOIN_REQUEST_FILE, install_certificate, prepare_join, read_root_keys

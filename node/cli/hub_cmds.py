@@ -7,23 +7,25 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
-from gcn.v1 import envelope_pb2 as epb
-from gcn.v1 import node_pb2 as npb
-from gcn.v1 import records_pb2 as rec
-from node.admin import open_node
-from node.app import NodeApp
-from node.cli import render
 from node.cli.options import config_option, json_option, load
-from rinex.aggregate import Cell, aggregate
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from gcn.v1 import records_pb2 as rec
+    from node.app import NodeApp
+    from rinex.aggregate import Cell
 
 
 def _seizures(app: NodeApp) -> Iterator[rec.Seizure]:
     """Every active seizure readable here, once (its best view), corrections as their new version."""
+    from gcn.v1 import envelope_pb2 as epb
+    from gcn.v1 import node_pb2 as npb
+
     seen: set[str] = set()
     token = ""
     while True:
@@ -42,6 +44,8 @@ def _seizures(app: NodeApp) -> Iterator[rec.Seizure]:
 
 
 def _table(title: str, cells: dict[str, Cell]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for col in ("", "seizures", "items", "kg", "other", "CO2e t"):
         table.add_column(col, justify="right" if col else "left")
@@ -59,6 +63,10 @@ def _table(title: str, cells: dict[str, Cell]) -> Table:
 @json_option('print {"seizures", "by_commodity", "by_country", "by_month"} as JSON')
 def stats(config: str | None, as_json: bool) -> int:
     """CEN-style statistics of the seizures this node can read."""
+    from node.admin import open_node
+    from node.cli import render
+    from rinex.aggregate import aggregate
+
     with open_node(load(config)) as app:
         figures = aggregate(_seizures(app))
     if as_json:

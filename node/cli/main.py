@@ -10,6 +10,7 @@ stderr and an exit code chosen by the error's class (EXIT_CODES).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from collections.abc import Sequence
@@ -112,6 +113,28 @@ Shell completion (bash; zsh and fish alike):
 """
 
 
+def _log_warnings_only(command: click.Command) -> None:
+    """Each command of `command` sets up the CLI's logging (warnings only) as it
+    starts, once its options are parsed: its `--help` loads no logging code."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _log_warnings_only(sub)
+        return
+    callback = command.callback
+    if callback is None or getattr(callback, "gcn_logging", False):
+        return
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from node.logging import configure_logging
+
+        configure_logging("auto", "warning")
+        return callback(*args, **kwargs)
+
+    run.gcn_logging = True  # type: ignore[attr-defined]
+    command.callback = run
+
+
 class Gcn(click.Group):
     """The root group: commands from COMMANDS, imported on first use; errors
     turned into one line and an exit code."""
@@ -125,6 +148,8 @@ class Gcn(click.Group):
         module, attribute, line = COMMANDS[cmd_name]
         command: click.Command = getattr(importlib.import_module(module), attribute)
         command.help = command.help or line
+        if cmd_name != "serve":  # `serve` sets up its logging from its config
+            _log_warnings_only(command)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -163,13 +188,8 @@ class Gcn(click.Group):
     epilog=EPILOG,
 )
 @click.version_option(package_name="gcn", prog_name="gcn", message="%(prog)s %(version)s")
-@click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli() -> None:
     """Green Customs intelligence network node."""
-    if ctx.invoked_subcommand != "serve" and not ctx.resilient_parsing:
-        from node.logging import configure_logging
-
-        configure_logging("auto", "warning")  # `serve` configures its own, from its config
 
 
 def main(argv: Sequence[str] | None = None) -> int:

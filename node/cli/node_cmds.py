@@ -89,7 +89,7 @@ def init(
 ) -> int:
     """Create a node: config, keys, database, audience keys."""
     from node.bootstrap import init_node
-    from node.cli.root_cmds import say
+    from node.cli.render import say
     from node.clock import system_clock
     from node.joining import JOIN_REQUEST_FILE, prepare_join, read_root_keys
 

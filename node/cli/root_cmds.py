@@ -26,6 +26,7 @@ from federation.root import CA_CERT_FILE, RootStore
 from gcn.v1 import directory_pb2 as dir_pb
 from node.cli import render
 from node.cli.client import CliError
+from node.cli.render import say
 from node.clock import system_clock
 from node.joining import read_join_request, write_root_keys
 from node.storage.files import PUBLIC, write_file
@@ -33,11 +34,6 @@ from node.storage.files import PUBLIC, write_file
 ROOT_KEYS_FILE = "root-keys.json"
 LATEST_DIRECTORY_FILE = "directory-latest.pb"
 LATEST_TIMESTAMP_FILE = "timestamp-latest.pb"
-
-
-def say(text: str) -> None:
-    """One plain line for people: no markup (paths may hold brackets), no wrapping."""
-    render.console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def _store(root_dir: str) -> RootStore:

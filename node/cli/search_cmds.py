@@ -26,8 +26,8 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from gcn.v1 import search_pb2 as spb
-from node.cli import forms, render, search_render
-from node.cli.client import CliError, call
+from node.cli import forms
+from node.cli.errors import CliError
 from node.cli.options import Client, client_options, json_option
 
 MAX_PAGE = 100
@@ -179,6 +179,8 @@ def with_flag(message: str) -> str:
 
 
 def _search(stub: Any, req: npb.SearchRequest) -> npb.SearchResponse:
+    from node.cli.client import call
+
     # The node answers by its deadline; the call's own timeout leaves it room to do so.
     try:
         reply: npb.SearchResponse = call(stub.Search, req, timeout=req.deadline_ms / 1000 + 10)
@@ -226,6 +228,8 @@ def next_page_command(a: SearchArgs, token: str) -> list[str]:
 
 def run_search(client: Client, a: SearchArgs) -> int:
     """One page of `gcn search`, printed."""
+    from node.cli import render, search_render
+
     req = npb.SearchRequest(
         query=query_from_flags(a),
         page_size=_page_size(a.limit),
@@ -261,6 +265,8 @@ def run_search(client: Client, a: SearchArgs) -> int:
 
 
 def _priority_then_newest(h: npb.SearchHit) -> tuple[int, int, int]:
+    from node.cli import search_render
+
     body = search_render.body_of(h.record)
     priority = body.priority if isinstance(body, rec.Alert) else 0
     return (-priority, -h.record.created_at.seconds, -h.record.created_at.nanos)
@@ -285,6 +291,8 @@ def _common(f: Any) -> Any:
 @json_option()
 def alerts(client: Client, on: str | None, local: bool, deadline: float, as_json: bool) -> int:
     """The alerts in force on a day (today, UTC, unless --on), highest priority first."""
+    from node.cli import render, search_render
+
     day = on or _today()
     query = spb.SearchQuery(kind=epb.RECORD_KIND_ALERT, in_force_on=day, hide_retracted=True)
     node = client.stub()
