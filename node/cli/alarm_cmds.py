@@ -4,18 +4,18 @@ from the node's own files so it works while the node is stopped."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+import click
 
-from node.admin import Alarm, alarms, open_node
-from node.cli import render
-from node.cli.client import CliError
-from node.cli.federation_cmds import _add, _config
+from node.cli.errors import CliError
+from node.cli.options import config_option, json_option, load
+
+if TYPE_CHECKING:
+    from node.admin import Alarm
 
 KINDS = (
     "equivocation",
@@ -51,11 +51,23 @@ def alarm_row(a: Alarm) -> dict[str, Any]:
     }
 
 
-def cmd_alarms(a: argparse.Namespace) -> int:
-    since = _since(a.since)
-    with open_node(_config(a)) as app:
-        rows = [alarm_row(r) for r in alarms(app, a.limit, kind=a.kind, since=since)]
-    if a.json:
+@click.command("alarms")
+@config_option()
+@click.option("--kind", type=click.Choice(KINDS), help="only alarms of this kind")
+@click.option("--since", metavar="TIME", help="only alarms from this UTC time on (ISO 8601)")
+@click.option("--limit", type=int, default=50, show_default=True, help="at most this many")
+@json_option('print {"alarms": [...]} instead of a table')
+def alarms_cmd(config: str | None, kind: str | None, since: str | None, limit: int, as_json: bool) -> int:
+    """What the node flagged for an operator, newest first."""
+    from rich.table import Table
+
+    from node.admin import alarms, open_node
+    from node.cli import render
+
+    after = _since(since)
+    with open_node(load(config)) as app:
+        rows = [alarm_row(r) for r in alarms(app, limit, kind=kind, since=after)]
+    if as_json:
         json.dump({"alarms": rows}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
@@ -70,11 +82,3 @@ def cmd_alarms(a: argparse.Namespace) -> int:
         table.add_row(r["at"], r["kind"], stream, str(r["seq"] or ""), r["detail"])
     render.console.print(table)
     return 0
-
-
-def register(sub: Any) -> None:
-    p = _add(sub, "alarms", "what the node flagged for an operator, newest first", cmd_alarms)
-    p.add_argument("--kind", choices=KINDS, help="only alarms of this kind")
-    p.add_argument("--since", help="only alarms from this UTC time on (ISO 8601)")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    p.add_argument("--json", action="store_true", help='print {"alarms": [...]} instead of a table')

@@ -4,15 +4,22 @@ certificate (`rotate`), show what officers will see (`show`)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
-from crypto.certs import certificate_fingerprint
-from node.api.tls import ApiCertificate, api_ca_pem, api_certificate, create_api_tls, rotate_api_certificate
-from node.cli.federation_cmds import _add, _config
-from node.cli.root_cmds import say
+import click
+
+from node.cli.options import config_option, load
 from node.clock import system_clock
+
+if TYPE_CHECKING:
+    from node.api.tls import ApiCertificate
+
+
+def say(text: str) -> None:
+    from node.cli import render
+
+    render.say(text)
 
 
 def _describe(cert: ApiCertificate) -> None:
@@ -22,18 +29,34 @@ def _describe(cert: ApiCertificate) -> None:
     )
 
 
-def cmd_api_init(a: argparse.Namespace) -> int:
-    config = _config(a)
-    cert = create_api_tls(config, system_clock())
+@click.group()
+def api() -> None:
+    pass
+
+
+@api.command("init")
+@config_option()
+def api_init(config: str | None) -> int:
+    """Make the API CA and certificate (a node made before TLS)."""
+    from node.api.tls import create_api_tls
+
+    node = load(config)
+    cert = create_api_tls(node, system_clock())
     _describe(cert)
-    ca = config.api_tls_dir / "ca.pem"
+    ca = node.api_tls_dir / "ca.pem"
     say(f"officers' CLIs trust {ca} (`gcn api ca` prints it); now `gcn serve` starts")
     return 0
 
 
-def cmd_api_ca(a: argparse.Namespace) -> int:
-    """The CA PEM alone on stdout (`gcn api ca > ke-api-ca.pem`), its fingerprint on stderr."""
-    ca = api_ca_pem(_config(a))
+@api.command("ca")
+@config_option()
+def api_ca(config: str | None) -> int:
+    """Print the API CA certificate officers' CLIs trust (PEM): the PEM alone
+    on stdout (`gcn api ca > ke-api-ca.pem`), its fingerprint on stderr."""
+    from crypto.certs import certificate_fingerprint
+    from node.api.tls import api_ca_pem
+
+    ca = api_ca_pem(load(config))
     sys.stdout.write(ca.decode())
     print(
         f"gcn: SHA-256 fingerprint {certificate_fingerprint(ca)}: read it to the officer over another "
@@ -43,24 +66,26 @@ def cmd_api_ca(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_api_rotate(a: argparse.Namespace) -> int:
-    cert = rotate_api_certificate(_config(a), system_clock())
+@api.command("rotate")
+@config_option()
+def api_rotate(config: str | None) -> int:
+    """A new API key and certificate from the same CA."""
+    from node.api.tls import rotate_api_certificate
+
+    cert = rotate_api_certificate(load(config), system_clock())
     _describe(cert)
     say("same CA: officers change nothing; a running node serves it from its next connection on")
     return 0
 
 
-def cmd_api_show(a: argparse.Namespace) -> int:
-    config = _config(a)
-    _describe(api_certificate(config))
-    say(f"CA {config.api_tls_dir / 'ca.pem'}, SHA-256 {certificate_fingerprint(api_ca_pem(config))}")
+@api.command("show")
+@config_option()
+def api_show(config: str | None) -> int:
+    """The API certificate's names and expiry, the CA's fingerprint."""
+    from crypto.certs import certificate_fingerprint
+    from node.api.tls import api_ca_pem, api_certificate
+
+    node = load(config)
+    _describe(api_certificate(node))
+    say(f"CA {node.api_tls_dir / 'ca.pem'}, SHA-256 {certificate_fingerprint(api_ca_pem(node))}")
     return 0
-
-
-def register(sub: Any) -> None:
-    api = sub.add_parser("api", help="the officer API's TLS: its CA and certificate (local)")
-    actions = api.add_subparsers(dest="action", required=True)
-    _add(actions, "init", "make the API CA and certificate (a node made before TLS)", cmd_api_init)
-    _add(actions, "ca", "print the API CA certificate officers' CLIs trust (PEM)", cmd_api_ca)
-    _add(actions, "rotate", "a new API key and certificate from the same CA", cmd_api_rotate)
-    _add(actions, "show", "the API certificate's names and expiry, the CA's fingerprint", cmd_api_show)

@@ -7,18 +7,18 @@ and why (hash mismatch, broken chain, gap, anchor), 2 on a usage error."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+import click
 
-from node.admin import AuditCheck, AuditEntry, open_audit
-from node.cli import render
 from node.cli.alarm_cmds import _since
-from node.cli.client import CliError
-from node.cli.federation_cmds import _add, _config
+from node.cli.errors import CliError
+from node.cli.options import config_option, json_option, load
+
+if TYPE_CHECKING:
+    from node.admin import AuditCheck, AuditEntry
 
 
 def entry_row(e: AuditEntry) -> dict[str, Any]:
@@ -34,21 +34,38 @@ def entry_row(e: AuditEntry) -> dict[str, Any]:
     }
 
 
-def cmd_audit_list(a: argparse.Namespace) -> int:
-    if a.limit < 1:
+@click.group()
+def audit() -> None:
+    pass
+
+
+@audit.command("list")
+@config_option()
+@click.option("--since", metavar="TIME", help="only reads from this UTC time on (ISO 8601)")
+@click.option("--officer", metavar="NAME", help="only reads by this user")
+@click.option("--limit", type=int, default=100, show_default=True, help="at most this many")
+@json_option('print {"audit": [...]} instead of a table')
+def audit_list(config: str | None, since: str | None, officer: str | None, limit: int, as_json: bool) -> int:
+    """Audited reads, newest first."""
+    from rich.table import Table
+
+    from node.admin import open_audit
+    from node.cli import render
+
+    if limit < 1:
         raise CliError("--limit must be at least 1")
-    since = _since(a.since)
-    config = _config(a)
-    with open_audit(config) as trail:
-        rows = [entry_row(e) for e in trail.entries(since=since, officer=a.officer, limit=a.limit)]
-    if a.json:
+    after = _since(since)
+    node = load(config)
+    with open_audit(node) as trail:
+        rows = [entry_row(e) for e in trail.entries(since=after, officer=officer, limit=limit)]
+    if as_json:
         json.dump({"audit": rows}, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
     if not rows:
         render.console.print("no audited reads")
         return 0
-    table = Table(title=f"audit log of {config.node.id}, newest first")
+    table = Table(title=f"audit log of {node.node.id}, newest first")
     for col in ("seq", "at", "officer", "action", "query", "results"):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -85,11 +102,21 @@ def check_dict(c: AuditCheck) -> dict[str, Any]:
     return out
 
 
-def cmd_audit_verify(a: argparse.Namespace) -> int:
-    anchor = _anchor(a.anchor)
-    with open_audit(_config(a)) as trail:
-        check = trail.verify(anchor)
-    if a.json:
+@audit.command("verify")
+@config_option()
+@click.option(
+    "--anchor", metavar="SEQ:HASH", help="what a past verify printed: that row must still have that hash"
+)
+@json_option("print the result as JSON")
+def audit_verify(config: str | None, anchor: str | None, as_json: bool) -> int:
+    """Check the hash chain; exit 1 naming the first broken row."""
+    from node.admin import open_audit
+    from node.cli import render
+
+    pinned = _anchor(anchor)
+    with open_audit(load(config)) as trail:
+        check = trail.verify(pinned)
+    if as_json:
         json.dump(check_dict(check), sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif check.ok:
@@ -103,16 +130,3 @@ def cmd_audit_verify(a: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if check.ok else 1
-
-
-def register(sub: Any) -> None:
-    audit = sub.add_parser("audit", help="the node's trail of officer reads (who read or searched what)")
-    actions = audit.add_subparsers(dest="action", required=True)
-    p = _add(actions, "list", "audited reads, newest first", cmd_audit_list)
-    p.add_argument("--since", help="only reads from this UTC time on (ISO 8601)")
-    p.add_argument("--officer", help="only reads by this user")
-    p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    p.add_argument("--json", action="store_true", help='print {"audit": [...]} instead of a table')
-    p = _add(actions, "verify", "check the hash chain; exit 1 naming the first broken row", cmd_audit_verify)
-    p.add_argument("--anchor", help="SEQ:HASH a past verify printed: that row must still have that hash")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")

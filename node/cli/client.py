@@ -12,10 +12,9 @@ from typing import Any, NamedTuple
 import grpc
 
 from gcn.v1 import node_pb2_grpc
+from node.cli.errors import CliError, NodeUnreachableError
 
-
-class CliError(Exception):
-    """Printed as one line; the process exits non-zero."""
+__all__ = ["CliError", "ClientTls", "NodeUnreachableError", "call", "connect", "open_channel", "with_token"]
 
 
 NO_TOKEN = (
@@ -104,16 +103,17 @@ WRONG_NAME = (
 )
 
 
-def _unavailable(details: str) -> str:
-    """UNAVAILABLE, told apart: a certificate not trusted, a name it lacks, or no node."""
+def _unavailable(details: str) -> CliError:
+    """UNAVAILABLE, told apart: a certificate not trusted or a name it lacks (the
+    caller's to fix, exit 2), or no node (exit 1)."""
     if "certificate_verify_failed" in details.lower():
-        return f"{NOT_TRUSTED} ({details})"
+        return CliError(f"{NOT_TRUSTED} ({details})")
     if "Hostname Verification" in details or "not in peer certificate" in details:
-        return f"{WRONG_NAME} ({details})"
+        return CliError(f"{WRONG_NAME} ({details})")
     if "handshake failed" in details.lower():
         hint = "a node with [server] tls = off needs --plaintext"
-        return f"node unavailable: the TLS handshake failed ({hint}) ({details})"
-    return f"node unavailable: {details}"
+        return NodeUnreachableError(f"node unavailable: the TLS handshake failed ({hint}) ({details})")
+    return NodeUnreachableError(f"node unavailable: {details}")
 
 
 def call(method: Any, request: Any, timeout: float = 15.0) -> Any:
@@ -122,8 +122,9 @@ def call(method: Any, request: Any, timeout: float = 15.0) -> Any:
     except grpc.RpcError as e:
         code = e.code()
         if code == grpc.StatusCode.UNAVAILABLE:
-            raise CliError(_unavailable(e.details() or "")) from e
+            raise _unavailable(e.details() or "") from e
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise CliError(f"node did not answer within {timeout:.0f}s") from e
+            raise NodeUnreachableError(f"node did not answer within {timeout:.0f}s") from e
         name = code.name.lower().replace("_", " ")
-        raise CliError(f"{name}: {e.details()}") from e
+        failed = NodeUnreachableError if code == grpc.StatusCode.INTERNAL else CliError
+        raise failed(f"{name}: {e.details()}") from e

@@ -17,22 +17,27 @@ node.cli.demo_story; the report: node.cli.demo_report.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from node.cli.client import CliError
-from node.cli.demo_federation import DemoError, Federation, build, plan, running_pids, stop_pids, taken_ports
-from node.cli.demo_report import console, print_report
-from node.cli.demo_story import STATE_FILE, State, run_story
+import click
+
+from node.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from node.cli.demo_federation import Federation
+    from node.cli.demo_story import State
 
 DEFAULT_DIR = "var/federation"
 DEFAULT_BASE_PORT = 7400
 
 
 def _stop(state: Path) -> int:
+    from node.cli.demo_federation import running_pids, stop_pids
+    from node.cli.demo_report import console
+
     pids = running_pids(state)
     out = console()
     if not pids:
@@ -47,26 +52,29 @@ def _stop(state: Path) -> int:
     return 0
 
 
-def _prepare(a: argparse.Namespace, state: Path) -> State | None:
+def _prepare(base_port: int, fresh: bool, state: Path) -> State | None:
     """Checks before anything starts: nothing of the demo running, the state
     usable, every port free. The state of an earlier run, or None."""
-    if not 1024 <= a.base_port <= 65535 - 299:
-        raise CliError(f"--base-port: must be between 1024 and {65535 - 299} (got {a.base_port})")
+    from node.cli.demo_federation import plan, running_pids, taken_ports
+    from node.cli.demo_story import STATE_FILE, State
+
+    if not 1024 <= base_port <= 65535 - 299:
+        raise CliError(f"--base-port: must be between 1024 and {65535 - 299} (got {base_port})")
     if running_pids(state):
         raise CliError(
             f"the demo federation in {state} is already running: stop it with `gcn demo --stop --dir {state}`"
         )
-    if a.fresh and state.exists():
+    if fresh and state.exists():
         shutil.rmtree(state)
     previous = State.load(state / STATE_FILE)
     if previous is None and state.exists() and any(state.iterdir()):
         raise CliError(f"{state} holds something other than this demo's state: start again with --fresh")
-    if previous is not None and previous.base_port != a.base_port:
+    if previous is not None and previous.base_port != base_port:
         raise CliError(
             f"--base-port: the federation in {state} was made with --base-port {previous.base_port} "
             f"(its directory names those ports); use it, or --fresh"
         )
-    taken = taken_ports(plan(a.base_port))
+    taken = taken_ports(plan(base_port))
     if taken:
         raise CliError(
             "; ".join(taken) + " — free it, or run the demo on other ports with --base-port N (and --fresh)"
@@ -94,17 +102,44 @@ def _keep_hint(out: Any, state: Path, fed: Federation) -> None:
     say(f"Stop it: gcn demo --stop{where}   (or: deploy/demo.sh --stop{where})")
 
 
-def cmd_demo(a: argparse.Namespace) -> int:
-    state = Path(a.dir)
-    if a.stop:
-        return _stop(state)
+@click.command(
+    help="Make (first run) and run a federation of eight nodes on this machine, tell its story "
+    "and report what reached whom; then stop it (unless --keep)."
+)
+@click.option(
+    "--dir",
+    "directory",
+    default=DEFAULT_DIR,
+    help=f"the federation's state (default {DEFAULT_DIR}, kept between runs)",
+)
+@click.option(
+    "--base-port",
+    metavar="N",
+    type=int,
+    default=DEFAULT_BASE_PORT,
+    help="officer APIs on N…N+7, federation listeners on N+100…, the port's link on N+200… "
+    f"(default {DEFAULT_BASE_PORT})",
+)
+@click.option("--fresh", is_flag=True, help="start again from nothing (removes --dir)")
+@click.option("--keep", is_flag=True, help="leave the federation running at the end")
+@click.option("--stop", is_flag=True, help="stop a federation left running by --keep")
+def demo(directory: str, base_port: int, fresh: bool, keep: bool, stop: bool) -> int:
+    state = Path(directory)
+    return _stop(state) if stop else _run(state, base_port, fresh, keep)
+
+
+def _run(state: Path, base_port: int, fresh: bool, keep: bool) -> int:
+    from node.cli.demo_federation import DemoError, Federation, build, plan
+    from node.cli.demo_report import console, print_report
+    from node.cli.demo_story import STATE_FILE, State, run_story
+
     out = console()
     started = time.monotonic()
-    previous = _prepare(a, state)
-    nodes = plan(a.base_port)
+    previous = _prepare(base_port, fresh, state)
+    nodes = plan(base_port)
     timings: list[tuple[str, float]] = []
     out.rule(
-        f"[bold]gcn demo: {len(nodes)} nodes, ports {a.base_port}-{a.base_port + 299}, state in {state}",
+        f"[bold]gcn demo: {len(nodes)} nodes, ports {base_port}-{base_port + 299}, state in {state}",
         align="left",
     )
     try:
@@ -113,7 +148,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
             out.print("setting up (first run): the federation root, then every node with its keys …")
             t = time.monotonic()
             build(state, nodes, lambda line: out.print(f"  {line}"))
-            previous = State(state / STATE_FILE, a.base_port)
+            previous = State(state / STATE_FILE, base_port)
             previous.save()
             timings.append(("setup", time.monotonic() - t))
         else:
@@ -137,7 +172,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     except BaseException:
         fed.stop()
         raise
-    if a.keep:
+    if keep:
         fed.detach()
     else:
         t = time.monotonic()
@@ -149,32 +184,6 @@ def cmd_demo(a: argparse.Namespace) -> int:
             )
     timings.append(("total", time.monotonic() - started))
     print_report(out, story, previous.records, timings, list(fed.nodes))
-    if a.keep:
+    if keep:
         _keep_hint(out, state, fed)
     return 0
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "demo",
-        description="Make (first run) and run a federation of eight nodes on this machine, tell its story "
-        "and report what reached whom; then stop it (unless --keep).",
-        help="the main job: run a small federation on this machine and report what reached whom",
-    )
-    p.add_argument(
-        "--dir",
-        default=DEFAULT_DIR,
-        help=f"the federation's state (default {DEFAULT_DIR}, kept between runs)",
-    )
-    p.add_argument(
-        "--base-port",
-        metavar="N",
-        type=int,
-        default=DEFAULT_BASE_PORT,
-        help="officer APIs on N…N+7, federation listeners on N+100…, the port's link on N+200… "
-        f"(default {DEFAULT_BASE_PORT})",
-    )
-    p.add_argument("--fresh", action="store_true", help="start again from nothing (removes --dir)")
-    p.add_argument("--keep", action="store_true", help="leave the federation running at the end")
-    p.add_argument("--stop", action="store_true", help="stop a federation left running by --keep")
-    p.set_defaults(handler=cmd_demo)

@@ -116,7 +116,7 @@ def run_gcn(args: Sequence[str]) -> str:
     with _IN_PROCESS, redirect_stdout(out), redirect_stderr(err):
         try:
             code = main(list(args))
-        except SystemExit as e:  # argparse
+        except SystemExit as e:  # a command that exits the process itself
             code = e.code if isinstance(e.code, int) else 2
     if code != 0:
         detail = err.getvalue().strip().splitlines()[-1:] or ["(no message)"]

@@ -11,41 +11,51 @@ all, readable by its owner only: it holds TLP-marked intelligence).
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import click
 
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import search_pb2 as spb
-from node.admin import stix_json, write_csv
-from node.cli.client import CliError, call
+from node.cli.errors import CliError
+from node.cli.options import Client, client_options
 from node.storage.files import PRIVATE, write_file
 
 PAGE_SIZE = 100  # the most a Search page holds
 _KINDS = {"seizure": epb.RECORD_KIND_SEIZURE, "alert": epb.RECORD_KIND_ALERT}
 
 
-def query_of(a: argparse.Namespace) -> spb.SearchQuery:
+def query_of(
+    kind: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    origin: str | None = None,
+    country: str | None = None,
+    operation: str | None = None,
+    hide_retracted: bool = False,
+) -> spb.SearchQuery:
     """The SearchQuery of the filter flags (the node checks each field)."""
     q = spb.SearchQuery(
-        date_from=a.date_from or "",
-        date_to=a.date_to or "",
-        origin=(a.origin or "").strip().upper(),
-        country=(a.country or "").strip().upper(),
-        operation_code=a.operation or "",
-        hide_retracted=a.hide_retracted,
+        date_from=date_from or "",
+        date_to=date_to or "",
+        origin=(origin or "").strip().upper(),
+        country=(country or "").strip().upper(),
+        operation_code=operation or "",
+        hide_retracted=hide_retracted,
     )
-    if a.kind:
-        q.kind = _KINDS[a.kind]
+    if kind:
+        q.kind = _KINDS[kind]
     return q
 
 
 def fetch(stub: Any, query: spb.SearchQuery) -> list[npb.StoredRecord]:
     """Every record of this node's store that matches `query`, page after page."""
+    from node.cli.client import call
+
     records: list[npb.StoredRecord] = []
     token = ""
     while True:
@@ -57,12 +67,12 @@ def fetch(stub: Any, query: spb.SearchQuery) -> list[npb.StoredRecord]:
             return records
 
 
-def _emit(a: argparse.Namespace, text: str, what: str) -> None:
-    if not a.output:
+def _emit(output: str | None, text: str, what: str) -> None:
+    if not output:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    path = Path(a.output)
+    path = Path(output)
     try:
         write_file(path, text.encode(), mode=PRIVATE, make_parents_mode=None)
     except OSError as e:
@@ -80,59 +90,69 @@ def _warn_too_large(records: list[npb.StoredRecord]) -> None:
         )
 
 
-def cmd_export_csv(a: argparse.Namespace, stub: Any) -> int:
-    records = fetch(stub, query_of(a))
+@click.group()
+def export() -> None:
+    pass
+
+
+def _filters(f: Any) -> Any:
+    options = (
+        click.option("--kind", type=click.Choice(sorted(_KINDS)), help="only seizures or only alerts"),
+        click.option(
+            "--from",
+            "date_from",
+            metavar="YYYY-MM-DD",
+            help="from this incident date on (alerts: the day recorded)",
+        ),
+        click.option(
+            "--to",
+            "date_to",
+            metavar="YYYY-MM-DD",
+            help="up to this incident date (alerts: the day recorded)",
+        ),
+        click.option("--origin", metavar="NODE_ID", help="only records of this node id"),
+        click.option(
+            "--country", metavar="CC", help="a country of the record (ISO 3166-1 alpha-2, any role)"
+        ),
+        click.option(
+            "--operation", metavar="CODE", help="operation code, e.g. DEMETER (also finds DEMETER-IX)"
+        ),
+        click.option("--hide-retracted", is_flag=True, help="leave retracted records out"),
+        click.option("--output", metavar="FILE", help="write to this file (default: stdout)"),
+    )
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@export.command("csv")
+@click.option("--goods", is_flag=True, help="one row per goods item instead of per record")
+@_filters
+@client_options
+def export_csv(client: Client, goods: bool, output: str | None, **filters: Any) -> int:
+    """One row per record (or per goods item with --goods)."""
+    from node.admin import write_csv
+
+    records = fetch(client.stub(), query_of(**filters))
     _warn_too_large(records)
     out = io.StringIO()
-    count = write_csv(records, out, goods=a.goods)
-    _emit(a, out.getvalue(), f"{count} row(s) of {len(records)} record(s)")
+    count = write_csv(records, out, goods=goods)
+    _emit(output, out.getvalue(), f"{count} row(s) of {len(records)} record(s)")
     return 0
 
 
-def cmd_export_stix(a: argparse.Namespace, stub: Any) -> int:
-    records = fetch(stub, query_of(a))
+@export.command("stix")
+@_filters
+@client_options
+def export_stix(client: Client, output: str | None, **filters: Any) -> int:
+    """A STIX 2.1 bundle: incidents, indicators, TLP 2.0 markings."""
+    from node.admin import stix_json
+    from node.cli.client import call
+
+    stub = client.stub()
+    records = fetch(stub, query_of(**filters))
     _warn_too_large(records)
     info = call(stub.GetNodeInfo, npb.GetNodeInfoRequest())
     names = {info.node_id: info.name} if info.node_id and info.name else {}
-    _emit(a, stix_json(records, names), f"a STIX 2.1 bundle of {len(records)} record(s)")
+    _emit(output, stix_json(records, names), f"a STIX 2.1 bundle of {len(records)} record(s)")
     return 0
-
-
-def register(
-    sub: Any,
-    client_args: Callable[..., None],
-    stub_of: Callable[[argparse.Namespace], Any],
-) -> None:
-    """`gcn export csv|stix`, with the client flags of main.py (`client_args`) and
-    its way to a NodeService stub (`stub_of`)."""
-    export = sub.add_parser("export", help="records this node holds as CSV or a STIX 2.1 bundle")
-    actions = export.add_subparsers(dest="action", required=True)
-
-    def handler(command: Callable[[argparse.Namespace, Any], int]) -> Callable[[argparse.Namespace], int]:
-        return lambda a: command(a, stub_of(a))
-
-    csv_p = actions.add_parser("csv", help="one row per record (or per goods item with --goods)")
-    csv_p.add_argument("--goods", action="store_true", help="one row per goods item instead of per record")
-    csv_p.set_defaults(handler=handler(cmd_export_csv))
-    stix_p = actions.add_parser("stix", help="a STIX 2.1 bundle: incidents, indicators, TLP 2.0 markings")
-    stix_p.set_defaults(handler=handler(cmd_export_stix))
-    for p in (csv_p, stix_p):
-        p.add_argument("--kind", choices=sorted(_KINDS), help="only seizures or only alerts")
-        p.add_argument(
-            "--from",
-            dest="date_from",
-            metavar="YYYY-MM-DD",
-            help="from this incident date on (alerts: the day recorded)",
-        )
-        p.add_argument(
-            "--to",
-            dest="date_to",
-            metavar="YYYY-MM-DD",
-            help="up to this incident date (alerts: the day recorded)",
-        )
-        p.add_argument("--origin", help="only records of this node id")
-        p.add_argument("--country", help="a country of the record (ISO 3166-1 alpha-2, any role)")
-        p.add_argument("--operation", help="operation code, e.g. DEMETER (also finds DEMETER-IX)")
-        p.add_argument("--hide-retracted", action="store_true", help="leave retracted records out")
-        p.add_argument("--output", metavar="FILE", help="write to this file (default: stdout)")
-        client_args(p, json_flag=False)

@@ -1,6 +1,6 @@
 """A node's side of the federation: `gcn federation …`, `gcn directory …`, `gcn keys …`.
 
-Local file operations on the node of `--config` (default GCN_CONFIG or
+Local file operations on the node of `--config` (or GCN_CONFIG, default
 ./gcn.toml), except `gcn directory fetch`, which asks a peer over mutual TLS.
 The flow (see `node.joining`): `gcn init --root-keys …` writes the join
 request → the root admits it → `gcn federation install` → `gcn directory
@@ -11,14 +11,13 @@ retired key) and after it takes a directory.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import socket
 import sys
 from pathlib import Path
 from typing import Any
 
+import click
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from rich.table import Table
@@ -31,12 +30,13 @@ from gcn.v1 import directory_pb2 as dir_pb
 from gcn.v1 import sync_pb2
 from node.admin import TrustFiles, last_known_vector, open_node
 from node.app import NodeApp
-from node.bootstrap import CONFIG_FILE
 from node.cli import render
 from node.cli.client import CliError, call
-from node.cli.root_cmds import nodes_table, say
+from node.cli.options import config_option, json_option, load
+from node.cli.render import say
+from node.cli.root_cmds import nodes_table
 from node.clock import system_clock
-from node.config import Config, load_config
+from node.config import Config
 from node.joining import JOIN_REQUEST_FILE, install_certificate, prepare_join, read_root_keys
 from node.storage.files import PUBLIC, write_file
 
@@ -45,10 +45,6 @@ NO_ROOT = (
     "this node has pinned no federation root keys: join first with "
     "`gcn federation join --root-keys root-keys.json` (or create it with `gcn init --root-keys …`)"
 )
-
-
-def _config(a: argparse.Namespace) -> Config:
-    return load_config(Path(a.config or os.environ.get("GCN_CONFIG") or CONFIG_FILE))
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -65,35 +61,49 @@ def _at(ts: Any) -> str:
 # -- gcn federation ------------------------------------------------------------------------
 
 
-def cmd_federation_install(a: argparse.Namespace) -> int:
-    config = _config(a)
-    cert, ca = _read(Path(a.cert), "certificate"), _read(Path(a.ca), "CA certificate")
-    held = TrustFiles(config.trust_dir).held()
+@click.group()
+def federation() -> None:
+    pass
+
+
+@federation.command("install")
+@config_option()
+@click.option("--cert", "cert_file", required=True, help="this node's certificate (from `gcn root admit`)")
+@click.option("--ca", "ca_file", required=True, help="the federation CA certificate (ca.pem)")
+def federation_install(config: str | None, cert_file: str, ca_file: str) -> int:
+    """Install the certificate the root issued."""
+    node = load(config)
+    cert, ca = _read(Path(cert_file), "certificate"), _read(Path(ca_file), "CA certificate")
+    held = TrustFiles(node.trust_dir).held()
     if held is not None and parse_directory(held).ca_certificate.strip() != ca.strip():
-        raise CliError(f"{a.ca} is not the federation CA named in the directory this node holds")
-    install_certificate(config, cert, ca, system_clock())
+        raise CliError(f"{ca_file} is not the federation CA named in the directory this node holds")
+    install_certificate(node, cert, ca, system_clock())
     say(
-        f"certificate of {config.node.id} installed in {config.tls_dir} "
+        f"certificate of {node.node.id} installed in {node.tls_dir} "
         f"(valid until {certificate_not_after(cert):%Y-%m-%d})"
     )
     say(
-        f"the federation listener ({config.federation.listen or 'not configured'}) starts with `gcn serve`; "
+        f"the federation listener ({node.federation.listen or 'not configured'}) starts with `gcn serve`; "
         "next: take the directory (gcn directory import FILE, or gcn directory fetch --from NODE_ID)"
     )
     return 0
 
 
-def cmd_federation_join(a: argparse.Namespace) -> int:
-    config = _config(a)
-    if TrustFiles(config.trust_dir).pinned():
+@federation.command("join")
+@config_option()
+@click.option("--root-keys", required=True, help="the root-keys.json the federation root handed out")
+def federation_join(config: str | None, root_keys: str) -> int:
+    """Pin the root keys and write a join request."""
+    node = load(config)
+    if TrustFiles(node.trust_dir).pinned():
         raise CliError(
             "this node already pinned the federation root keys; to renew its certificate run "
             "`gcn federation renew`"
         )
-    if not config.federation.listen:
+    if not node.federation.listen:
         raise CliError("set [federation] listen (and upstreams) in the node's config before joining")
-    prepare_join(config, read_root_keys(Path(a.root_keys)), system_clock())
-    _join_request_written(config)
+    prepare_join(node, read_root_keys(Path(root_keys)), system_clock())
+    _join_request_written(node)
     return 0
 
 
@@ -102,26 +112,30 @@ def _join_request_written(config: Config) -> None:
     say(f"join request written to {path}: send it to the federation root (gcn root admit {path.name})")
 
 
-def cmd_federation_renew(a: argparse.Namespace) -> int:
-    config = _config(a)
-    cert_path = config.tls_dir / "cert.pem"
+@federation.command("renew")
+@config_option()
+@click.option("--force", is_flag=True, help="renew even if not within 30 days of expiry")
+def federation_renew(config: str | None, force: bool) -> int:
+    """Write a join request to renew the TLS certificate."""
+    node = load(config)
+    cert_path = node.tls_dir / "cert.pem"
     if not cert_path.exists():
-        raise CliError(f"no certificate in {config.tls_dir}: run `gcn federation install` first")
+        raise CliError(f"no certificate in {node.tls_dir}: run `gcn federation install` first")
     cert = _read(cert_path, "certificate")
     now = system_clock()
     until = certificate_not_after(cert)
-    if not (a.force or needs_renewal(cert, now)):
+    if not (force or needs_renewal(cert, now)):
         say(
             f"the certificate is valid until {until:%Y-%m-%d}; renewal is due from 30 days before "
             "(use --force to renew now)"
         )
         return 0
-    pinned = TrustFiles(config.trust_dir).pinned()
+    pinned = TrustFiles(node.trust_dir).pinned()
     if not pinned:
         raise CliError(NO_ROOT)
-    prepare_join(config, pinned, now)
+    prepare_join(node, pinned, now)
     say(f"the certificate expires {until:%Y-%m-%d}; a new join request re-admits the node with its keys")
-    _join_request_written(config)
+    _join_request_written(node)
     say("then install the new certificate: gcn federation install --cert CERT.pem --ca ca.pem")
     return 0
 
@@ -204,10 +218,18 @@ def _signed_from_bytes(data: bytes, source: str) -> dir_pb.SignedDirectory:
         raise CliError(f"{source} is not a signed directory: {e}") from e
 
 
-def cmd_directory_import(a: argparse.Namespace) -> int:
-    config = _config(a)
-    path = Path(a.file)
-    return _accept(config, _signed_from_bytes(_read(path, "directory file"), str(path)))
+@click.group()
+def directory() -> None:
+    pass
+
+
+@directory.command("import")
+@config_option()
+@click.argument("file")
+def directory_import(config: str | None, file: str) -> int:
+    """Verify and take a directory file (FILE: a signed directory, from `gcn root publish`)."""
+    path = Path(file)
+    return _accept(load(config), _signed_from_bytes(_read(path, "directory file"), str(path)))
 
 
 def _held_directory(config: Config) -> dir_pb.Directory:
@@ -244,11 +266,15 @@ def _audiences_table(config: Config, d: dir_pb.Directory) -> Table:
     return table
 
 
-def cmd_directory_show(a: argparse.Namespace) -> int:
-    config = _config(a)
-    d = _held_directory(config)
-    if a.json:
-        json.dump(_directory_json(config, d), sys.stdout, indent=2, sort_keys=True)
+@directory.command("show")
+@config_option()
+@json_option()
+def directory_show(config: str | None, as_json: bool) -> int:
+    """Show the directory this node holds."""
+    node = load(config)
+    d = _held_directory(node)
+    if as_json:
+        json.dump(_directory_json(node, d), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return 0
     say(
@@ -256,7 +282,7 @@ def cmd_directory_show(a: argparse.Namespace) -> int:
         f"expires {_at(d.expires_at)}; root keys {', '.join(k.key_id for k in d.root_keys)}"
     )
     render.console.print(nodes_table(list(d.nodes), f"{len(d.nodes)} nodes"))
-    render.console.print(_audiences_table(config, d))
+    render.console.print(_audiences_table(node, d))
     return 0
 
 
@@ -277,12 +303,19 @@ def _tls(config: Config) -> TlsMaterial:
         ) from e
 
 
-def cmd_directory_fetch(a: argparse.Namespace) -> int:
-    config = _config(a)
-    peer = a.from_node.upper()
-    endpoint = a.endpoint or _peer_endpoint(config, peer)
-    tls = _tls(config)
-    held = TrustFiles(config.trust_dir).held()
+@directory.command("fetch")
+@config_option()
+@click.option("--from", "from_node", required=True, metavar="NODE_ID", help="the peer's node id")
+@click.option(
+    "--endpoint", metavar="HOST:PORT", help="the peer's address (default: its endpoint in the held directory)"
+)
+def directory_fetch(config: str | None, from_node: str, endpoint: str | None) -> int:
+    """Fetch a newer directory from a peer (mutual TLS)."""
+    node = load(config)
+    peer = from_node.upper()
+    endpoint = endpoint or _peer_endpoint(node, peer)
+    tls = _tls(node)
+    held = TrustFiles(node.trust_dir).held()
     have = parse_directory(held).version if held is not None else 0
     with peer_channel(tls, peer, endpoint) as channel:
         signed = call(sync_stub(channel).GetDirectory, sync_pb2.GetDirectoryRequest(have_version=have))
@@ -290,7 +323,7 @@ def cmd_directory_fetch(a: argparse.Namespace) -> int:
         say(f"this node already holds directory version {have}; {peer} has nothing newer")
         return 0
     say(f"fetched the directory from {peer} at {endpoint}")
-    return _accept(config, signed)
+    return _accept(node, signed)
 
 
 # -- gcn keys --------------------------------------------------------------------------------
@@ -316,77 +349,38 @@ def undelivered(app: NodeApp) -> list[str]:
     return out
 
 
-def cmd_keys_rotate(a: argparse.Namespace) -> int:
-    config = _config(a)
-    with open_node(config) as app:
+@click.group()
+def keys() -> None:
+    pass
+
+
+@keys.command("rotate")
+@config_option()
+@click.option(
+    "--force",
+    is_flag=True,
+    help="rotate although own envelopes are not yet held by any peer (they will be refused)",
+)
+def keys_rotate(config: str | None, force: bool) -> int:
+    """Make a new signing key (the root must publish it)."""
+    node = load(config)
+    with open_node(node) as app:
         waiting = undelivered(app)
-        if waiting and not a.force:
+        if waiting and not force:
             raise CliError(
                 "refusing to rotate: envelopes signed by the current key are not yet held by any peer "
                 f"({'; '.join(waiting)}). After a rotation they would be refused everywhere (custody: "
                 "docs/trust.md). Let them replicate first (gcn sync status), or pass --force"
             )
-        keys = app.rotate_signing_key()
+        made = app.rotate_signing_key()
         listed = app.signing_keys_for_directory()
-    path = config.base_dir / SIGNING_KEYS_FILE
+    path = node.base_dir / SIGNING_KEYS_FILE
     data = [json_format.MessageToDict(k) for k in listed]
     write_file(path, (json.dumps(data, indent=2) + "\n").encode(), mode=PUBLIC)
-    say(f"new signing key {keys.signing.key_id}; {len(keys.retired)} retired key(s) kept; list in {path}")
+    say(f"new signing key {made.signing.key_id}; {len(made.retired)} retired key(s) kept; list in {path}")
     say(
         f"send {SIGNING_KEYS_FILE} to the federation root (gcn root update-keys) — until the new "
         "directory is published, peers refuse envelopes signed with the new key"
     )
     say("a running `gcn serve` of this node must be restarted to sign with the new key")
     return 0
-
-
-# -- the parser ------------------------------------------------------------------------------
-
-
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help=f"node config file (default: GCN_CONFIG or ./{CONFIG_FILE})")
-
-
-def _add(actions: Any, name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
-    _config_arg(p)
-    p.set_defaults(handler=handler)
-    return p
-
-
-def _federation_commands(sub: Any) -> None:
-    fed = sub.add_parser("federation", help="this node's membership: certificate, join, renewal")
-    actions = fed.add_subparsers(dest="action", required=True)
-    p = _add(actions, "install", "install the certificate the root issued", cmd_federation_install)
-    p.add_argument("--cert", required=True, help="this node's certificate (from `gcn root admit`)")
-    p.add_argument("--ca", required=True, help="the federation CA certificate (ca.pem)")
-    p = _add(actions, "join", "pin the root keys and write a join request", cmd_federation_join)
-    p.add_argument("--root-keys", required=True, help="the root-keys.json the federation root handed out")
-    p = _add(actions, "renew", "write a join request to renew the TLS certificate", cmd_federation_renew)
-    p.add_argument("--force", action="store_true", help="renew even if not within 30 days of expiry")
-
-
-def _directory_commands(sub: Any) -> None:
-    directory = sub.add_parser("directory", help="the signed federation directory this node holds")
-    actions = directory.add_subparsers(dest="action", required=True)
-    p = _add(actions, "import", "verify and take a directory file", cmd_directory_import)
-    p.add_argument("file", help="a signed directory (from `gcn root publish`)")
-    p = _add(actions, "show", "show the directory this node holds", cmd_directory_show)
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
-    p = _add(actions, "fetch", "fetch a newer directory from a peer (mutual TLS)", cmd_directory_fetch)
-    p.add_argument("--from", dest="from_node", required=True, metavar="NODE_ID", help="the peer's node id")
-    p.add_argument("--endpoint", help="HOST:PORT (default: its endpoint in the held directory)")
-
-
-def register(sub: Any) -> None:
-    """Add `gcn federation …`, `gcn directory …` and `gcn keys …` to the top-level sub-parsers."""
-    _federation_commands(sub)
-    _directory_commands(sub)
-    keys = sub.add_parser("keys", help="this node's signing keys")
-    actions = keys.add_subparsers(dest="action", required=True)
-    p = _add(actions, "rotate", "make a new signing key (the root must publish it)", cmd_keys_rotate)
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="rotate although own envelopes are not yet held by any peer (they will be refused)",
-    )

@@ -7,16 +7,16 @@ Flags take short enum names ("wildlife", "nii-scan", "amber").
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from gcn.v1 import records_pb2 as rec
-from node.cli.client import CliError
+from node.cli.errors import CliError
 
 M = TypeVar("M", bound=Message)
 
@@ -125,7 +125,7 @@ def _party(text: str, kind: int, flag: str) -> rec.Party:
     return rec.Party(kind=kind, role=role, name=parts[0], country=parts[2] if len(parts) > 2 else "")  # type: ignore[arg-type]
 
 
-def seizure_from_flags(a: argparse.Namespace) -> rec.Seizure:
+def seizure_from_flags(a: SimpleNamespace) -> rec.Seizure:
     s = rec.Seizure(
         incident_date=a.date or "",
         notes=a.notes or "",
@@ -179,7 +179,7 @@ _SUBJECT_FLAGS = (
 )
 
 
-def alert_from_flags(a: argparse.Namespace) -> rec.Alert:
+def alert_from_flags(a: SimpleNamespace) -> rec.Alert:
     alert = rec.Alert(
         title=a.title or "",
         valid_until=a.valid_until or "",

@@ -3,27 +3,29 @@ regional or global picture; any node's own picture)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+import click
 
-from gcn.v1 import envelope_pb2 as epb
-from gcn.v1 import node_pb2 as npb
-from gcn.v1 import records_pb2 as rec
-from node.admin import open_node
-from node.app import NodeApp
-from node.cli import render
-from node.cli.federation_cmds import _add, _config
-from rinex.aggregate import Cell, aggregate
+from node.cli.options import config_option, json_option, load
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from gcn.v1 import records_pb2 as rec
+    from node.app import NodeApp
+    from rinex.aggregate import Cell
 
 
 def _seizures(app: NodeApp) -> Iterator[rec.Seizure]:
     """Every active seizure readable here, once (its best view), corrections as their new version."""
+    from gcn.v1 import envelope_pb2 as epb
+    from gcn.v1 import node_pb2 as npb
+
     seen: set[str] = set()
     token = ""
     while True:
@@ -42,6 +44,8 @@ def _seizures(app: NodeApp) -> Iterator[rec.Seizure]:
 
 
 def _table(title: str, cells: dict[str, Cell]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for col in ("", "seizures", "items", "kg", "other", "CO2e t"):
         table.add_column(col, justify="right" if col else "left")
@@ -54,23 +58,26 @@ def _table(title: str, cells: dict[str, Cell]) -> Table:
     return table
 
 
-def cmd_stats(a: argparse.Namespace) -> int:
-    with open_node(_config(a)) as app:
-        stats = aggregate(_seizures(app))
-    if a.json:
-        out: dict[str, Any] = {"seizures": stats.seizures}
+@click.command()
+@config_option()
+@json_option('print {"seizures", "by_commodity", "by_country", "by_month"} as JSON')
+def stats(config: str | None, as_json: bool) -> int:
+    """CEN-style statistics of the seizures this node can read."""
+    from node.admin import open_node
+    from node.cli import render
+    from rinex.aggregate import aggregate
+
+    with open_node(load(config)) as app:
+        figures = aggregate(_seizures(app))
+    if as_json:
+        out: dict[str, Any] = {"seizures": figures.seizures}
         for name in ("by_commodity", "by_country", "by_month"):
-            out[name] = {k: asdict(v) for k, v in getattr(stats, name).items()}
+            out[name] = {k: asdict(v) for k, v in getattr(figures, name).items()}
         json.dump(out, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return 0
-    render.console.print(f"{stats.seizures} seizures readable on {app.config.node.id}")
-    render.console.print(_table("by commodity", stats.by_commodity))
-    render.console.print(_table("by country of the incident", stats.by_country))
-    render.console.print(_table("by month", stats.by_month))
+    render.console.print(f"{figures.seizures} seizures readable on {app.config.node.id}")
+    render.console.print(_table("by commodity", figures.by_commodity))
+    render.console.print(_table("by country of the incident", figures.by_country))
+    render.console.print(_table("by month", figures.by_month))
     return 0
-
-
-def register(sub: Any) -> None:
-    p = _add(sub, "stats", "CEN-style statistics of the seizures this node can read", cmd_stats)
-    p.add_argument("--json", action="store_true")

@@ -20,6 +20,11 @@ from gcn.v1 import records_pb2 as rec
 console = Console(markup=False, emoji=False, highlight=False)
 
 
+def say(text: str) -> None:
+    """One plain line for people: no markup (paths may hold brackets), no wrapping."""
+    console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
 def as_dict(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 

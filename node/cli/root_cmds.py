@@ -10,13 +10,13 @@ peer that holds it).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import click
 from google.protobuf import json_format
 from rich.table import Table
 
@@ -26,6 +26,7 @@ from federation.root import CA_CERT_FILE, RootStore
 from gcn.v1 import directory_pb2 as dir_pb
 from node.cli import render
 from node.cli.client import CliError
+from node.cli.render import say
 from node.clock import system_clock
 from node.joining import read_join_request, write_root_keys
 from node.storage.files import PUBLIC, write_file
@@ -35,13 +36,8 @@ LATEST_DIRECTORY_FILE = "directory-latest.pb"
 LATEST_TIMESTAMP_FILE = "timestamp-latest.pb"
 
 
-def say(text: str) -> None:
-    """One plain line for people: no markup (paths may hold brackets), no wrapping."""
-    render.console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
-
-
-def _store(a: argparse.Namespace) -> RootStore:
-    return RootStore.open(Path(a.dir), write=write_file)
+def _store(root_dir: str) -> RootStore:
+    return RootStore.open(Path(root_dir), write=write_file)
 
 
 def _status(node: dir_pb.DirectoryNode) -> str:
@@ -60,12 +56,25 @@ def read_signing_keys(path: Path) -> list[dir_pb.DirectoryKey]:
         raise CliError(f"{path} is not a signing-key file (a JSON list of keys): {e}") from e
 
 
-# -- handlers --------------------------------------------------------------------------------
+# -- the commands ----------------------------------------------------------------------------
 
 
-def cmd_root_init(a: argparse.Namespace) -> int:
-    path = Path(a.dir)
-    store = RootStore.init(path, a.federation, system_clock(), write=write_file)
+@click.group()
+def root() -> None:
+    pass
+
+
+def _dir_option(f: Any) -> Any:
+    return click.option("--dir", "root_dir", required=True, help="the federation root's directory")(f)
+
+
+@root.command("init")
+@_dir_option
+@click.option("--federation", required=True, help="federation name, e.g. gcn-wco")
+def root_init(root_dir: str, federation: str) -> int:
+    """Create the root: root key, CA, root-keys.json for nodes."""
+    path = Path(root_dir)
+    store = RootStore.init(path, federation, system_clock(), write=write_file)
     keys = store.root_public_keys()
     write_root_keys(path / ROOT_KEYS_FILE, keys)
     say(f"federation {store.federation}: root created in {path} (root key {keys[0].key_id})")
@@ -77,45 +86,56 @@ def cmd_root_init(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_root_admit(a: argparse.Namespace) -> int:
-    request_path = Path(a.request)
-    request = read_join_request(request_path)
-    store = _store(a)
-    readmitted = any(n.id == request.node_id for n in store.nodes())
-    cert = store.admit(request, system_clock())
-    cert_path = Path(a.out) if a.out else request_path.parent / f"{request.node_id}.cert.pem"
+@root.command("admit")
+@_dir_option
+@click.argument("request")
+@click.option("--out", help="certificate file (default: <node id>.cert.pem next to the request)")
+@click.option("--ca-out", help="also write a copy of the federation CA certificate here")
+def root_admit(root_dir: str, request: str, out: str | None, ca_out: str | None) -> int:
+    """Verify a node's join request (REQUEST: its join-request.json) and issue its certificate."""
+    request_path = Path(request)
+    join = read_join_request(request_path)
+    store = _store(root_dir)
+    readmitted = any(n.id == join.node_id for n in store.nodes())
+    cert = store.admit(join, system_clock())
+    cert_path = Path(out) if out else request_path.parent / f"{join.node_id}.cert.pem"
     write_file(cert_path, cert, mode=PUBLIC)
     ca_path = store.path / CA_CERT_FILE
-    if a.ca_out:
-        ca_path = Path(a.ca_out)
+    if ca_out:
+        ca_path = Path(ca_out)
         write_file(ca_path, store.ca_certificate(), mode=PUBLIC)
-    where = f", {request.country}" if request.country else ""
+    where = f", {join.country}" if join.country else ""
     if readmitted:
-        say(f"{request.node_id} is already admitted with these keys: its certificate is re-issued")
+        say(f"{join.node_id} is already admitted with these keys: its certificate is re-issued")
     else:
-        say(f"admitted {request.node_id} ({request.role}{where}) to federation {store.federation}")
+        say(f"admitted {join.node_id} ({join.role}{where}) to federation {store.federation}")
     say(f"certificate: {cert_path} (valid until {certificate_not_after(cert):%Y-%m-%d})")
     say(f"federation CA: {ca_path}")
     say(
-        f"hand both to {request.node_id}: "
+        f"hand both to {join.node_id}: "
         f"gcn federation install --cert {cert_path.name} --ca {ca_path.name}"
         + ("" if readmitted else "; it is listed from the next `gcn root publish`")
     )
     return 0
 
 
-def cmd_root_publish(a: argparse.Namespace) -> int:
-    if a.valid_days < 1:
+@root.command("publish")
+@_dir_option
+@click.option("--valid-days", type=int, default=30, show_default=True, help="days until it expires")
+@click.option("--out", help=f"where to write it (default: ROOT/{LATEST_DIRECTORY_FILE})")
+def root_publish(root_dir: str, valid_days: int, out: str | None) -> int:
+    """Sign and write the next directory version."""
+    if valid_days < 1:
         raise CliError("--valid-days must be at least 1")
-    store = _store(a)
-    signed = store.publish(system_clock(), a.valid_days)
-    out = Path(a.out) if a.out else store.path / LATEST_DIRECTORY_FILE
-    write_file(out, signed.SerializeToString(), mode=PUBLIC)
+    store = _store(root_dir)
+    signed = store.publish(system_clock(), valid_days)
+    path = Path(out) if out else store.path / LATEST_DIRECTORY_FILE
+    write_file(path, signed.SerializeToString(), mode=PUBLIC)
     directory = parse_directory(signed)
     say(
         f"published directory version {directory.version} of {directory.federation}: "
         f"{len(directory.nodes)} nodes, {len(directory.audiences)} audiences, "
-        f"valid until {from_timestamp(directory.expires_at):%Y-%m-%d %H:%M} UTC → {out}"
+        f"valid until {from_timestamp(directory.expires_at):%Y-%m-%d %H:%M} UTC → {path}"
     )
     for audience in directory.audiences:
         say(f"  {audience.name}: held by {audience.holder}; members {', '.join(audience.members)}")
@@ -123,42 +143,62 @@ def cmd_root_publish(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_root_timestamp(a: argparse.Namespace) -> int:
-    store = _store(a)
+@root.command("timestamp")
+@_dir_option
+@click.option("--out", help=f"where to write it (default: ROOT/{LATEST_TIMESTAMP_FILE})")
+def root_timestamp(root_dir: str, out: str | None) -> int:
+    """Sign a fresh timestamp: 'the last published version is the newest' (run daily)."""
+    store = _store(root_dir)
     stamp = store.timestamp(system_clock())
-    out = Path(a.out) if a.out else store.path / LATEST_TIMESTAMP_FILE
-    write_file(out, dir_pb.SignedDirectory(timestamp=stamp).SerializeToString(), mode=PUBLIC)
+    path = Path(out) if out else store.path / LATEST_TIMESTAMP_FILE
+    write_file(path, dir_pb.SignedDirectory(timestamp=stamp).SerializeToString(), mode=PUBLIC)
     latest = store.latest()
     assert latest is not None
     version = parse_directory(latest).version
-    say(f"timestamp for directory version {version} of {store.federation} → {out}")
+    say(f"timestamp for directory version {version} of {store.federation} → {path}")
     say("hand it to the global hub (gcn directory import FILE); it flows down the tree by itself")
     return 0
 
 
-def cmd_root_revoke(a: argparse.Namespace) -> int:
-    store = _store(a)
+@root.command("revoke")
+@_dir_option
+@click.argument("node_id")
+@click.option(
+    "--compromised-since",
+    metavar="TIME",
+    help="ISO 8601 time its keys may have been stolen from (default: now); "
+    "what it signed counts only with custody from before then",
+)
+def root_revoke(root_dir: str, node_id: str, compromised_since: str | None) -> int:
+    """Revoke a node from now."""
+    store = _store(root_dir)
     now = system_clock()
     since = None
-    if a.compromised_since:
+    if compromised_since:
         try:
-            since = datetime.fromisoformat(a.compromised_since)
+            since = datetime.fromisoformat(compromised_since)
         except ValueError as e:
-            raise CliError(f"--compromised-since: {a.compromised_since!r} is not an ISO 8601 time") from e
+            raise CliError(f"--compromised-since: {compromised_since!r} is not an ISO 8601 time") from e
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
-    store.revoke(a.node_id, now, since)
+    store.revoke(node_id, now, since)
     cut = since or now
     say(
-        f"{a.node_id} revoked at {now:%Y-%m-%d %H:%M:%S} UTC: what it signed counts only if another node "
+        f"{node_id} revoked at {now:%Y-%m-%d %H:%M:%S} UTC: what it signed counts only if another node "
         f"held it before {cut:%Y-%m-%d %H:%M:%S} UTC; "
         "publish a directory (gcn root publish) to tell the federation"
     )
     return 0
 
 
-def cmd_root_bilateral(a: argparse.Namespace) -> int:
-    first, second = a.a.upper(), a.b.upper()
-    _store(a).add_bilateral(first, second)
+@root.command("bilateral")
+@_dir_option
+@click.argument("a")
+@click.argument("b")
+def root_bilateral(root_dir: str, a: str, b: str) -> int:
+    """Share an audience between two countries: A holds the audience keys,
+    B is the other (ISO 3166-1 alpha-2)."""
+    first, second = a.upper(), b.upper()
+    _store(root_dir).add_bilateral(first, second)
     say(
         f"bilateral audience {first}+{second}, held by {first}'s national node; "
         "it exists from the next `gcn root publish`"
@@ -166,8 +206,11 @@ def cmd_root_bilateral(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_root_rotate(a: argparse.Namespace) -> int:
-    store = _store(a)
+@root.command("rotate")
+@_dir_option
+def root_rotate(root_dir: str) -> int:
+    """Replace the root signing key."""
+    store = _store(root_dir)
     store.rotate_root(system_clock())
     keys = store.root_public_keys()
     write_root_keys(store.path / ROOT_KEYS_FILE, keys)
@@ -190,14 +233,19 @@ def _node_of_keys(store: RootStore, keys: list[dir_pb.DirectoryKey]) -> str:
     return owners[0]
 
 
-def cmd_root_update_keys(a: argparse.Namespace) -> int:
-    keys = read_signing_keys(Path(a.keys))
-    store = _store(a)
-    node_id = a.node or _node_of_keys(store, keys)
-    store.update_keys(node_id, keys, system_clock())
-    current = [k.key_id for k in keys if not k.HasField("not_after")]
+@root.command("update-keys")
+@_dir_option
+@click.argument("keys")
+@click.option("--node", metavar="NODE_ID", help="the node id (default: the node these keys belong to)")
+def root_update_keys(root_dir: str, keys: str, node: str | None) -> int:
+    """Take a node's signing keys after it rotated (KEYS: its signing-keys.json, from `gcn keys rotate`)."""
+    listed = read_signing_keys(Path(keys))
+    store = _store(root_dir)
+    node_id = node or _node_of_keys(store, listed)
+    store.update_keys(node_id, listed, system_clock())
+    current = [k.key_id for k in listed if not k.HasField("not_after")]
     say(
-        f"{node_id} now lists {len(keys)} signing keys (current {', '.join(current)}); "
+        f"{node_id} now lists {len(listed)} signing keys (current {', '.join(current)}); "
         "peers accept its new signatures from the next `gcn root publish`"
     )
     return 0
@@ -224,73 +272,16 @@ def nodes_table(nodes: list[dir_pb.DirectoryNode], title: str) -> Table:
     return table
 
 
-def cmd_root_nodes(a: argparse.Namespace) -> int:
-    store = _store(a)
+@root.command("nodes")
+@_dir_option
+@click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")
+def root_nodes(root_dir: str, as_json: bool) -> int:
+    """List the admitted nodes."""
+    store = _store(root_dir)
     nodes = store.nodes()
-    if a.json:
+    if as_json:
         json.dump([render.as_dict(n) for n in nodes], sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return 0
     render.console.print(nodes_table(nodes, f"federation {store.federation}: {len(nodes)} nodes"))
     return 0
-
-
-# -- the parser ------------------------------------------------------------------------------
-
-
-def _dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", required=True, help="the federation root's directory")
-
-
-def _add(actions: Any, name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
-    _dir_arg(p)
-    p.set_defaults(handler=handler)
-    return p
-
-
-def register(sub: Any) -> None:
-    """Add `gcn root …` to the top-level sub-parsers."""
-    root = sub.add_parser("root", help="the federation root: admit nodes, publish the signed directory")
-    actions = root.add_subparsers(dest="action", required=True)
-
-    p = _add(actions, "init", "create the root: root key, CA, root-keys.json for nodes", cmd_root_init)
-    p.add_argument("--federation", required=True, help="federation name, e.g. gcn-wco")
-
-    p = _add(actions, "admit", "verify a node's join request and issue its certificate", cmd_root_admit)
-    p.add_argument("request", help="the node's join-request.json")
-    p.add_argument("--out", help="certificate file (default: <node id>.cert.pem next to the request)")
-    p.add_argument("--ca-out", help="also write a copy of the federation CA certificate here")
-
-    p = _add(actions, "publish", "sign and write the next directory version", cmd_root_publish)
-    p.add_argument("--valid-days", type=int, default=30, help="days until it expires (default 30)")
-    p.add_argument("--out", help=f"where to write it (default: ROOT/{LATEST_DIRECTORY_FILE})")
-
-    p = _add(
-        actions,
-        "timestamp",
-        "sign a fresh timestamp: 'the last published version is the newest' (run daily)",
-        cmd_root_timestamp,
-    )
-    p.add_argument("--out", help=f"where to write it (default: ROOT/{LATEST_TIMESTAMP_FILE})")
-
-    p = _add(actions, "revoke", "revoke a node from now", cmd_root_revoke)
-    p.add_argument("node_id")
-    p.add_argument(
-        "--compromised-since",
-        help="ISO 8601 time its keys may have been stolen from (default: now); "
-        "what it signed counts only with custody from before then",
-    )
-
-    p = _add(actions, "bilateral", "share an audience between two countries", cmd_root_bilateral)
-    p.add_argument("a", help="country holding the audience keys (ISO 3166-1 alpha-2)")
-    p.add_argument("b", help="the other country")
-
-    _add(actions, "rotate", "replace the root signing key", cmd_root_rotate)
-
-    p = _add(actions, "update-keys", "take a node's signing keys after it rotated", cmd_root_update_keys)
-    p.add_argument("keys", help="the node's signing-keys.json (from `gcn keys rotate`)")
-    p.add_argument("--node", help="the node id (default: the node these keys belong to)")
-
-    p = _add(actions, "nodes", "list the admitted nodes", cmd_root_nodes)
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")

@@ -11,24 +11,24 @@ node's rule (node/domain/search_query.py); a field it refuses is named as
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
+
+import click
 
 from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from gcn.v1 import search_pb2 as spb
-from node.cli import forms, render, search_render
-from node.cli.client import CliError, call
-
-ClientArgs = Callable[[argparse.ArgumentParser], None]
-Stub = Callable[[argparse.Namespace], Any]
+from node.cli import forms
+from node.cli.errors import CliError
+from node.cli.options import Client, client_options, json_option
 
 MAX_PAGE = 100
 MAX_ALERTS = 500
@@ -100,7 +100,44 @@ def _page_size(limit: int) -> int:
     return limit
 
 
-def query_from_flags(a: argparse.Namespace) -> spb.SearchQuery:
+@dataclass(frozen=True)
+class SearchArgs:
+    """What `gcn search` was asked: the query flags, then how to ask."""
+
+    text: list[str] = field(default_factory=list)
+    container: str | None = None
+    vessel: str | None = None
+    flight: str | None = None
+    company: str | None = None
+    person: str | None = None
+    species: str | None = None
+    hs: str | None = None
+    commodity: str | None = None
+    country: str | None = None
+    country_role: str | None = None
+    port: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    operation: str | None = None
+    tlp: str | None = None
+    kind: str | None = None
+    origin: str | None = None
+    hide_retracted: bool = False
+    local: bool = False
+    deadline: float = DEFAULT_DEADLINE
+    limit: int = 20
+    page: str | None = None
+    as_json: bool = False
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> SearchArgs:
+        """From a command's parameters (the client options left out)."""
+        given = {f.name: params[f.name] for f in fields(cls) if f.name in params}
+        given["text"] = list(given.get("text") or [])
+        return cls(**given)
+
+
+def query_from_flags(a: SearchArgs) -> spb.SearchQuery:
     """The SearchQuery the flags ask for; enum names checked here, the rest by the node."""
     q = spb.SearchQuery(
         text=" ".join(a.text or []),
@@ -142,11 +179,13 @@ def with_flag(message: str) -> str:
 
 
 def _search(stub: Any, req: npb.SearchRequest) -> npb.SearchResponse:
+    from node.cli.client import call
+
     # The node answers by its deadline; the call's own timeout leaves it room to do so.
     try:
         reply: npb.SearchResponse = call(stub.Search, req, timeout=req.deadline_ms / 1000 + 10)
     except CliError as e:
-        raise CliError(with_flag(str(e))) from e
+        raise type(e)(with_flag(str(e))) from e
     return reply
 
 
@@ -168,7 +207,7 @@ def shell_lines(words: list[str], width: int) -> list[str]:
     ]
 
 
-def next_page_command(a: argparse.Namespace, token: str) -> list[str]:
+def next_page_command(a: SearchArgs, token: str) -> list[str]:
     """The `gcn search` command line for the next page: the same query flags
     (never the client flags: a token must not land in a shell history)."""
     dashed = any(w.startswith("-") for w in a.text)  # then after `--`, where no flag may follow
@@ -187,7 +226,10 @@ def next_page_command(a: argparse.Namespace, token: str) -> list[str]:
     return [*words, "--", *a.text] if dashed else words
 
 
-def cmd_search(a: argparse.Namespace, stub: Stub) -> int:
+def run_search(client: Client, a: SearchArgs) -> int:
+    """One page of `gcn search`, printed."""
+    from node.cli import render, search_render
+
     req = npb.SearchRequest(
         query=query_from_flags(a),
         page_size=_page_size(a.limit),
@@ -195,8 +237,8 @@ def cmd_search(a: argparse.Namespace, stub: Stub) -> int:
         local_only=a.local,
         deadline_ms=_deadline_ms(a.deadline),
     )
-    resp = _search(stub(a), req)
-    if a.json:
+    resp = _search(client.stub(), req)
+    if a.as_json:
         out = {
             "hits": [render.as_dict(h) for h in resp.hits],
             "sources": [search_render.source_dict(s) for s in resp.sources],
@@ -223,15 +265,37 @@ def cmd_search(a: argparse.Namespace, stub: Stub) -> int:
 
 
 def _priority_then_newest(h: npb.SearchHit) -> tuple[int, int, int]:
+    from node.cli import search_render
+
     body = search_render.body_of(h.record)
     priority = body.priority if isinstance(body, rec.Alert) else 0
     return (-priority, -h.record.created_at.seconds, -h.record.created_at.nanos)
 
 
-def cmd_alerts(a: argparse.Namespace, stub: Stub) -> int:
-    day = a.on or _today()
+def _common(f: Any) -> Any:
+    f = click.option(
+        "--deadline",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        help=f"seconds the whole search may take, hubs included ({MIN_DEADLINE:g} to {MAX_DEADLINE:g}, "
+        f"default {DEFAULT_DEADLINE:g}); a hub that has not answered by then is named 'timeout'",
+    )(f)
+    return click.option("--local", is_flag=True, help="ask this node only, not its hubs")(f)
+
+
+@click.command()
+@click.option("--on", metavar="DATE", help="the day to ask about, YYYY-MM-DD (default: today, UTC)")
+@_common
+@client_options
+@json_option()
+def alerts(client: Client, on: str | None, local: bool, deadline: float, as_json: bool) -> int:
+    """The alerts in force on a day (today, UTC, unless --on), highest priority first."""
+    from node.cli import render, search_render
+
+    day = on or _today()
     query = spb.SearchQuery(kind=epb.RECORD_KIND_ALERT, in_force_on=day, hide_retracted=True)
-    node = stub(a)
+    node = client.stub()
     hits: list[npb.SearchHit] = []
     trouble: dict[str, npb.SourceStatus] = {}
     token, truncated = "", False
@@ -240,8 +304,8 @@ def cmd_alerts(a: argparse.Namespace, stub: Stub) -> int:
             query=query,
             page_size=ALERTS_PAGE,
             page_token=token,
-            local_only=a.local,
-            deadline_ms=_deadline_ms(a.deadline),
+            local_only=local,
+            deadline_ms=_deadline_ms(deadline),
         )
         resp = _search(node, req)
         hits += resp.hits
@@ -255,7 +319,7 @@ def cmd_alerts(a: argparse.Namespace, stub: Stub) -> int:
             truncated = True
             break
     hits = sorted(hits[:MAX_ALERTS], key=_priority_then_newest)
-    if a.json:
+    if as_json:
         out = {
             "on": day,
             "alerts": [render.as_dict(h) for h in hits],
@@ -277,83 +341,49 @@ def cmd_alerts(a: argparse.Namespace, stub: Stub) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--local", action="store_true", help="ask this node only, not its hubs")
-    p.add_argument(
-        "--deadline",
-        metavar="SECONDS",
-        type=float,
-        default=DEFAULT_DEADLINE,
-        help=f"seconds the whole search may take, hubs included ({MIN_DEADLINE:g} to {MAX_DEADLINE:g}, "
-        f"default {DEFAULT_DEADLINE:g}); a hub that has not answered by then is named 'timeout'",
-    )
-
-
-def _search_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "text",
-        nargs="*",
-        metavar="TEXT",
-        help="words in descriptions, concealment, notes, alert titles and indicators "
-        "(each word a prefix, any order, accents ignored)",
-    )
-    p.add_argument(
-        "--container",
-        metavar="NUMBER",
-        help="ISO 6346 container number; spaces ignored, check digit optional",
-    )
-    p.add_argument(
-        "--vessel", metavar="IMO|NAME", help="an IMO number ('IMO 9074729') or words of the vessel's name"
-    )
-    p.add_argument("--flight", metavar="FLIGHT", help="IATA flight designator, e.g. KQ310")
-    p.add_argument("--company", metavar="NAME", help="words of a company's name (accents and order ignored)")
-    p.add_argument("--person", metavar="NAME", help="words of a person's name (accents and order ignored)")
-    p.add_argument("--species", metavar="NAME", help="scientific or common name, e.g. pangolin, Dalbergia")
-    p.add_argument("--hs", metavar="PREFIX", help="HS code prefix, 2 to 10 digits, e.g. 0507 or 4403.99")
-    p.add_argument("--commodity", metavar="NAME", help=forms.choices(rec.Commodity, "COMMODITY_"))
-    p.add_argument("--country", metavar="CC", help="ISO 3166-1 alpha-2 country, in any role unless --as")
-    p.add_argument(
-        "--as",
-        dest="country_role",
-        choices=_ROLES,
-        help="the role of --country: route origin, export, transit or destination, "
-        "the seizing country, or a party's country",
-    )
-    p.add_argument("--port", metavar="LOCODE", help="UN/LOCODE of the port, e.g. KEMBA")
-    p.add_argument(
-        "--from",
-        metavar="DATE",
-        dest="date_from",
-        help="from this date on, YYYY-MM-DD (alerts: creation date)",
-    )
-    p.add_argument("--to", metavar="DATE", dest="date_to", help="up to this date, YYYY-MM-DD")
-    p.add_argument("--operation", metavar="CODE", help="operation code; DEMETER also finds DEMETER-IX")
-    p.add_argument(
-        "--tlp", metavar="TLP", help="only records of this TLP: clear|green|amber|amber-strict|red"
-    )
-    p.add_argument("--kind", choices=tuple(_KINDS), help="only seizures or only alerts")
-    p.add_argument("--origin", metavar="NODE_ID", help="only records made by this node id, e.g. KE")
-    p.add_argument(
-        "--hide-retracted",
-        action="store_true",
-        help="leave retracted records out (shown, marked, by default)",
-    )
-    _common(p)
-    p.add_argument(
-        "--limit", metavar="N", type=int, default=20, help=f"results per page (1 to {MAX_PAGE}, default 20)"
-    )
-    p.add_argument("--page", metavar="TOKEN", help="a page token a previous search printed (same query)")
-
-
-def register(sub: Any, client_args: ClientArgs, stub: Stub) -> None:
-    """`client_args` adds --node/--token/--ca/--config/--json; `stub` opens the node they name."""
-    p = sub.add_parser("search", help="search this node and its hubs for seizures and alerts")
-    _search_args(p)
-    client_args(p)
-    p.set_defaults(handler=lambda a: cmd_search(a, stub))
-
-    p = sub.add_parser("alerts", help="the alerts in force today, highest priority first")
-    p.add_argument("--on", metavar="DATE", help="the day to ask about, YYYY-MM-DD (default: today, UTC)")
-    _common(p)
-    client_args(p)
-    p.set_defaults(handler=lambda a: cmd_alerts(a, stub))
+@click.command()
+@click.argument("text", nargs=-1, metavar="[TEXT]...")
+@click.option(
+    "--container", metavar="NUMBER", help="ISO 6346 container number; spaces ignored, check digit optional"
+)
+@click.option(
+    "--vessel", metavar="IMO|NAME", help="an IMO number ('IMO 9074729') or words of the vessel's name"
+)
+@click.option("--flight", metavar="FLIGHT", help="IATA flight designator, e.g. KQ310")
+@click.option("--company", metavar="NAME", help="words of a company's name (accents and order ignored)")
+@click.option("--person", metavar="NAME", help="words of a person's name (accents and order ignored)")
+@click.option("--species", metavar="NAME", help="scientific or common name, e.g. pangolin, Dalbergia")
+@click.option("--hs", metavar="PREFIX", help="HS code prefix, 2 to 10 digits, e.g. 0507 or 4403.99")
+@click.option("--commodity", metavar="NAME", help=forms.choices(rec.Commodity, "COMMODITY_"))
+@click.option("--country", metavar="CC", help="ISO 3166-1 alpha-2 country, in any role unless --as")
+@click.option(
+    "--as",
+    "country_role",
+    type=click.Choice(_ROLES),
+    help="the role of --country: route origin, export, transit or destination, "
+    "the seizing country, or a party's country",
+)
+@click.option("--port", metavar="LOCODE", help="UN/LOCODE of the port, e.g. KEMBA")
+@click.option(
+    "--from", "date_from", metavar="DATE", help="from this date on, YYYY-MM-DD (alerts: creation date)"
+)
+@click.option("--to", "date_to", metavar="DATE", help="up to this date, YYYY-MM-DD")
+@click.option("--operation", metavar="CODE", help="operation code; DEMETER also finds DEMETER-IX")
+@click.option("--tlp", metavar="TLP", help="only records of this TLP: clear|green|amber|amber-strict|red")
+@click.option("--kind", type=click.Choice(tuple(_KINDS)), help="only seizures or only alerts")
+@click.option("--origin", metavar="NODE_ID", help="only records made by this node id, e.g. KE")
+@click.option(
+    "--hide-retracted", is_flag=True, help="leave retracted records out (shown, marked, by default)"
+)
+@_common
+@click.option(
+    "--limit", metavar="N", type=int, default=20, help=f"results per page (1 to {MAX_PAGE}, default 20)"
+)
+@click.option("--page", metavar="TOKEN", help="a page token a previous search printed (same query)")
+@client_options
+@json_option()
+def search(client: Client, **params: Any) -> int:
+    """Search this node and its hubs for seizures and alerts. TEXT: words in
+    descriptions, concealment, notes, alert titles and indicators (each word a
+    prefix, any order, accents ignored)."""
+    return run_search(client, SearchArgs.of(params))

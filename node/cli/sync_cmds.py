@@ -3,13 +3,13 @@ from the node's own files (they work while the node is stopped, or offline)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
 from rich.table import Table
 
 from federation import vectors
@@ -26,7 +26,7 @@ from node.admin import (
 )
 from node.app import NodeApp
 from node.cli import render
-from node.cli.federation_cmds import _add, _config
+from node.cli.options import config_option, json_option, load
 
 
 def _when(at: datetime | None) -> str:
@@ -133,14 +133,23 @@ def status_rows(app: NodeApp) -> list[dict[str, Any]]:
     return rows
 
 
-def cmd_sync_status(a: argparse.Namespace) -> int:
-    with open_node(_config(a)) as app:
+@click.group()
+def sync() -> None:
+    pass
+
+
+@sync.command("status")
+@config_option()
+@json_option('print {"trust", "peers", "streams_waiting", "node_alarms"} as JSON, every waiting stream')
+def sync_status(config: str | None, as_json: bool) -> int:
+    """Per peer: last success, next attempt, backoff, behind, bytes."""
+    with open_node(load(config)) as app:
         rows = status_rows(app)
         waiting = waiting_rows(app)
         trust = trust_row(app)
         node_alarms = node_alarm_rows(app)
         for_key = waiting_for_key_rows(app)
-    if a.json:
+    if as_json:
         out = {
             "trust": trust,
             "peers": rows,
@@ -212,12 +221,22 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bundle_export(a: argparse.Namespace) -> int:
-    with open_node(_config(a)) as app:
-        done = export_bundle(app, a.to, Path(a.out))
+@click.group()
+def bundle() -> None:
+    pass
+
+
+@bundle.command("export")
+@config_option()
+@click.option("--to", "peer", required=True, metavar="NODE_ID", help="the node id the bundle is for")
+@click.option("--out", required=True, metavar="FILE", help="the bundle file to write")
+def bundle_export(config: str | None, peer: str, out: str) -> int:
+    """Write what a peer lacks (from its last known vector) to a signed file."""
+    with open_node(load(config)) as app:
+        done = export_bundle(app, peer, Path(out))
     files = ", ".join(str(p) for p in done.paths)
     render.console.print(
-        f"wrote {done.envelopes} envelopes ({done.bytes:,} B) for {a.to.strip().upper()} to {files} "
+        f"wrote {done.envelopes} envelopes ({done.bytes:,} B) for {peer.strip().upper()} to {files} "
         f"(signed by {app.config.node.id})"
     )
     if len(done.paths) > 1:
@@ -225,13 +244,17 @@ def cmd_bundle_export(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bundle_import(a: argparse.Namespace) -> int:
-    """Exit 0 when every envelope is now held; 1 when some were refused (each named on stderr)."""
-    with open_node(_config(a)) as app:
-        done = import_bundle(app, Path(a.file))
+@bundle.command("import")
+@config_option()
+@click.argument("file")
+def bundle_import(config: str | None, file: str) -> int:
+    """Verify and apply a bundle (run again to resume an interrupted import).
+    Exit 0 when every envelope is now held; 1 when some were refused (each named on stderr)."""
+    with open_node(load(config)) as app:
+        done = import_bundle(app, Path(file))
     r = done.result
     render.console.print(
-        f"imported {a.file}: {done.total} envelopes: {r.stored} new, {r.duplicates} already held, "
+        f"imported {file}: {done.total} envelopes: {r.stored} new, {r.duplicates} already held, "
         f"{len(r.refused)} refused; {r.indexed} readable"
     )
     for refused in r.refused:
@@ -241,27 +264,3 @@ def cmd_bundle_import(a: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if r.refused else 0
-
-
-def register(sub: Any) -> None:
-    sync = sub.add_parser("sync", help="replication with peers").add_subparsers(dest="action", required=True)
-    p = _add(sync, "status", "per peer: last success, next attempt, backoff, behind, bytes", cmd_sync_status)
-    p.add_argument("--json", action="store_true")
-    bundle = sub.add_parser("bundle", help="hand-carried envelopes for a node with no link").add_subparsers(
-        dest="action", required=True
-    )
-    p = _add(
-        bundle,
-        "export",
-        "write what a peer lacks (from its last known vector) to a signed file",
-        cmd_bundle_export,
-    )
-    p.add_argument("--to", required=True, help="the node id the bundle is for")
-    p.add_argument("--out", required=True, help="the bundle file to write")
-    p = _add(
-        bundle,
-        "import",
-        "verify and apply a bundle (run again to resume an interrupted import)",
-        cmd_bundle_import,
-    )
-    p.add_argument("file")

@@ -3,27 +3,30 @@ Local: opens the node's database through the operator facade (`node.admin`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from rich.table import Table
+import click
 
-from node.admin import Role, UserStore, open_users
-from node.bootstrap import CONFIG_FILE
-from node.cli import render
-from node.cli.federation_cmds import _config
-from node.clock import system_clock
+from node.cli.options import config_option, json_option, load
+
+if TYPE_CHECKING:
+    from node.admin import UserStore
+
+# `node.admin.Role`'s values (a test checks they agree): the choices of --role without importing node.admin.
+ROLES = ("analyst", "officer", "admin")
 
 
 @contextmanager
-def _users(a: argparse.Namespace) -> Iterator[UserStore]:
+def _users(config: str | None) -> Iterator[UserStore]:
     """The users of the node of `--config`, straight from its database."""
-    with open_users(_config(a)) as users:
+    from node.admin import open_users
+
+    with open_users(load(config)) as users:
         yield users
 
 
@@ -39,32 +42,65 @@ def _issued(name: str, role: str, token: str, event: str) -> int:
     return 0
 
 
-def cmd_users_add(a: argparse.Namespace) -> int:
-    role = Role.parse(a.role)
-    with _users(a) as users:
-        token = users.add(a.name, role, system_clock())
-    return _issued(a.name, role.value, token, "added")
+@click.group()
+def users() -> None:
+    pass
 
 
-def cmd_users_rotate(a: argparse.Namespace) -> int:
-    with _users(a) as users:
-        token = users.rotate(a.name, system_clock())
-        role = users.get(a.name).role
-    return _issued(a.name, role.value, token, "has a new token (the old one no longer works)")
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="what the user may do on the node")
+@config_option()
+def users_add(name: str, role: str, config: str | None) -> int:
+    """Add a user and print its token, once. NAME: 2-64 of a-z 0-9 . _ -"""
+    from node.admin import Role
+    from node.clock import system_clock
+
+    parsed = Role.parse(role)
+    with _users(config) as store:
+        token = store.add(name, parsed, system_clock())
+    return _issued(name, parsed.value, token, "added")
 
 
-def cmd_users_remove(a: argparse.Namespace) -> int:
-    with _users(a) as users:
-        users.remove(a.name)
-    render.console.print(f"user {a.name} removed; its token no longer works")
+@users.command("rotate")
+@click.argument("name")
+@config_option()
+def users_rotate(name: str, config: str | None) -> int:
+    """Give a user a new token; the old one stops working."""
+    from node.clock import system_clock
+
+    with _users(config) as store:
+        token = store.rotate(name, system_clock())
+        role = store.get(name).role
+    return _issued(name, role.value, token, "has a new token (the old one no longer works)")
+
+
+@users.command("remove")
+@click.argument("name")
+@config_option()
+def users_remove(name: str, config: str | None) -> int:
+    """Remove a user; its token stops working."""
+    from node.cli import render
+
+    with _users(config) as store:
+        store.remove(name)
+    render.console.print(f"user {name} removed; its token no longer works")
     return 0
 
 
-def cmd_users_list(a: argparse.Namespace) -> int:
-    with _users(a) as users:
-        listed = users.list()
+@users.command("list")
+@config_option()
+@json_option()
+def users_list(config: str | None, as_json: bool) -> int:
+    """List users (never their tokens)."""
+    from rich.table import Table
 
-    if a.json:
+    from node.cli import render
+
+    with _users(config) as store:
+        listed = store.list()
+
+    if as_json:
 
         def at(t: datetime | None) -> str | None:
             return t.isoformat(timespec="seconds") if t is not None else None
@@ -95,27 +131,3 @@ def cmd_users_list(a: argparse.Namespace) -> int:
         )
     render.console.print(table)
     return 0
-
-
-def add_commands(sub: Any) -> None:
-    users = sub.add_parser(
-        "users", help="the node's users and their tokens (local: opens the node's database)"
-    ).add_subparsers(dest="action", required=True)
-    config_help = f"node config file (default: GCN_CONFIG or ./{CONFIG_FILE})"
-    p = users.add_parser("add", help="add a user and print its token, once")
-    p.add_argument("name", help="user name: 2-64 of a-z 0-9 . _ -")
-    p.add_argument("--role", required=True, choices=[r.value for r in Role])
-    p.add_argument("--config", help=config_help)
-    p.set_defaults(handler=cmd_users_add)
-    p = users.add_parser("list", help="list users (never their tokens)")
-    p.add_argument("--config", help=config_help)
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
-    p.set_defaults(handler=cmd_users_list)
-    p = users.add_parser("remove", help="remove a user; its token stops working")
-    p.add_argument("name")
-    p.add_argument("--config", help=config_help)
-    p.set_defaults(handler=cmd_users_remove)
-    p = users.add_parser("rotate", help="give a user a new token; the old one stops working")
-    p.add_argument("name")
-    p.add_argument("--config", help=config_help)
-    p.set_defaults(handler=cmd_users_rotate)

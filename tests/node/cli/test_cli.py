@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import click
 import pytest
 from google.protobuf import json_format
 
@@ -18,7 +18,8 @@ from node.api.tls import server_credentials
 from node.app import NodeApp
 from node.bootstrap import CONFIG_FILE
 from node.cli import render
-from node.cli.main import _host_port, main
+from node.cli.main import main
+from node.cli.node_cmds import host_port
 from node.domain import samples
 from node.storage.alarms import record_alarm
 from node.testing.clock import ManualClock
@@ -327,9 +328,9 @@ def test_seizure_import_from_json_lines_in_batches(
     "value", ["127.0.0.1:\uff17\uff14\uff10\uff11", "127.0.0.1:7401\n", "127.0.0.1:+7401", ":7401"]
 )
 def test_a_host_port_takes_ascii_digits_only(value: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError):
-        _host_port(value)
-    assert _host_port("127.0.0.1:7401") == "127.0.0.1:7401"
+    with pytest.raises(click.BadParameter):
+        host_port(value)
+    assert host_port("127.0.0.1:7401") == "127.0.0.1:7401"
 
 
 def test_text_other_nodes_wrote_is_printed_as_it_is_never_as_terminal_markup(

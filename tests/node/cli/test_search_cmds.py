@@ -24,7 +24,7 @@ from node.api.server import build_server
 from node.api.tls import server_credentials
 from node.app import NodeApp
 from node.cli import search_cmds
-from node.cli.main import build_parser, main
+from node.cli.main import main
 from node.cli.search_render import source_line
 from node.domain import samples
 from node.testing.clock import ManualClock
@@ -285,8 +285,15 @@ def test_source_lines(status: npb.SourceStatus, line: str) -> None:
     assert source_line(status) == line
 
 
+def parse_search(argv: list[str]) -> search_cmds.SearchArgs:
+    """What `gcn search ARGV` asks, as click parses it."""
+    assert argv[0] == "search"
+    with search_cmds.search.make_context("search", argv[1:]) as ctx:
+        return search_cmds.SearchArgs.of(ctx.params)
+
+
 def test_the_next_page_command_keeps_the_query(capsys: pytest.CaptureFixture[str]) -> None:
-    a = build_parser().parse_args(
+    a = parse_search(
         [
             "search",
             "ivory",
@@ -305,11 +312,9 @@ def test_the_next_page_command_keeps_the_query(capsys: pytest.CaptureFixture[str
         "gcn", "search", "ivory", "tusks", "--company", "Société Générale", "--country", "TR",
         "--as", "party", "--local", "--limit", "20", "--page", "TOKEN",
     ]  # fmt: skip
-    again = build_parser().parse_args(
-        shlex.split(" ".join(search_cmds.shell_lines(words, 40)).replace("\\", ""))[1:]
-    )
+    again = parse_search(shlex.split(" ".join(search_cmds.shell_lines(words, 40)).replace("\\", ""))[1:])
     assert (again.text, again.company, again.page) == (["ivory", "tusks"], "Société Générale", "TOKEN")
     assert all(len(line) <= 40 for line in search_cmds.shell_lines(words, 40))
-    dashed = build_parser().parse_args(["search", "--local", "--", "-20C", "reefer"])
-    again = build_parser().parse_args(search_cmds.next_page_command(dashed, "T")[1:])
+    dashed = parse_search(["search", "--local", "--", "-20C", "reefer"])
+    again = parse_search(search_cmds.next_page_command(dashed, "T")[1:])
     assert (again.text, again.page, again.local) == (["-20C", "reefer"], "T", True)
