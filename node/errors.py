@@ -45,3 +45,12 @@ class ConfigError(NodeError):
 
 class ResourceExhaustedError(NodeError):
     """The caller has its share of something running here already (RESOURCE_EXHAUSTED)."""
+
+
+class DuplicateRecordError(NodeError):
+    """A new record looks like one this node already holds (ALREADY_EXISTS);
+    `record_id` is the earlier one. Asking again with `allow_duplicate` records it."""
+
+    def __init__(self, message: str, record_id: str) -> None:
+        super().__init__(message)
+        self.record_id = record_id

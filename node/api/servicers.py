@@ -39,7 +39,9 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         self.search = search
 
     def RecordSeizure(self, request: npb.RecordSeizureRequest, context: Any) -> npb.RecordReply:
-        return _reply(self.records.record_seizure(request.seizure))
+        return _reply(
+            self.records.record_seizure(request.seizure, refuse_duplicate=not request.allow_duplicate)
+        )
 
     def RecordSeizures(self, request: npb.RecordSeizuresRequest, context: Any) -> npb.RecordSeizuresReply:
         return npb.RecordSeizuresReply(

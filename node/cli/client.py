@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import grpc
 
 from gcn.v1 import node_pb2_grpc
-from node.cli.errors import CliError, NodeUnreachableError
+from node.cli.errors import AlreadyExistsError, CliError, NodeUnreachableError
 
 __all__ = ["CliError", "ClientTls", "NodeUnreachableError", "call", "connect", "open_channel", "with_token"]
 
@@ -126,5 +126,11 @@ def call(method: Any, request: Any, timeout: float = 15.0) -> Any:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise NodeUnreachableError(f"node did not answer within {timeout:.0f}s") from e
         name = code.name.lower().replace("_", " ")
-        failed = NodeUnreachableError if code == grpc.StatusCode.INTERNAL else CliError
+        failed = (
+            NodeUnreachableError
+            if code == grpc.StatusCode.INTERNAL
+            else AlreadyExistsError
+            if code == grpc.StatusCode.ALREADY_EXISTS
+            else CliError
+        )
         raise failed(f"{name}: {e.details()}") from e

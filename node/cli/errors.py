@@ -11,3 +11,7 @@ class CliError(Exception):
 class NodeUnreachableError(CliError):
     """The node did not serve the call: not reachable, no answer in time, or
     an internal error on its side: not the caller's input, exit 1."""
+
+
+class AlreadyExistsError(CliError):
+    """The node refused a record that repeats one it holds (ALREADY_EXISTS): exit 2."""

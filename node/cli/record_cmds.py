@@ -75,12 +75,19 @@ def _seizure_options(f: Any) -> Any:
 
 @seizure.command("add")
 @_seizure_options
+@click.option(
+    "--allow-duplicate",
+    is_flag=True,
+    help="record it even if this node holds a seizure of the same day and place "
+    "with one of its containers or its vessel",
+)
 @client_options
 @json_option()
-def seizure_add(client: Client, file: str | None, as_json: bool, **flags: Any) -> int:
+def seizure_add(client: Client, file: str | None, as_json: bool, allow_duplicate: bool, **flags: Any) -> int:
     """Record a seizure."""
     from gcn.v1 import node_pb2 as npb
     from node.cli.client import call
+    from node.cli.errors import AlreadyExistsError
 
     s = (
         forms.from_json_file(file, rec.Seizure)
@@ -88,7 +95,11 @@ def seizure_add(client: Client, file: str | None, as_json: bool, **flags: Any) -
         else forms.seizure_from_flags(SimpleNamespace(**flags))
     )
     stub = client.stub()
-    return _record(as_json, call(stub.RecordSeizure, npb.RecordSeizureRequest(seizure=s)))
+    request = npb.RecordSeizureRequest(seizure=s, allow_duplicate=allow_duplicate)
+    try:
+        return _record(as_json, call(stub.RecordSeizure, request))
+    except AlreadyExistsError as e:
+        raise AlreadyExistsError(f"{e} (add --allow-duplicate to record it anyway)") from e
 
 
 @seizure.command("import")

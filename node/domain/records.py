@@ -25,11 +25,12 @@ from gcn.v1 import node_pb2 as npb
 from gcn.v1 import records_pb2 as rec
 from node.clock import Clock
 from node.domain import record_ids, validation
+from node.domain.duplicates import same_seizure
 from node.domain.group_commit import GroupCommitter
 from node.domain.index import Opened, index_records
 from node.domain.validation_pool import check_inline, checked_batches
 from node.domain.waiting_shares import WaitingShares
-from node.errors import ConflictError, NodeError, NotFoundError, ValidationError
+from node.errors import ConflictError, DuplicateRecordError, NodeError, NotFoundError, ValidationError
 from node.logging import get_logger
 from node.storage.audience_keys import AudienceKeys
 from node.storage.db import Database
@@ -102,10 +103,28 @@ class RecordService:
 
     # -- the officer's operations ---------------------------------------------------------
 
-    def record_seizure(self, seizure: rec.Seizure) -> Recorded:
+    def record_seizure(self, seizure: rec.Seizure, *, refuse_duplicate: bool = False) -> Recorded:
+        """One seizure. With `refuse_duplicate` (what the officer API does unless
+        asked otherwise), one that repeats an own active seizure — the same day
+        and place, one of the same containers or the same vessel — is refused
+        naming the earlier record (`node.domain.duplicates`)."""
         now = self.clock()
         checked = validation.check_seizure(seizure, latest_date(now))
+        if refuse_duplicate:
+            self._refuse_duplicate(checked)
         return self._submit(self._new_seizure(checked), now)
+
+    def _refuse_duplicate(self, checked: rec.Seizure) -> None:
+        with self.db.read() as s:
+            found = same_seizure(s, self.log.node_id, checked)
+        if found is not None:
+            record_id, matched = found
+            place = checked.place.port_locode or checked.place.country
+            raise DuplicateRecordError(
+                f"seizure: this node recorded {record_id[:8]} on the same day ({checked.incident_date}) "
+                f"at {place} with {matched}; if it is another seizure, send it again allowing a duplicate",
+                record_id,
+            )
 
     def record_alert(self, alert: rec.Alert) -> Recorded:
         now = self.clock()

@@ -24,6 +24,7 @@ from node.api.interceptors.context import current_request_id, new_request_id
 from node.errors import (
     ConfigError,
     ConflictError,
+    DuplicateRecordError,
     NodeError,
     NotFoundError,
     PermissionDeniedError,
@@ -40,6 +41,7 @@ _STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (ConflictError, grpc.StatusCode.FAILED_PRECONDITION),
+    (DuplicateRecordError, grpc.StatusCode.ALREADY_EXISTS),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (ConfigError, grpc.StatusCode.FAILED_PRECONDITION),

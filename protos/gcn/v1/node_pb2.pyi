@@ -49,16 +49,23 @@ class RecordSeizureRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SEIZURE_FIELD_NUMBER: _builtins.int
+    ALLOW_DUPLICATE_FIELD_NUMBER: _builtins.int
+    allow_duplicate: _builtins.bool
+    """Record it even if this node holds an active seizure of the same day and
+    place naming one of its containers or its vessel (else ALREADY_EXISTS,
+    naming the earlier record).
+    """
     @_builtins.property
     def seizure(self) -> _records_pb2.Seizure: ...
     def __init__(
         self,
         *,
         seizure: _records_pb2.Seizure | None = ...,
+        allow_duplicate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["seizure", b"seizure"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["seizure", b"seizure"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_duplicate", b"allow_duplicate", "seizure", b"seizure"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

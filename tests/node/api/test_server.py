@@ -332,7 +332,9 @@ def test_concurrent_clients_never_share_a_sequence_number(
 
     def record(i: int) -> int:
         stub = node_pb2_grpc.NodeServiceStub(channel)
-        reply = stub.RecordSeizure(_seizure(clock, lambda s: None), timeout=30)
+        request = _seizure(clock, lambda s: None)
+        request.allow_duplicate = True  # the same seizure 40 times, on purpose
+        reply = stub.RecordSeizure(request, timeout=30)
         return int(reply.envelopes[0].seq)
 
     with ThreadPoolExecutor(8) as pool:

@@ -350,3 +350,19 @@ def test_text_other_nodes_wrote_is_printed_as_it_is_never_as_terminal_markup(
     flat = " ".join(out.split())
     assert "[bold white on red] KE COMPROMISED [/]" in flat and "[link=https://evil.example]" in flat
     assert ":warning:" in flat
+
+
+def test_the_same_seizure_twice_says_which_record_it_repeats_and_how_to_record_it_anyway(
+    address: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, clock: ManualClock
+) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(json_format.MessageToJson(samples.ivory_seizure(clock().date())))
+    code, out, _ = run(capsys, "seizure", "add", "--node", address, "--file", str(path), "--json")
+    assert code == 0
+    first = json.loads(out)["record_id"]
+    code, _, err = run(capsys, "seizure", "add", "--node", address, "--file", str(path))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"already exists: seizure: this node recorded {first[:8]} on the same day" in err
+    assert "(add --allow-duplicate to record it anyway)" in err
+    code, _, _ = run(capsys, "seizure", "add", "--node", address, "--file", str(path), "--allow-duplicate")
+    assert code == 0

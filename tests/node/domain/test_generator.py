@@ -56,9 +56,7 @@ def test_seizures_can_be_made_in_the_given_countries_only() -> None:
 
 
 def test_the_story_looks_like_the_field_ivory_leaves_africa_for_asia_by_sea() -> None:
-    ivory = [
-        s for s in Generator(seed=5, today=TODAY).seizures(3000) if s.goods[0].hs_code == "050710"
-    ]
+    ivory = [s for s in Generator(seed=5, today=TODAY).seizures(3000) if s.goods[0].hs_code == "050710"]
     assert len(ivory) > 100
     assert all(s.route.origin_country in {"UG", "CD", "CM", "TZ", "MZ", "KE"} for s in ivory)
     assert all(s.route.destination_country in {"VN", "CN", "MY", "TH", "HK", "KH", "LA"} for s in ivory)
