@@ -16,8 +16,10 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster 
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
 fi
 
-echo "== generated code";  python protos/generate.py --check
+# protoc's mypy plugin says "Writing mypy to …" for every file it checks: only the verdict is kept.
+without_plugin_chatter() { grep -v '^Writing mypy to ' || true; }
+echo "== generated code";  python protos/generate.py --check 2>&1 | without_plugin_chatter
 echo "== ruff";            ruff check .
 echo "== mypy";            mypy
-echo "== import-linter";   lint-imports
+echo "== import-linter";   lint-imports --no-logo
 echo "== pytest";          pytest "$@"
