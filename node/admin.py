@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from federation.refusal import BY_PEER
 from federation.scheduler import PeerState
@@ -129,3 +129,25 @@ def stix_json(records: Iterable[npb.StoredRecord], node_names: Mapping[str, str]
     from node.domain.export_stix import stix_json as to_stix
 
     return to_stix(records, node_names)
+
+
+def generated_json_lines(
+    kind: str,
+    count: int,
+    *,
+    seed: int,
+    today: date,
+    countries: tuple[str, ...] = (),
+    years: int = 10,
+    start: int = 0,
+) -> Iterator[str]:
+    """`count` generated seizures or alerts (`node.domain.generator`), each one
+    line of protobuf JSON (what `gcn seizure import` reads), made as they are read."""
+    from google.protobuf import json_format
+
+    from node.domain.generator import Generator
+
+    gen = Generator(seed=seed, today=today, countries=countries, years=years)
+    records = gen.seizures(count, start) if kind == "seizures" else gen.alerts(count, start)
+    for record in records:
+        yield json_format.MessageToJson(record, indent=None, ensure_ascii=False)

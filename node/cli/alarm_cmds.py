@@ -27,6 +27,8 @@ KINDS = (
     "sync_job_missing",
     "rekey_failed",
     "directory_stale",
+    "waiting_share_lost",
+    "invalid_body",
 )
 
 

@@ -69,6 +69,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "the main job: run a small federation on this machine and report what reached whom",
     ),
     "export": ("node.cli.export_cmds", "export", "records this node holds as CSV or a STIX 2.1 bundle"),
+    "generate": (
+        "node.cli.generate_cmds",
+        "generate",
+        "realistic seizures and alerts as JSON lines (for demos, load tests, training)",
+    ),
 }
 
 # The exit code of each error class; the first class that matches wins (so a

@@ -38,7 +38,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from gcn.v1 import records_pb2 as rec
-from node.domain.samples import random_seizure
+from node.domain.generator import Generator
 from node.testing.local_federation import free_port
 from tests.fault.link import LinkProxy
 
@@ -392,14 +392,11 @@ def federation_from(template: Path, base: Path) -> Federation:
 
 
 def seizures_jsonl(path: Path, count: int, seed: int) -> Path:
-    """`count` generated seizures, one gcn.v1.Seizure JSON per line."""
-    import random
-
-    rng = random.Random(seed)
-    today = date(2026, 12, 1)
+    """`count` generated seizures (`gcn generate seizures`' generator), one
+    gcn.v1.Seizure JSON per line, all made in Kenya and TLP:GREEN."""
+    gen = Generator(seed=seed, today=date(2026, 12, 1), countries=("KE",))
     with path.open("w") as f:
-        for _ in range(count):
-            seizure = random_seizure(rng, today)
+        for seizure in gen.seizures(count):
             seizure.tlp = rec.TLP_GREEN  # national (full), region (redacted), global (statistical)
             f.write(json_format.MessageToJson(seizure, indent=None) + "\n")
     return path

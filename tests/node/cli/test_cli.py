@@ -366,3 +366,20 @@ def test_the_same_seizure_twice_says_which_record_it_repeats_and_how_to_record_i
     assert "(add --allow-duplicate to record it anyway)" in err
     code, _, _ = run(capsys, "seizure", "add", "--node", address, "--file", str(path), "--allow-duplicate")
     assert code == 0
+
+
+def test_generated_seizures_import_as_they_are_and_a_seed_makes_the_same_file(
+    address: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path, again = tmp_path / "made.jsonl", tmp_path / "again.jsonl"
+    args = ["generate", "seizures", "--count", "40", "--seed", "5", "--today", "2026-11-30"]
+    args += ["--country", "ke"]
+    assert run(capsys, *args, "--output", str(path))[0] == 0
+    assert run(capsys, *args, "--output", str(again))[0] == 0
+    assert path.read_bytes() == again.read_bytes() and len(path.read_text().splitlines()) == 40
+    code, out, _ = run(capsys, "seizure", "import", str(path), "--batch", "15", "--node", address)
+    assert code == 0 and "imported 40 seizures" in out, out
+    code, out, _ = run(capsys, "generate", "alerts", "--count", "3", "--seed", "5", "--today", "2026-11-30")
+    assert code == 0 and len(out.splitlines()) == 3 and '"validUntil"' in out
+    code, _, err = run(capsys, "generate", "seizures", "--count", "1", "--country", "XX")
+    assert code == 2 and "--country: no ports known for XX" in err
