@@ -58,8 +58,8 @@ def _prepare(base_port: int, fresh: bool, state: Path) -> State | None:
     from node.cli.demo_federation import plan, running_pids, taken_ports
     from node.cli.demo_story import STATE_FILE, State
 
-    if not 1024 <= base_port <= 65535 - 299:
-        raise CliError(f"--base-port: must be between 1024 and {65535 - 299} (got {base_port})")
+    if not 1024 <= base_port <= 65535 - 399:
+        raise CliError(f"--base-port: must be between 1024 and {65535 - 399} (got {base_port})")
     if running_pids(state):
         raise CliError(
             f"the demo federation in {state} is already running: stop it with `gcn demo --stop --dir {state}`"
@@ -97,6 +97,7 @@ def _keep_hint(out: Any, state: Path, fed: Federation) -> None:
     say("  gcn search pangolin --deadline 5        # words, this node and its hub")
     say("  gcn alerts                              # the alerts in force today")
     say(f"  gcn sync status --config {state}/KE-MBA/gcn.toml   # the port's links")
+    say(f"  curl -s 127.0.0.1:{tz.metrics}/metrics | grep ^gcn_peer   # TZ's metrics (Prometheus)")
     say(f"Logs: {state}/<node>/node.log")
     where = "" if str(state) == DEFAULT_DIR else f" --dir {state}"
     say(f"Stop it: gcn demo --stop{where}   (or: deploy/demo.sh --stop{where})")
@@ -139,7 +140,7 @@ def _run(state: Path, base_port: int, fresh: bool, keep: bool) -> int:
     nodes = plan(base_port)
     timings: list[tuple[str, float]] = []
     out.rule(
-        f"[bold]gcn demo: {len(nodes)} nodes, ports {base_port}-{base_port + 299}, state in {state}",
+        f"[bold]gcn demo: {len(nodes)} nodes, ports {base_port}-{base_port + 399}, state in {state}",
         align="left",
     )
     try:

@@ -54,10 +54,15 @@ class NodePlan:
     officer: int  # officer API port
     listen: int  # federation (mutual TLS) listener
     endpoint: int  # what the directory names: `listen`, or the link in front of it
+    metrics: int  # Prometheus /metrics
 
     @property
     def ports(self) -> list[tuple[int, str]]:
-        named = [(self.officer, "officer API"), (self.listen, "federation listener")]
+        named = [
+            (self.officer, "officer API"),
+            (self.listen, "federation listener"),
+            (self.metrics, "metrics"),
+        ]
         if self.endpoint != self.listen:
             named.append((self.endpoint, "federation endpoint (the demo's link)"))
         return named
@@ -77,12 +82,15 @@ TOPOLOGY: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
 
 
 def plan(base: int) -> list[NodePlan]:
-    """Officer APIs on base+0…, federation listeners on base+100…, the link on base+200…."""
+    """Officer APIs on base+0…, federation listeners on base+100…, the link on
+    base+200…, metrics on base+300…."""
     nodes = []
     for i, (node_id, role, country, region, ups) in enumerate(TOPOLOGY):
         listen = base + 100 + i
         endpoint = base + 200 + i if node_id in LINKED else listen
-        nodes.append(NodePlan(node_id, role, country, region, ups, base + i, listen, endpoint))
+        nodes.append(
+            NodePlan(node_id, role, country, region, ups, base + i, listen, endpoint, base + 300 + i)
+        )
     return nodes
 
 
@@ -259,7 +267,8 @@ class Federation:
             log = self.log(node_id)
             offsets[node_id] = log.stat().st_size if log.exists() else 0
             cfg = str(self.state / node_id / "gcn.toml")
-            self._spawn(node_id, [*GCN, "serve", "--config", cfg], log, env)
+            metrics = {"GCN_SERVER_METRICS_LISTEN": f"127.0.0.1:{self.nodes[node_id].metrics}"}
+            self._spawn(node_id, [*GCN, "serve", "--config", cfg], log, env | metrics)
         deadline = time.monotonic() + timeout
         waiting = dict(offsets)
         while waiting:

@@ -10,6 +10,7 @@ import random
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def _free_base() -> int:
         base = rng.randrange(20000, 40000, 10)
         if not taken_ports(plan(base)):
             return base
-    raise AssertionError("no free range of 300 ports")
+    raise AssertionError("no free range of 400 ports")
 
 
 def _demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -104,6 +105,11 @@ def _rerun_keep_stop(state: Path, base: int, recorded: dict[str, str]) -> None:
     assert f"gcn demo --stop --dir {state}" in again.stdout, again.stdout
     pids = json.loads((state / "pids.json").read_text())
     assert len(pids) == 9 and all(_alive(p) for p in pids.values()), pids
+    tz = next(n for n in plan(base) if n.node_id == "TZ")
+    assert f"curl -s 127.0.0.1:{tz.metrics}/metrics" in again.stdout, again.stdout
+    with urllib.request.urlopen(f"http://127.0.0.1:{tz.metrics}/metrics", timeout=10) as reply:
+        scraped = reply.read().decode()
+    assert 'gcn_peer_link_state{peer="RINEX-ESA",state="ok"} 1.0' in scraped, scraped[:2000]
 
     refused = _demo("--dir", str(state), "--base-port", str(base))
     assert refused.returncode != 0 and "already running" in refused.stderr, refused.stderr
