@@ -188,7 +188,7 @@ class NodeApp:
             FederatedSearch(reader, audience_keys, lambda: trust),
             HubSearchAnswer(db, trust.topology, audit, config.node.role),
         )
-        app.leases = Leases(db)
+        app.leases = Leases(db, config.node.id)
         app.replica = replica
         return app
 

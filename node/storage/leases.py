@@ -28,6 +28,7 @@ import hashlib
 import threading
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from node.logging import get_logger
 from node.storage.db import Database
@@ -38,23 +39,27 @@ SYNC = "sync:"
 DUTIES = "duties"
 
 
-def lease_key(name: str) -> int:
-    """The 64-bit advisory lock number of a lease name (signed, as PostgreSQL's bigint)."""
-    digest = hashlib.sha256(b"gcn-lease\0" + name.encode()).digest()
+def lease_key(scope: str, name: str) -> int:
+    """The 64-bit advisory lock number of a lease (signed, as PostgreSQL's
+    bigint). Advisory locks are per database, not per schema: `scope` (the
+    schema and the node id) keeps two nodes in one database apart."""
+    digest = hashlib.sha256(b"gcn-lease\0" + scope.encode() + b"\0" + name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class Leases:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, node_id: str) -> None:
         self.db = db
+        self.node_id = node_id
+        self.scope = ""  # "<schema>/<node id>", read on the lease connection
         self.shared = db.engine.dialect.name == "postgresql"
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._held: set[str] = set()
 
     def hold(self, name: str) -> bool:
-        """Is this lease ours now (taking it if it is free)? Never raises: a
-        database in trouble means no lease."""
+        """Is this lease ours now (taking it if it is free)? A database in
+        trouble means no lease (a bug of ours still raises)."""
         if not self.shared:
             return True
         with self._lock:
@@ -63,10 +68,9 @@ class Leases:
                 if name in self._held:
                     conn.execute(text("SELECT 1"))  # the session, and with it the lock, still lives
                     return True
-                got = bool(
-                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lease_key(name)}).scalar()
-                )
-            except Exception as e:  # the connection broke: every lease went with it
+                key = lease_key(self.scope, name)
+                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            except (SQLAlchemyError, OSError) as e:  # the connection broke: every lease went with it
                 self._lost(str(e))
                 return False
             if got:
@@ -92,6 +96,8 @@ class Leases:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             self._held.clear()
             self._conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            schema = self._conn.execute(text("SELECT current_schema()")).scalar()
+            self.scope = f"{schema}/{self.node_id}"
         return self._conn
 
     def _lost(self, why: str) -> None:

@@ -74,9 +74,9 @@ def _to_global(replication: Replication) -> LeasedPeerSync:
     return ps
 
 
-def _kill_session_holding(hub_url: str, lease: str) -> int:
+def _kill_session_holding(hub_url: str, scope: str, lease: str) -> int:
     """What a SIGKILL of the replica does to its lease: the server ends its session."""
-    key = lease_key(lease) & 0xFFFFFFFFFFFFFFFF
+    key = lease_key(scope, lease) & 0xFFFFFFFFFFFFFFFF
     engine = create_engine(hub_url.split("?", maxsplit=1)[0])
     try:
         with engine.begin() as conn:
@@ -122,7 +122,8 @@ def test_one_replica_runs_each_peer_job_and_the_other_takes_it_over_when_it_dies
         assert _global_copies(fed) == (20, 20)
 
         # The first replica dies: its database session (and with it its leases) ends.
-        assert _kill_session_holding(hub_url, SYNC + "WCO-GLOBAL") == 1
+        assert first_app.leases.scope.endswith("/RINEX-ESA")
+        assert _kill_session_holding(hub_url, first_app.leases.scope, SYNC + "WCO-GLOBAL") == 1
         for _ in range(10):
             ke.records.record_seizure(samples.hcfc_seizure(clock().date()))
         fed.sync("KE", "RINEX-ESA")
