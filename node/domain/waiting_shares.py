@@ -103,15 +103,14 @@ class WaitingShares:
                     record_id=record_id, kind=kind, audience=sh.audience, view=sh.view, created_at=now
                 )
             )
-            # Once per audience at warning level (an import would repeat it per record).
-            level = log.debug if sh.audience in self._warned else log.warning
-            self._warned.add(sh.audience)
-            level(
-                "share waits: no key for its audience yet; it is sealed when the key arrives",
-                record_id=record_id,
-                origin=self.log.node_id,
-                audience=sh.audience,
-            )
+            if sh.audience not in self._warned:  # once per audience (an import makes thousands)
+                self._warned.add(sh.audience)
+                log.warning(
+                    "share waits: no key for its audience yet; it is sealed when the key arrives",
+                    record_id=record_id,
+                    origin=self.log.node_id,
+                    audience=sh.audience,
+                )
 
     @staticmethod
     def drop(s: Session, record_id: str) -> int:

@@ -110,7 +110,9 @@ def node_process(tmp_path: Path, db_url: str) -> Iterator[NodeProcess]:
 
 
 def _seizure_request() -> npb.RecordSeizureRequest:
-    return npb.RecordSeizureRequest(seizure=samples.ivory_seizure(system_clock().date()))
+    # The same seizure again and again, on purpose: not a duplicate to refuse here.
+    seizure = samples.ivory_seizure(system_clock().date())
+    return npb.RecordSeizureRequest(seizure=seizure, allow_duplicate=True)
 
 
 def test_an_acknowledged_record_survives_sigkill_and_the_stream_continues(node_process: NodeProcess) -> None:
