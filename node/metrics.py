@@ -17,6 +17,7 @@ refusal codes and alarm kinds only.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Iterator
@@ -65,8 +66,20 @@ class NodeCollector(Collector):
         self.slow_seconds = slow_seconds
         self._lock = threading.Lock()
         self._kinds: _Cached | None = None
+        self._collect_lock = threading.Lock()
+        self._last: tuple[float, list[Metric]] | None = None
+        self.min_interval = 1.0 if slow_seconds else 0.0  # seconds between two reads of the tables
 
     def collect(self) -> Iterator[Metric]:
+        """What the node's tables say, read at most once a second however often
+        it is scraped (a scrape flood costs the node no more database work)."""
+        with self._collect_lock:
+            if self._last is None or time.monotonic() - self._last[0] >= self.min_interval:
+                self._last = (time.monotonic(), list(self._read()))
+            metrics = self._last[1]
+        yield from metrics
+
+    def _read(self) -> Iterator[Metric]:
         app = self.app
         now = app.clock()
         yield from self._records()
@@ -255,6 +268,13 @@ class NodeCollector(Collector):
         )
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class NodeMetrics:
     """The registry of one node's metrics, and its HTTP endpoint."""
 
@@ -285,6 +305,12 @@ class NodeMetrics:
         self._server, self._thread = server, thread
         bound = int(server.server_address[1])
         log.info("metrics serving", address=f"{host}:{bound}", path="/metrics")
+        if not _loopback(host.strip("[]")):
+            log.warning(
+                "metrics served beyond loopback without authentication",
+                address=f"{host}:{bound}",
+                hint="they name peers, link states and the directory: a monitoring network only",
+            )
         return bound
 
     def stop(self) -> None:

@@ -147,15 +147,18 @@ class Replication:
             except Exception as e:  # the next tick tries again
                 log.exception("keys stored by another replica not taken", error=str(e))
         try:
-            if app.trust.reload_if_changed(now) and duties:
-                app.refresh_epochs()
+            app.trust.reload_if_changed(now)  # its epochs, if any are due: below
         except Exception as e:  # a bad file beside us: say so, keep the one held
             log.warning("directory file beside the node not taken", error=str(e))
         verdict = app.trust.check_freshness(now)
         if verdict.stale and not self._was_stale and duties:
             record_alarm(app.db, "directory_stale", now, verdict.stale)
         self._was_stale = bool(verdict.stale)
-        if app.rekey_pending and duties:
+        if duties:
+            # Every tick, not only when a directory came or a rekey failed: a
+            # replica that takes the duties over must make the epochs a directory
+            # it read while another held them calls for (a revoked member must
+            # not read what comes next). Nothing is made when nothing is due.
             app.refresh_epochs()
         if duties:
             try:

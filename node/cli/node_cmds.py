@@ -137,7 +137,12 @@ def serve(config: str | None) -> int:
 
     loaded = load(config)
     configure_logging(loaded.logging.format, loaded.logging.level)
-    serve_node(loaded)
+    try:
+        serve_node(loaded)
+    except OSError as e:  # a taken or forbidden port: one line, not a traceback
+        cause = e.__cause__
+        detail = getattr(cause, "strerror", None) or (str(cause) if cause else "")
+        raise CliError(f"{e}: {detail}" if detail and detail not in str(e) else str(e)) from e
     return 0
 
 

@@ -15,7 +15,11 @@ A lease is a PostgreSQL session-level advisory lock taken on a connection this
 process keeps for the purpose. It is held for as long as that connection
 lives: when the process dies (SIGKILL, a crash, a lost machine) the server
 closes the connection and the lock is free at once; another replica takes it
-at its next try (`probe_interval_seconds`). Whether a lease is still held is
+at its next try (`probe_interval_seconds`). A process that is frozen rather
+than dead (SIGSTOP, a hung machine) keeps its session: a holder that has not
+used its lease connection for `SILENT_AFTER_SECONDS` has its session ended by
+the replica that wants the lease (`pg_terminate_backend`; the replicas share
+one database role), which then takes it. Whether a lease is still held is
 checked on every use by a round trip on that connection: if it broke, every
 lease is lost, and taken again on a new connection if nobody else took them.
 
@@ -37,6 +41,7 @@ log = get_logger(__name__)
 
 SYNC = "sync:"
 DUTIES = "duties"
+SILENT_AFTER_SECONDS = 10.0
 
 
 def lease_key(scope: str, name: str) -> int:
@@ -56,6 +61,8 @@ class Leases:
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._held: set[str] = set()
+        # A holder silent this long (no use of its lease connection) is taken as dead.
+        self.silent_after = SILENT_AFTER_SECONDS
 
     def hold(self, name: str) -> bool:
         """Is this lease ours now (taking it if it is free)? A database in
@@ -70,6 +77,8 @@ class Leases:
                     return True
                 key = lease_key(self.scope, name)
                 got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+                if not got and self._end_silent_holder(conn, name, key):
+                    got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
             except (SQLAlchemyError, OSError) as e:  # the connection broke: every lease went with it
                 self._lost(str(e))
                 return False
@@ -77,6 +86,36 @@ class Leases:
                 self._held.add(name)
                 log.info("lease taken: this replica runs it", lease=name)
             return got
+
+    def _end_silent_holder(self, conn: Connection, name: str, key: int) -> bool:
+        """End the session of a holder that has not used its lease connection
+        for `silent_after` seconds (a frozen process keeps its session, and so
+        its locks, for ever: SIGSTOP, a hung machine, a stalled VM). A live
+        holder touches it at least every `probe_interval` (its periodic check
+        asks for the duties lease); once ended, it finds its leases lost at its
+        next use. Returns whether a session was ended."""
+        unsigned = key & 0xFFFFFFFFFFFFFFFF
+        row = conn.execute(
+            text(
+                "SELECT l.pid, EXTRACT(EPOCH FROM (now() - a.state_change)) FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
+                "AND l.objsubid = 1 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF},
+        ).first()
+        if row is None or row[1] is None or float(row[1]) < self.silent_after:
+            return False
+        pid, silent = int(row[0]), float(row[1])
+        ended = bool(conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}).scalar())
+        log.warning(
+            "lease holder silent: its database session ended, the lease is taken here",
+            lease=name,
+            silent_seconds=round(silent, 1),
+            ended=ended,
+        )
+        return ended
 
     def held(self) -> list[str]:
         with self._lock:

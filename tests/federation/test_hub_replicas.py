@@ -6,6 +6,7 @@ sent twice. The replicas are two `NodeApp`s of the same node directory, as two
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,3 +149,49 @@ def test_on_sqlite_every_lease_is_this_process_s(tmp_path: Path, clock: ManualCl
         node = f.add("KE", "national", country="KE", region="ESA")
         assert node.app.leases.hold(DUTIES) and node.app.leases.hold(SYNC + "RINEX-ESA")
         assert node.app.leases.held() == []
+
+
+def test_the_replica_that_takes_the_duties_over_makes_the_epoch_a_new_member_calls_for(
+    fed: LocalFederation, second: NodeApp, clock: ManualClock, hub_url: str
+) -> None:
+    """Red team (ops pass 1, finding 1): a directory that changed a region's
+    members was read by the replica without the duties lease; the one with it
+    died before making the new epoch; the survivor took the lease and never
+    made it (a revoked member would have read what came next)."""
+    first_app = fed.nodes["RINEX-ESA"].app
+    tls = fed.nodes["RINEX-ESA"].tls
+    one, two = Replication(first_app, tls), Replication(second, tls)
+    try:
+        one.periodic()  # the first replica holds the duties
+        two.periodic()
+        assert first_app.leases.hold(DUTIES) and not second.leases.hold(DUTIES)
+        before = second.audience_keys.current("region:ESA")
+        fed.add("UG", "national", country="UG", region="ESA", upstreams=["RINEX-ESA"])
+        signed = fed.root.publish(clock(), 30)
+        second.accept_directory(signed)  # read by the replica without the duties: no epoch made
+        assert second.audience_keys.current("region:ESA") == before
+
+        assert _kill_session_holding(hub_url, first_app.leases.scope, DUTIES) == 1  # the holder dies
+        two.periodic()
+        members = second.audience_keys.current_members("region:ESA") or frozenset()
+        assert "UG" in {m for m, _ in members}, "the new epoch is wrapped for the new member"
+        assert second.audience_keys.current("region:ESA") != before
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_a_frozen_holder_loses_its_leases_to_a_replica_that_wants_them(
+    fed: LocalFederation, second: NodeApp, clock: ManualClock, hub_url: str
+) -> None:
+    """Red team (ops pass 1, finding 3): a SIGSTOPped replica keeps its database
+    session, so its locks: nothing flowed for as long as it was frozen. A holder
+    silent past `silent_after` has its session ended by a replica that wants
+    the lease."""
+    first_app = fed.nodes["RINEX-ESA"].app
+    assert first_app.leases.hold(DUTIES)
+    assert not second.leases.hold(DUTIES)  # the holder is not silent yet
+    second.leases.silent_after = 0.5
+    time.sleep(0.8)  # the holder stays silent (frozen: it uses none of its connections)
+    assert second.leases.hold(DUTIES), "the silent holder's session was ended and the lease taken"
+    assert not first_app.leases.hold(DUTIES), "the frozen one, back, finds its lease gone"

@@ -132,3 +132,35 @@ def test_a_metrics_address_must_name_its_host(tmp_path: Path) -> None:
         config_from({"node": node, "server": {"metrics_listen": ":9464"}}, tmp_path)
     with pytest.raises(ConfigError, match="metrics_listen 'localhost' must be HOST:PORT"):
         config_from({"node": node, "server": {"metrics_listen": "localhost"}}, tmp_path)
+
+
+def test_a_taken_metrics_port_stops_gcn_serve_with_one_line(tmp_path: Path, clock: ManualClock) -> None:
+    """Red team (ops pass 1, finding 6): it stopped with a Python traceback."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import make_node
+
+    app = make_node(tmp_path / "ke", clock, f"sqlite:///{tmp_path / 'ke.sqlite'}")
+    config = app.config.base_dir / "gcn.toml"
+    app.close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "GCN_SERVER_METRICS_LISTEN": f"127.0.0.1:{port}", "GCN_SERVER_TLS": "off"}
+        gcn = str(Path(sys.executable).with_name("gcn"))
+        done = subprocess.run(
+            [gcn, "serve", "--config", str(config)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"gcn: cannot listen on 127.0.0.1:{port} for metrics"), done.stderr
+    assert "Traceback" not in done.stderr
