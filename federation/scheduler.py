@@ -10,7 +10,8 @@ whose state moves as `federation.peer_machine` says) on APScheduler. Its invaria
   *due* time, kept on the monotonic clock, so a wall clock that jumps (a day
   ahead, then corrected) neither stalls a peer nor makes it hammer.
 - **A poke during a round makes exactly one more round** (`again`), run in the
-  same job call; a poke while idle brings the job forward to now.
+  same job call; a poke while idle brings the job forward to now. Envelopes
+  received from a peer (`relay`) poke every peer but that one.
 - **A watchdog thread** (plain `threading`, monotonic waits) checks every
   `probe_interval` seconds that every peer the directory names has its job
   (repairing and alarming if not, and adding or removing jobs when the
@@ -222,10 +223,17 @@ class SyncScheduler:
     def poke(self) -> None:
         """New envelopes committed: sync at once with every peer not backing off.
         Never raises (it runs after a commit)."""
+        self.relay("")
+
+    def relay(self, source: str) -> None:
+        """Envelopes received from peer `source` committed: sync at once with
+        every other peer not backing off. `source` holds them already, and a
+        round with it now would only pull back what it is still pushing (a
+        duplicate), so its job keeps its time. Never raises (it runs after a commit)."""
         if self._stopping:
             return
         for peer_id, slot in list(self._slots.items()):
-            if slot.ps.failures:
+            if slot.ps.failures or peer_id == source:
                 continue
             self._bring_forward(peer_id, slot)
 

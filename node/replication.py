@@ -169,7 +169,7 @@ class Replication:
             on_check=self.periodic,
         )
         self.app.records.on_commit.append(self.scheduler.poke)
-        self.app.receiver.on_commit.append(self.scheduler.poke)
+        self.app.receiver.on_stored.append(self.scheduler.relay)
         self.app.receiver.on_refused.append(self._refused_from_peer)
         self.app.quarantine.on_quarantined.append(self._quarantined)
         self.scheduler.start()

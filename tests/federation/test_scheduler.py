@@ -418,3 +418,27 @@ def test_a_round_listener_that_raises_is_logged_and_the_round_stands() -> None:
     assert state.failures == 0 and states.states["HUB"].last_success_at is not None
     assert len(told) == 1  # the next listener still ran
     logger.exception.assert_called_once_with("round listener failed", peer="HUB")
+
+
+def test_envelopes_from_a_peer_are_relayed_to_every_other_peer_not_back_to_it(
+    clock: ShiftedClock, running: list[SyncScheduler]
+) -> None:
+    """`relay(source)`: a round with the peer the envelopes came from would only
+    pull back what it is still pushing, so its job keeps its time."""
+    source, other, states = FakePeer(), FakePeer(), MemoryStates()
+    sched = _scheduler(
+        [
+            _peer_sync(source, states, peer=Peer("KE", "127.0.0.1:1", upstream=False)),
+            _peer_sync(other, states, peer=Peer("HUB", "127.0.0.1:2", upstream=True)),
+        ],
+        clock,
+    )
+    running.append(sched)
+    sched.start(watchdog=False)
+    _wait(lambda: source.rounds == 1 and other.rounds == 1)  # the first rounds, at start
+    sched.relay("KE")
+    _wait(lambda: other.rounds == 2)
+    time.sleep(0.5)
+    assert (source.rounds, other.rounds) == (1, 2)
+    sched.poke()  # our own commit goes to every peer
+    _wait(lambda: source.rounds == 2 and other.rounds == 3)
