@@ -250,6 +250,8 @@ class Receiver:
         fresh_envelopes, indexes = self._not_held(envelopes, result)
         with self._arriving_from(caller, fresh_envelopes):
             self._apply_fresh(fresh_envelopes, indexes, caller, now, receipts, result)
+            if result.refused:
+                self._refused(caller, result.refused)
         if result.stored or result.alarms or result.refused:
             log.info(
                 "envelopes applied",
@@ -285,33 +287,70 @@ class Receiver:
         receipts: Sequence[sync_pb2.SignedReceipt],
         result: ApplyResult,
     ) -> None:
+        """Verify and store chunk by chunk, in stream order (as the headers say;
+        the signature covers them), so the first chunk commits (and is relayed)
+        after verifying only itself. Custody receipts chain across the batch: from
+        the first chunk with an envelope signed by a key that has ended, the rest
+        of the batch is verified and judged as one."""
+        ordered = sorted(zip(indexes, fresh_envelopes, strict=True), key=lambda p: _position_of(p[1]))
+        refused: list[Refused] = []
+        start = 0
+        while start < len(ordered):
+            verified = self._verified(ordered[start : start + self.chunk], caller, now, refused)
+            start += self.chunk
+            if any(_signer_ended(v, now) for _, v in verified):
+                verified += self._verified(ordered[start:], caller, now, refused)
+                start = len(ordered)
+                verified = self._with_custody(verified, receipts, now, refused)
+            for part in range(0, len(verified), self.chunk):
+                self._store_chunk(verified[part : part + self.chunk], caller, now, result)
+        # Refused on verification (in request order), by custody, then by storage.
+        result.refused[:0] = [
+            *sorted((r for r in refused if r.code != codes.CUSTODY), key=lambda r: r.index),
+            *(r for r in refused if r.code == codes.CUSTODY),
+        ]
+
+    def _verified(
+        self, piece: Sequence[tuple[int, epb.Envelope]], caller: str, now: datetime, refused: list[Refused]
+    ) -> list[_Fresh]:
         verified: list[_Fresh] = []
-        for i, outcome in zip(indexes, self.verify_batch(fresh_envelopes, caller, now), strict=True):
+        outcomes = self.verify_batch([e for _, e in piece], caller, now)
+        for (i, _), outcome in zip(piece, outcomes, strict=True):
             if isinstance(outcome, Refused):
-                result.refused.append(_renumbered(outcome, i))
+                refused.append(_renumbered(outcome, i))
             else:
                 verified.append((i, outcome))
+        return verified
+
+    def _with_custody(
+        self,
+        verified: list[_Fresh],
+        receipts: Sequence[sync_pb2.SignedReceipt],
+        now: datetime,
+        refused: list[Refused],
+    ) -> list[_Fresh]:
+        """What custody lets through (`docs/trust.md`); the receipts it used are kept."""
         custody = self.custody.judge(verified, receipts, now)
-        fresh = [(i, v) for i, v in verified if i not in custody.refused]
-        result.refused += [
+        refused += [
             _refusal(i, v.envelope, v, codes.CUSTODY, custody.refused[i])
             for i, v in verified
             if i in custody.refused
         ]
         if custody.used:
             self.store.store_receipts(custody.used)
+        fresh = [(i, v) for i, v in verified if i not in custody.refused]
         fresh.sort(key=lambda f: (f[1].header.origin, f[1].header.audience, f[1].header.seq))
-        for start in range(0, len(fresh), self.chunk):
-            stored = result.stored
-            self._apply_chunk(fresh[start : start + self.chunk], now, result)
-            if result.stored > stored:
-                # Each committed chunk is relayed at once: a hub forwards the first
-                # chunk of a large batch while it stores the rest (the scheduler
-                # coalesces the pokes: a round running now goes once more).
-                notify(self.on_commit)
-                notify([_bound_caller(listener, caller) for listener in self.on_stored])
-        if result.refused:
-            self._refused(caller, result.refused)
+        return fresh
+
+    def _store_chunk(self, chunk: list[_Fresh], caller: str, now: datetime, result: ApplyResult) -> None:
+        stored = result.stored
+        self._apply_chunk(chunk, now, result)
+        if result.stored > stored:
+            # Each committed chunk is relayed at once: a hub forwards the first
+            # chunk of a large batch while it stores the rest (the scheduler
+            # coalesces the pokes: a round running now goes once more).
+            notify(self.on_commit)
+            notify([_bound_caller(listener, caller) for listener in self.on_stored])
 
     def _not_held(
         self, envelopes: Sequence[epb.Envelope], result: ApplyResult
@@ -455,6 +494,18 @@ def _bound(
 
 def _bound_caller(listener: Callable[[str], None], caller: str) -> Callable[[], None]:
     return lambda: listener(caller)
+
+
+def _position_of(envelope: epb.Envelope) -> tuple[str, str, int]:
+    """Where the header says the envelope goes (unparsable: first, to be refused)."""
+    h = _header_or_empty(envelope)
+    return (h.origin, h.audience, int(h.seq))
+
+
+def _signer_ended(v: env_crypto.VerifiedEnvelope, now: datetime) -> bool:
+    """Signed by a key whose window has ended: custody decides (`node.storage.custody`)."""
+    end = v.signer.not_after
+    return end is not None and end <= now
 
 
 def _streams_of(envelopes: Sequence[epb.Envelope]) -> set[Stream]:

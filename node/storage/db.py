@@ -70,13 +70,15 @@ class Database:
         self.writers = WriterQueue() if self.is_sqlite else None
 
     @contextmanager
-    def begin(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
+    def begin(self, *, first: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error.
+        `first`: a short bookkeeping write, which goes before the writers queued
+        on SQLite (`node.storage.writer_queue`)."""
         if self.writers is None:
             with self._sessions.begin() as session:
                 yield session
             return
-        with self.writers.turn(), self._sessions.begin() as session:
+        with self.writers.turn(first=first), self._sessions.begin() as session:
             yield session
 
     @contextmanager

@@ -28,7 +28,8 @@ class DbPeerStateStore:
         return state
 
     def save(self, state: PeerState) -> None:
-        with self.db.begin() as s:
+        # The scheduler's next round with this peer waits for it: before queued batches.
+        with self.db.begin(first=True) as s:
             row = s.get(PeerRow, state.peer_id)
             if row is None:
                 row = PeerRow(peer_id=state.peer_id)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from node.storage import writer_queue
 from node.storage.db import Database
 from node.storage.writer_queue import WriterQueue
 
@@ -57,41 +58,71 @@ def test_a_thread_holding_its_turn_is_let_through_again() -> None:
     assert done.wait(5)  # the nested turn was given back whole
 
 
-def test_a_writer_that_stops_waiting_does_not_hold_up_the_next() -> None:
-    q, order = WriterQueue(), []
+class _StopWaitingError(Exception):
+    pass
 
-    class StopWaitingError(Exception):
-        pass
+
+class _RaisingEvent(threading.Event):
+    """The wait of the thread named "quitter" ends with an exception (what a
+    KeyboardInterrupt does)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if threading.current_thread().name == "quitter":
+            raise _StopWaitingError()
+        return super().wait(timeout)
+
+
+def test_a_writer_that_stops_waiting_does_not_hold_up_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_waiter = writer_queue._Waiter
+
+    class Waiter(real_waiter):  # type: ignore[misc,valid-type]
+        def __init__(self, thread: int) -> None:
+            super().__init__(thread)
+            self.given = _RaisingEvent()
+
+    monkeypatch.setattr(writer_queue, "_Waiter", Waiter)
+    q, order, raised = WriterQueue(), [], []
 
     def quitter() -> None:
-        with pytest.raises(StopWaitingError), q.turn():
-            pass
+        try:
+            with q.turn():
+                order.append("quitter")
+        except _StopWaitingError:
+            raised.append(True)
 
-    # A waiter whose wait raises: simulated by a condition that raises once.
-    real_wait = q._cond.wait
-    raised = [False]
-
-    def wait_once(timeout: float | None = None) -> bool:
-        if threading.current_thread().name == "quitter" and not raised[0]:
-            raised[0] = True
-            raise StopWaitingError()
-        return real_wait(timeout)
+    def next_writer() -> None:
+        with q.turn():
+            order.append("next")
 
     with q.turn():
-        q._cond.wait = wait_once  # type: ignore[method-assign]
         t1 = threading.Thread(target=quitter, name="quitter")
         t1.start()
         t1.join(timeout=5)
-
-        def next_writer() -> None:
-            with q.turn():
-                order.append("next")
-
         t2 = threading.Thread(target=next_writer)
         t2.start()
         _wait(lambda: q.waiting == 1)
     t2.join(timeout=5)
-    assert raised[0] and order == ["next"]
+    assert raised == [True] and order == ["next"] and q.waiting == 0
+
+
+def test_a_bookkeeping_write_goes_before_the_queued_ones_not_before_the_holder() -> None:
+    q, order = WriterQueue(), []
+
+    def writer(name: str, first: bool) -> None:
+        with q.turn(first=first):
+            order.append(name)
+
+    with q.turn():
+        threads = []
+        for i, (name, first) in enumerate((("batch1", False), ("batch2", False), ("peer state", True))):
+            t = threading.Thread(target=writer, args=(name, first))
+            t.start()
+            threads.append(t)
+            _wait(lambda i=i: q.waiting == i + 1)  # type: ignore[misc]
+        order.append("holder")
+    for t in threads:
+        t.join(timeout=5)
+    assert order == ["holder", "peer state", "batch1", "batch2"]
 
 
 def test_a_short_transaction_goes_between_the_chunks_of_a_long_run(tmp_path: Path) -> None:
