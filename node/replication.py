@@ -31,7 +31,7 @@ from gcn.v1 import sync_pb2
 from node.app import NodeApp
 from node.logging import get_logger
 from node.storage.alarms import record_alarm
-from node.storage.peer_state import DbPeerStateStore, Health, link_state
+from node.storage.peer_state import Health, WriteBehindPeerStates, link_state
 from node.storage.quarantine import Quarantined
 from node.storage.scrub import Scrubber
 
@@ -50,7 +50,7 @@ class Replication:
             backoff_max=f.backoff_max_seconds,
             probe_interval=f.probe_interval_seconds,
         )
-        self.store = DbPeerStateStore(app.db)
+        self.store = WriteBehindPeerStates(app.db)
         self._channels: dict[str, grpc.Channel] = {}
         self._probes: dict[str, grpc.Channel] = {}
         self.scheduler: SyncScheduler | None = None
@@ -186,6 +186,7 @@ class Replication:
         self.scrubber.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        self.store.close()  # after the last round: its state is written
         self._healer.shutdown(wait=True, cancel_futures=True)
         for channel in [*self._channels.values(), *self._probes.values()]:
             channel.close()

@@ -44,6 +44,12 @@ class WriterQueue:
         with self._lock:
             return len(self._first) + len(self._rest)
 
+    @property
+    def idle(self) -> bool:
+        """Nobody holds a turn (a writer now would not wait)."""
+        with self._lock:
+            return self._owner is None
+
     @contextmanager
     def turn(self, *, first: bool = False) -> Iterator[None]:
         """Wait for this thread's turn; hold it for the block."""
