@@ -47,6 +47,7 @@ class FakePeer:
     down: bool = False
     hold: float = 0.0
     rounds: int = 0
+    pulls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     in_round: threading.Event = field(default_factory=threading.Event)
 
@@ -60,6 +61,8 @@ class FakePeer:
         return sync_pb2.VersionVector()
 
     def Pull(self, request: object, timeout: float) -> sync_pb2.PullResponse:
+        with self.lock:
+            self.pulls += 1
         return sync_pb2.PullResponse()
 
 
@@ -442,3 +445,24 @@ def test_envelopes_from_a_peer_are_relayed_to_every_other_peer_not_back_to_it(
     assert (source.rounds, other.rounds) == (1, 2)
     sched.poke()  # our own commit goes to every peer
     _wait(lambda: source.rounds == 2 and other.rounds == 3)
+
+
+def test_a_round_for_a_poke_pushes_and_a_round_due_by_time_pulls_too(
+    clock: ShiftedClock, running: list[SyncScheduler]
+) -> None:
+    """Our commit is pushed at once; the upstream pushes what it gets, so a
+    pull in that round would only hold the next push up behind applying it.
+    The rounds due by time pull (and a peer that calls in gets a full round)."""
+    fake, states = FakePeer(), MemoryStates()
+    settings = SyncSettings(interval=0.6, backoff_initial=20, backoff_max=60, timeout=5, probe_interval=0.2)
+    ps = _peer_sync(fake, states)
+    ps.settings = settings
+    sched = SyncScheduler([ps], clock, log, settings=settings)
+    running.append(sched)
+    sched.start(watchdog=False)
+    _wait(lambda: fake.rounds == 1 and fake.pulls == 1)  # the first round, at start: due
+    sched.poke()
+    _wait(lambda: fake.rounds == 2)
+    assert fake.pulls == 1
+    _wait(lambda: fake.rounds >= 3)  # the interval passes: a round due by time
+    assert fake.pulls >= 2
