@@ -100,16 +100,16 @@ class PeerSync:
         at = self.state().next_attempt_at
         return at is None or at <= now
 
-    def run(self, now: datetime) -> PeerState:
+    def run(self, now: datetime, *, pull: bool = True) -> PeerState:
         """One round now; the outcome is persisted and returned. A peer's
         failure (a `PeerError`) is the peer's; anything else is a bug of ours,
-        logged with its traceback."""
+        logged with its traceback. `pull=False`: push only (a round for a poke)."""
         started = time.perf_counter()
         state = self.state()
         state.last_attempt_at = now
         result = RoundResult()
         try:
-            self._exchange(now, result)
+            self._exchange(now, result, pull)
         except PeerError as e:
             machine.failed(state, now, self.settings, e.code, e.details, result, self.rng)
             self._log_failure(state, e)
@@ -143,7 +143,7 @@ class PeerSync:
         """Seconds until the next round after `state`'s outcome."""
         return machine.next_delay(state, self.settings)
 
-    def _exchange(self, now: datetime, result: RoundResult) -> None:
+    def _exchange(self, now: datetime, result: RoundResult, pull_too: bool = True) -> None:
         stub = self.stub()
         self._newer_directory(stub)
         held = self.hold_sends()
@@ -152,7 +152,7 @@ class PeerSync:
             self.log.debug("not sending to peer", peer=self.peer.node_id, reason=held)
         else:
             push(stub, self.peer.node_id, self.source, result, timeout, most)
-        if self.peer.upstream:
+        if self.peer.upstream and pull_too:
             pull(stub, self.peer.node_id, self.sink, now, result, timeout, most)
 
     def _newer_directory(self, stub: Any) -> None:

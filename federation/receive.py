@@ -19,7 +19,12 @@ Invariants:
   not verified again: apply is idempotent;
 - what verifies is stored in stream order in chunks of at most `chunk`
   envelopes, a transaction each: a receiver that crashes mid-batch keeps every
-  chunk it committed, and the sender's next look at its vector shows them. A
+  chunk it committed, and the sender's next look at its vector shows them.
+  `on_commit` is told after each chunk that stored something, so a hub relays
+  the first chunk of a large batch onwards while it stores the rest;
+  `on_stored` is told the caller too, so the relay skips the peer the
+  envelopes came from. While a batch from a peer is applied, its streams are
+  not pulled from that peer (`waiting_from`): it is pushing them. A
   chunk the database refuses (a row it cannot take) is stored envelope by
   envelope, and only the envelope it cannot take is refused (`storage`);
 - a stream head moves only over contiguous seqs whose `prev_hash` chains;
@@ -34,8 +39,10 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -171,7 +178,13 @@ class Receiver:
         self.chunk = max(1, chunk)
         # Envelopes created after this are refused (the held directory's trust ends there).
         self.horizon = horizon
-        self.on_commit: list[Callable[[], None]] = []  # relay onwards at once
+        self.on_commit: list[Callable[[], None]] = []  # after each committed chunk
+        # After each committed chunk, with the caller whose envelopes it stored
+        # (relay onwards at once, to every peer but that one).
+        self.on_stored: list[Callable[[str], None]] = []
+        # Per caller, the streams of its batches being applied now (`waiting_from`).
+        self._arriving: dict[str, list[set[Stream]]] = {}
+        self._arriving_lock = threading.Lock()
         # (caller, refusals) after envelopes of a batch were refused (e.g. fetch intact copies).
         self.on_refused: list[Callable[[str, list[Refused]], None]] = []
 
@@ -180,8 +193,12 @@ class Receiver:
         return self.store.local_vector()
 
     def waiting_from(self, peer: str) -> set[Stream]:
-        """Streams not to ask `peer` for now: we refused one of its envelopes."""
-        return self.refusals.waiting(peer, FROM_PEER, self.local_vector)
+        """Streams not to ask `peer` for now: we refused one of its envelopes, or
+        a batch of that stream from `peer` is being applied here right now (it is
+        pushing them to us: a pull would bring the same envelopes twice)."""
+        with self._arriving_lock:
+            arriving = set().union(*self._arriving.get(peer, []))
+        return self.refusals.waiting(peer, FROM_PEER, self.local_vector) | arriving
 
     def verify_batch(
         self, envelopes: Sequence[epb.Envelope], caller: str, now: datetime
@@ -231,28 +248,10 @@ class Receiver:
         `receipts` are custody receipts for envelopes signed by keys that have ended."""
         result = ApplyResult()
         fresh_envelopes, indexes = self._not_held(envelopes, result)
-        verified: list[_Fresh] = []
-        for i, outcome in zip(indexes, self.verify_batch(fresh_envelopes, caller, now), strict=True):
-            if isinstance(outcome, Refused):
-                result.refused.append(_renumbered(outcome, i))
-            else:
-                verified.append((i, outcome))
-        custody = self.custody.judge(verified, receipts, now)
-        fresh = [(i, v) for i, v in verified if i not in custody.refused]
-        result.refused += [
-            _refusal(i, v.envelope, v, codes.CUSTODY, custody.refused[i])
-            for i, v in verified
-            if i in custody.refused
-        ]
-        if custody.used:
-            self.store.store_receipts(custody.used)
-        fresh.sort(key=lambda f: (f[1].header.origin, f[1].header.audience, f[1].header.seq))
-        for start in range(0, len(fresh), self.chunk):
-            self._apply_chunk(fresh[start : start + self.chunk], now, result)
-        if result.refused:
-            self._refused(caller, result.refused)
-        if result.stored:
-            notify(self.on_commit)
+        with self._arriving_from(caller, fresh_envelopes):
+            self._apply_fresh(fresh_envelopes, indexes, caller, now, receipts, result)
+            if result.refused:
+                self._refused(caller, result.refused)
         if result.stored or result.alarms or result.refused:
             log.info(
                 "envelopes applied",
@@ -264,6 +263,94 @@ class Receiver:
                 alarms=result.alarms,
             )
         return result
+
+    @contextmanager
+    def _arriving_from(self, caller: str, envelopes: Sequence[epb.Envelope]) -> Iterator[None]:
+        streams = _streams_of(envelopes)
+        with self._arriving_lock:
+            self._arriving.setdefault(caller, []).append(streams)
+        try:
+            yield
+        finally:
+            with self._arriving_lock:
+                batches = self._arriving[caller]
+                batches.remove(streams)
+                if not batches:
+                    del self._arriving[caller]
+
+    def _apply_fresh(
+        self,
+        fresh_envelopes: list[epb.Envelope],
+        indexes: list[int],
+        caller: str,
+        now: datetime,
+        receipts: Sequence[sync_pb2.SignedReceipt],
+        result: ApplyResult,
+    ) -> None:
+        """Verify and store chunk by chunk, in stream order (as the headers say;
+        the signature covers them), so the first chunk commits (and is relayed)
+        after verifying only itself. Custody receipts chain across the batch: from
+        the first chunk with an envelope signed by a key that has ended, the rest
+        of the batch is verified and judged as one."""
+        ordered = sorted(zip(indexes, fresh_envelopes, strict=True), key=lambda p: _position_of(p[1]))
+        refused: list[Refused] = []
+        start = 0
+        while start < len(ordered):
+            verified = self._verified(ordered[start : start + self.chunk], caller, now, refused)
+            start += self.chunk
+            if any(_signer_ended(v, now) for _, v in verified):
+                verified += self._verified(ordered[start:], caller, now, refused)
+                start = len(ordered)
+                verified = self._with_custody(verified, receipts, now, refused)
+            for part in range(0, len(verified), self.chunk):
+                self._store_chunk(verified[part : part + self.chunk], caller, now, result)
+        # Refused on verification (in request order), by custody, then by storage.
+        result.refused[:0] = [
+            *sorted((r for r in refused if r.code != codes.CUSTODY), key=lambda r: r.index),
+            *(r for r in refused if r.code == codes.CUSTODY),
+        ]
+
+    def _verified(
+        self, piece: Sequence[tuple[int, epb.Envelope]], caller: str, now: datetime, refused: list[Refused]
+    ) -> list[_Fresh]:
+        verified: list[_Fresh] = []
+        outcomes = self.verify_batch([e for _, e in piece], caller, now)
+        for (i, _), outcome in zip(piece, outcomes, strict=True):
+            if isinstance(outcome, Refused):
+                refused.append(_renumbered(outcome, i))
+            else:
+                verified.append((i, outcome))
+        return verified
+
+    def _with_custody(
+        self,
+        verified: list[_Fresh],
+        receipts: Sequence[sync_pb2.SignedReceipt],
+        now: datetime,
+        refused: list[Refused],
+    ) -> list[_Fresh]:
+        """What custody lets through (`docs/trust.md`); the receipts it used are kept."""
+        custody = self.custody.judge(verified, receipts, now)
+        refused += [
+            _refusal(i, v.envelope, v, codes.CUSTODY, custody.refused[i])
+            for i, v in verified
+            if i in custody.refused
+        ]
+        if custody.used:
+            self.store.store_receipts(custody.used)
+        fresh = [(i, v) for i, v in verified if i not in custody.refused]
+        fresh.sort(key=lambda f: (f[1].header.origin, f[1].header.audience, f[1].header.seq))
+        return fresh
+
+    def _store_chunk(self, chunk: list[_Fresh], caller: str, now: datetime, result: ApplyResult) -> None:
+        stored = result.stored
+        self._apply_chunk(chunk, now, result)
+        if result.stored > stored:
+            # Each committed chunk is relayed at once: a hub forwards the first
+            # chunk of a large batch while it stores the rest (the scheduler
+            # coalesces the pokes: a round running now goes once more).
+            notify(self.on_commit)
+            notify([_bound_caller(listener, caller) for listener in self.on_stored])
 
     def _not_held(
         self, envelopes: Sequence[epb.Envelope], result: ApplyResult
@@ -403,3 +490,29 @@ def _bound(
     listener: Callable[[str, list[Refused]], None], caller: str, refused: list[Refused]
 ) -> Callable[[], None]:
     return lambda: listener(caller, refused)
+
+
+def _bound_caller(listener: Callable[[str], None], caller: str) -> Callable[[], None]:
+    return lambda: listener(caller)
+
+
+def _position_of(envelope: epb.Envelope) -> tuple[str, str, int]:
+    """Where the header says the envelope goes (unparsable: first, to be refused)."""
+    h = _header_or_empty(envelope)
+    return (h.origin, h.audience, int(h.seq))
+
+
+def _signer_ended(v: env_crypto.VerifiedEnvelope, now: datetime) -> bool:
+    """Signed by a key whose window has ended: custody decides (`node.storage.custody`)."""
+    end = v.signer.not_after
+    return end is not None and end <= now
+
+
+def _streams_of(envelopes: Sequence[epb.Envelope]) -> set[Stream]:
+    """The streams the headers name (as far as they parse: this only steers pulls)."""
+    out: set[Stream] = set()
+    for envelope in envelopes:
+        header = _header_or_empty(envelope)
+        if header.origin:
+            out.add((header.origin, header.audience))
+    return out

@@ -10,7 +10,12 @@ whose state moves as `federation.peer_machine` says) on APScheduler. Its invaria
   *due* time, kept on the monotonic clock, so a wall clock that jumps (a day
   ahead, then corrected) neither stalls a peer nor makes it hammer.
 - **A poke during a round makes exactly one more round** (`again`), run in the
-  same job call; a poke while idle brings the job forward to now.
+  same job call; a poke while idle brings the job forward to now. Envelopes
+  received from a peer (`relay`) poke every peer but that one. A round only
+  for a poke pushes and does not pull from an upstream (the upstream pushes
+  what it gets; a pull then would only hold up the next push behind applying
+  it): a round due by time, or for a peer that called in or answered a probe,
+  pulls too, and so does any round once `interval` has passed since the last pull.
 - **A watchdog thread** (plain `threading`, monotonic waits) checks every
   `probe_interval` seconds that every peer the directory names has its job
   (repairing and alarming if not, and adding or removing jobs when the
@@ -63,6 +68,10 @@ class _Slot:
     due: float  # monotonic time of the next round
     running: bool = False
     again: bool = False  # run (once more) as soon as possible
+    # The next round pulls from an upstream too: it is due by time, or the peer
+    # called in or answered a probe. A round only for a poke (our commit) pushes.
+    full: bool = True
+    pull_due: float = 0.0  # monotonic time from which a round pulls anyway
     started: float = 0.0
     slow_warned: bool = False
     last_forward: float = float("-inf")  # the last time a call-in or a probe brought it forward
@@ -188,6 +197,8 @@ class SyncScheduler:
             else:
                 early = False
                 slot.running, slot.started, slot.slow_warned = True, now, False
+                if now >= slot.due:
+                    slot.full = True
         if early:  # the heartbeat, or a wall clock that jumped ahead: not due yet
             self._arm(peer_id, slot.due)
             return
@@ -196,7 +207,11 @@ class SyncScheduler:
             while True:
                 with self._lock:
                     slot.again = False
-                delay = self._round(slot.ps)
+                    full = slot.full or self._mono() >= slot.pull_due
+                    slot.full = False
+                    if full:
+                        slot.pull_due = self._mono() + self.settings.interval
+                delay = self._round(slot.ps, pull=full)
                 with self._lock:
                     if self._stopping or not slot.again or slot.ps.failures:
                         break
@@ -208,9 +223,9 @@ class SyncScheduler:
                     slot.due = self._mono()
             self._arm(peer_id, slot.due)
 
-    def _round(self, ps: PeerSync) -> float:
+    def _round(self, ps: PeerSync, *, pull: bool = True) -> float:
         try:
-            state = ps.run(self.clock())
+            state = ps.run(self.clock(), pull=pull)
         except Exception as e:  # e.g. the peer state could not be saved
             self.log.exception("sync round failed on this node", peer=ps.peer.node_id, error=str(e))
             ps.failures += 1
@@ -222,10 +237,17 @@ class SyncScheduler:
     def poke(self) -> None:
         """New envelopes committed: sync at once with every peer not backing off.
         Never raises (it runs after a commit)."""
+        self.relay("")
+
+    def relay(self, source: str) -> None:
+        """Envelopes received from peer `source` committed: sync at once with
+        every other peer not backing off. `source` holds them already, and a
+        round with it now would only pull back what it is still pushing (a
+        duplicate), so its job keeps its time. Never raises (it runs after a commit)."""
         if self._stopping:
             return
         for peer_id, slot in list(self._slots.items()):
-            if slot.ps.failures:
+            if slot.ps.failures or peer_id == source:
                 continue
             self._bring_forward(peer_id, slot)
 
@@ -239,11 +261,12 @@ class SyncScheduler:
             return
         slot.last_forward = now
         self.log.debug("peer called in: syncing with it now", peer=peer_id)
-        self._bring_forward(peer_id, slot)
+        self._bring_forward(peer_id, slot, full=True)
 
-    def _bring_forward(self, peer_id: str, slot: _Slot) -> None:
+    def _bring_forward(self, peer_id: str, slot: _Slot, *, full: bool = False) -> None:
         with self._lock:
             slot.again = True
+            slot.full = slot.full or full
             if slot.running:
                 return  # the running round goes once more
         self._arm(peer_id, self._mono())
@@ -271,6 +294,7 @@ class SyncScheduler:
                 with self._lock:
                     slot.due = due = self._mono()
                     slot.again = True  # a running round goes once more; else the new job fires now
+                    slot.full = True
                 # `due` as set here: a round ending now rewrites slot.due (to the interval,
                 # then back to now for `again`), and a read between the two armed the new
                 # job 30 s away (seen once in CI: the re-created job did not run)
@@ -352,7 +376,7 @@ class SyncScheduler:
             answered.append(peer_id)
             self.log.debug("peer answers a probe: syncing now", peer=peer_id)
             slot.last_forward = self._mono()
-            self._bring_forward(peer_id, slot)
+            self._bring_forward(peer_id, slot, full=True)
         return answered
 
     def _alarm(self, kind: str, peer_id: str, detail: str) -> None:

@@ -34,7 +34,7 @@ from node.logging import get_logger
 from node.storage.alarms import record_alarm
 from node.storage.db import MIN_FREE_BYTES
 from node.storage.leases import DUTIES, SYNC
-from node.storage.peer_state import DbPeerStateStore, Health, link_state
+from node.storage.peer_state import Health, WriteBehindPeerStates, link_state
 from node.storage.quarantine import Quarantined
 from node.storage.scrub import Scrubber
 
@@ -53,7 +53,7 @@ class Replication:
             backoff_max=f.backoff_max_seconds,
             probe_interval=f.probe_interval_seconds,
         )
-        self.store = DbPeerStateStore(app.db)
+        self.store = WriteBehindPeerStates(app.db)
         self._channels: dict[str, grpc.Channel] = {}
         self._probes: dict[str, grpc.Channel] = {}
         self.scheduler: SyncScheduler | None = None
@@ -197,7 +197,7 @@ class Replication:
             on_check=self.periodic,
         )
         self.app.records.on_commit.append(self.scheduler.poke)
-        self.app.receiver.on_commit.append(self.scheduler.poke)
+        self.app.receiver.on_stored.append(self.scheduler.relay)
         self.app.receiver.on_refused.append(self._refused_from_peer)
         self.app.quarantine.on_quarantined.append(self._quarantined)
         self.scheduler.start()
@@ -212,9 +212,10 @@ class Replication:
 
     def stop(self) -> None:
         self.scrubber.stop()
-        self.app.leases.release_all()
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        self.store.close()  # after the last round: its state is written
+        self.app.leases.release_all()  # then another replica may take the jobs
         self._healer.shutdown(wait=True, cancel_futures=True)
         for channel in [*self._channels.values(), *self._probes.values()]:
             channel.close()
@@ -339,7 +340,7 @@ class LeasedPeerSync(PeerSync):
         self.lease = lease
         self.standing_by = False
 
-    def run(self, now: datetime) -> PeerState:
+    def run(self, now: datetime, *, pull: bool = True) -> PeerState:
         held = self.lease()
         if held != (not self.standing_by):
             log.info(
@@ -349,7 +350,7 @@ class LeasedPeerSync(PeerSync):
         self.standing_by = not held
         if not held:
             return self.state()
-        return super().run(now)
+        return super().run(now, pull=pull)
 
     def next_delay(self, state: PeerState) -> float:
         if self.standing_by:

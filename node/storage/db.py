@@ -1,8 +1,10 @@
 """The database connection: one engine per node, schema by Alembic migrations.
 
 SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy
-timeout; PostgreSQL is chosen by giving a `postgresql+psycopg://` URL. The
-session's lifecycle belongs to the caller (`with db.begin() as s:` at the edge).
+timeout, and its writing transactions queue first come, first served within
+the process (`node.storage.writer_queue`); PostgreSQL is chosen by giving a
+`postgresql+psycopg://` URL. The session's lifecycle belongs to the caller
+(`with db.begin() as s:` at the edge).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from node.storage.writer_queue import WriterQueue
 
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 MIN_FREE_BYTES = 256 * 1024 * 1024  # below this the storage health check fails
@@ -63,11 +67,20 @@ class Database:
         self._readers = sessionmaker(
             self.engine.execution_options(gcn_read_only=True), expire_on_commit=False
         )
+        # SQLite: one writer at a time, so this process's writers take turns here
+        # rather than polling in SQLite's busy handler.
+        self.writers = WriterQueue() if self.is_sqlite else None
 
     @contextmanager
-    def begin(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        with self._sessions.begin() as session:
+    def begin(self, *, first: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error.
+        `first`: a short bookkeeping write, which goes before the writers queued
+        on SQLite (`node.storage.writer_queue`)."""
+        if self.writers is None:
+            with self._sessions.begin() as session:
+                yield session
+            return
+        with self.writers.turn(first=first), self._sessions.begin() as session:
             yield session
 
     @contextmanager

@@ -2,7 +2,7 @@
 30 seizures a second for 20 s (in one import call every 5 s: a CLI call costs
 seconds of CPU on this machine), several times what they usually do. Every
 record is delivered to every holder exactly once; the commit-to-global-hub
-latency (p50, p99) and every server's peak RSS are reported (the issue's aim,
+latency (p50, p95, p99) and every server's peak RSS are reported (the issue's aim,
 p99 ≤ 2 s on this 2-core machine, is measured, not asserted: the machine is
 shared)."""
 
@@ -115,6 +115,7 @@ def test_surge_at_two_national_nodes_delivers_every_record(
         "surge_seconds": round(surge_seconds, 1),
         "delivered_seconds_after_surge": round(delivered_seconds, 1),
         "commit_to_global_p50_seconds": round(statistics.median(lat), 2),
+        "commit_to_global_p95_seconds": round(percentile(lat, 95), 2),
         "commit_to_global_p99_seconds": round(percentile(lat, 99), 2),
         "commit_to_global_max_seconds": round(max(lat), 2),
         "peak_rss_mib": rss,

@@ -276,6 +276,25 @@ def test_signing_key_rotation_old_and_new_envelopes_both_verify(
     assert len(keys) == 2
 
 
+def test_custody_vouches_across_the_chunks_of_a_batch(fed: LocalFederation, clock: ManualClock) -> None:
+    """A member applies a batch chunk by chunk (verifying each before storing
+    it); envelopes signed by a key that has ended are judged with the rest of
+    the batch, so the hub's receipt for the newest one still vouches for them all."""
+    before = [_record_bilateral(fed, clock) for _ in range(3)]
+    fed.sync("KE", "WCO-GLOBAL")
+    clock.advance(600)
+    fed.nodes["KE"].app.rotate_signing_key()
+    fed.root.update_keys("KE", fed.nodes["KE"].app.signing_keys_for_directory(), clock())
+    fed.publish()
+    clock.advance(60)
+    vn = fed.nodes["VN"].app
+    vn.receiver.chunk = 1
+    result = fed.sync("VN", "WCO-GLOBAL")
+    assert result.refused == 0
+    for record_id in before:
+        env_crypto.verify(vn.reader.get(record_id).envelope, vn.trust.keyring())
+
+
 def test_envelopes_signed_by_a_retired_key_and_held_by_no_one_before_are_refused_for_custody(
     fed: LocalFederation, clock: ManualClock
 ) -> None:

@@ -249,3 +249,12 @@ def test_the_state_a_round_leaves_is_saved() -> None:
     ps.run(NOW)
     saved: PeerState = ps.state()
     assert saved.last_success_at == NOW and saved.last_attempt_at == NOW
+
+
+def test_a_push_only_round_does_not_pull_from_the_upstream() -> None:
+    fake, log = FakeSyncPeer(), RecordingLog()
+    ps, _ = _ps(fake, log)
+    ps.run(NOW, pull=False)
+    assert "GetVector" in fake.calls and "Pull" not in fake.calls
+    ps.run(NOW)
+    assert fake.calls.count("Pull") == 1

@@ -328,3 +328,42 @@ def test_a_receiver_that_fails_mid_batch_keeps_every_chunk_it_committed(
     again = hub.receiver.apply(stream, "KE", clock())
     assert (again.stored, again.duplicates) == (len(stream) - 4, 4)
     assert _head(hub, "KE", "national:KE") == len(stream)
+
+
+def test_each_committed_chunk_is_told_with_its_caller_while_the_rest_is_stored(
+    pair: Pair, clock: ManualClock
+) -> None:
+    """A hub relays a large batch onwards chunk by chunk: the listeners hear of
+    each commit (with the peer it came from) while the rest is still arriving,
+    and meanwhile the batch's streams are not pulled from that peer (it is
+    pushing them); once the batch is applied they are pulled again."""
+    ke, hub = pair
+    for s in samples.sample_seizures(clock().date())[:4]:
+        ke.records.record_seizure(s)
+    stream = _stream(ke)
+    assert len(stream) >= 5
+    hub.receiver.chunk = 2
+    told: list[tuple[str, int, set[tuple[str, str]], set[tuple[str, str]]]] = []
+    commits = [0]
+    hub.receiver.on_commit.append(lambda: commits.__setitem__(0, commits[0] + 1))
+    hub.receiver.on_stored.append(
+        lambda caller: told.append(
+            (
+                caller,
+                _head(hub, "KE", "national:KE"),
+                hub.receiver.waiting_from("KE"),
+                hub.receiver.waiting_from("TZ"),
+            )
+        )
+    )
+    result = hub.receiver.apply(stream, "KE", clock())
+    assert result.stored == len(stream)
+    chunks = -(-len(stream) // 2)
+    assert commits[0] == chunks
+    assert [(caller, head) for caller, head, _, _ in told] == [
+        ("KE", min(2 * (i + 1), len(stream))) for i in range(chunks)
+    ]
+    assert all(mine == {("KE", "national:KE")} and others == set() for _, _, mine, others in told)
+    assert hub.receiver.waiting_from("KE") == set()
+    again = hub.receiver.apply(stream, "KE", clock())  # all duplicates: nothing committed, nobody told
+    assert again.duplicates == len(stream) and len(told) == chunks

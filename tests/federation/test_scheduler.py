@@ -47,6 +47,7 @@ class FakePeer:
     down: bool = False
     hold: float = 0.0
     rounds: int = 0
+    pulls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     in_round: threading.Event = field(default_factory=threading.Event)
 
@@ -60,6 +61,8 @@ class FakePeer:
         return sync_pb2.VersionVector()
 
     def Pull(self, request: object, timeout: float) -> sync_pb2.PullResponse:
+        with self.lock:
+            self.pulls += 1
         return sync_pb2.PullResponse()
 
 
@@ -418,3 +421,47 @@ def test_a_round_listener_that_raises_is_logged_and_the_round_stands() -> None:
     assert state.failures == 0 and states.states["HUB"].last_success_at is not None
     assert len(told) == 1  # the next listener still ran
     logger.exception.assert_called_once_with("round listener failed", peer="HUB")
+
+
+def test_envelopes_from_a_peer_are_relayed_to_every_other_peer_not_back_to_it(
+    clock: ShiftedClock, running: list[SyncScheduler]
+) -> None:
+    """`relay(source)`: a round with the peer the envelopes came from would only
+    pull back what it is still pushing, so its job keeps its time."""
+    source, other, states = FakePeer(), FakePeer(), MemoryStates()
+    sched = _scheduler(
+        [
+            _peer_sync(source, states, peer=Peer("KE", "127.0.0.1:1", upstream=False)),
+            _peer_sync(other, states, peer=Peer("HUB", "127.0.0.1:2", upstream=True)),
+        ],
+        clock,
+    )
+    running.append(sched)
+    sched.start(watchdog=False)
+    _wait(lambda: source.rounds == 1 and other.rounds == 1)  # the first rounds, at start
+    sched.relay("KE")
+    _wait(lambda: other.rounds == 2)
+    time.sleep(0.5)
+    assert (source.rounds, other.rounds) == (1, 2)
+    sched.poke()  # our own commit goes to every peer
+    _wait(lambda: source.rounds == 2 and other.rounds == 3)
+
+
+def test_a_round_for_a_poke_pushes_and_a_round_due_by_time_pulls_too(
+    clock: ShiftedClock, running: list[SyncScheduler]
+) -> None:
+    """Our commit is pushed at once; the upstream pushes what it gets, so a
+    pull in that round would only hold the next push up behind applying it.
+    The rounds due by time pull (and a peer that calls in gets a full round)."""
+    fake, states = FakePeer(), MemoryStates()
+    settings = SyncSettings(interval=2.0, backoff_initial=20, backoff_max=60, timeout=5, probe_interval=0.2)
+    ps = _peer_sync(fake, states)
+    ps.settings = settings
+    sched = SyncScheduler([ps], clock, log, settings=settings)
+    running.append(sched)
+    sched.start(watchdog=False)
+    _wait(lambda: fake.rounds == 1 and fake.pulls == 1)  # the first round, at start: due
+    sched.poke()
+    _wait(lambda: fake.rounds == 2 and not sched._slots["HUB"].running)
+    assert fake.pulls == 1
+    _wait(lambda: fake.pulls == 2)  # the interval passes: a round due by time
