@@ -1,6 +1,6 @@
 """Story 7: the ESA hub runs as two `gcn serve` replicas over one PostgreSQL
 database, behind one endpoint (a loopback TCP balancer that sends each new
-connection to the first replica that accepts it). The port of Mombasa records
+connection to the first replica that accepts it). Kenya's national node records
 3,000 seizures; meanwhile the replica that runs the hub's sync job with the
 global hub is SIGKILLed. The other takes the job over within seconds, and every
 holder ends with every envelope of every stream exactly once."""
@@ -64,7 +64,7 @@ def test_a_replica_of_the_hub_dies_mid_stream_and_the_other_takes_its_jobs_over(
     replicated: tuple[Federation, Node], tmp_path: Path, figures_dir: Path
 ) -> None:
     fed, twin = replicated
-    hub, port = fed["RINEX-ESA"], fed["KE-MBA"]
+    hub, national = fed["RINEX-ESA"], fed["KE"]
     fed.start_all()
     twin.start()
     wait_converged(fed, timeout=120)
@@ -80,15 +80,15 @@ def test_a_replica_of_the_hub_dies_mid_stream_and_the_other_takes_its_jobs_over(
 
     def officer() -> None:
         try:
-            port.gcn("seizure", "import", str(stream), "--batch", "100")
+            national.gcn("seizure", "import", str(stream), "--batch", "100")
         except BaseException as e:
             errors.append(e)
 
     importer = threading.Thread(target=officer)
     importer.start()
     wait_for(
-        "the global hub holding some of the port's records",
-        lambda: len(records_at(holdings(fed["WCO-GLOBAL"]), "KE-MBA", "global")) >= 100,
+        "the global hub holding some of KE's records",
+        lambda: len(records_at(holdings(fed["WCO-GLOBAL"]), "KE", "global")) >= 100,
         timeout=120,
     )
     killed_at = time.monotonic()
@@ -100,12 +100,12 @@ def test_a_replica_of_the_hub_dies_mid_stream_and_the_other_takes_its_jobs_over(
     )
     takeover_seconds = time.monotonic() - killed_at
     importer.join()
-    assert not errors, f"the port's import failed: {errors}"
+    assert not errors, f"KE's import failed: {errors}"
 
     converge_seconds = wait_converged(fed, timeout=240)
     counts = assert_exact(fed)
-    assert len(records_at(holdings(fed["WCO-GLOBAL"]), "KE-MBA", "global")) == RECORDS
-    assert len(records_at(holdings(hub), "KE-MBA", "region:ESA")) == RECORDS
+    assert len(records_at(holdings(fed["WCO-GLOBAL"]), "KE", "global")) == RECORDS
+    assert len(records_at(holdings(hub), "KE", "region:ESA")) == RECORDS
     assert takeover_seconds <= 10, f"the job was taken over {takeover_seconds:.1f} s after the SIGKILL"
     write_figures(
         figures_dir,
