@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from federation.policy import (
@@ -16,6 +17,19 @@ from gcn.v1 import records_pb2 as rec
 from node.domain import samples
 
 KE = PolicyNode("KE", "KE", "ESA", "national")
+
+
+@dataclass(frozen=True)
+class FixedPolicy:
+    """A sharing policy that sends every record to the same shares (tests set
+    it on a node's `records.policy` to steer one record where they want it)."""
+
+    share_list: list[Share]
+
+    def shares(self, kind: int, body: object) -> list[Share]:
+        return list(self.share_list)
+
+
 FULL, REDACTED, STATISTICAL = epb.VIEW_FULL, epb.VIEW_REDACTED, epb.VIEW_STATISTICAL
 SEIZURE, ALERT, CORRECTION = epb.RECORD_KIND_SEIZURE, epb.RECORD_KIND_ALERT, epb.RECORD_KIND_CORRECTION
 DAY = date(2026, 11, 1)

@@ -31,6 +31,7 @@ from node.domain.page_token import parse_page_token
 from node.testing.clock import ManualClock
 from node.testing.local_federation import LocalFederation
 from tests.conftest import NOW
+from tests.federation.policy_fixtures import FixedPolicy
 
 pytestmark = pytest.mark.slow
 OK, TIMEOUT, UNAVAILABLE, REFUSED = (
@@ -40,14 +41,6 @@ OK, TIMEOUT, UNAVAILABLE, REFUSED = (
     npb.SourceStatus.STATE_REFUSED,
 )
 BILATERAL = "bilateral:KE+VN"
-
-
-@dataclass(frozen=True)
-class FixedPolicy:
-    share_list: list[Share]
-
-    def shares(self, kind: int, tlp: int) -> list[Share]:
-        return list(self.share_list)
 
 
 @dataclass

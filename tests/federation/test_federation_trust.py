@@ -7,7 +7,6 @@ with. KE and VN share a bilateral audience the hub relays but cannot read."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,16 +27,9 @@ from node.storage.models import EnvelopeRow, RecordRow, StreamRefusalRow
 from node.testing.clock import ManualClock
 from node.testing.local_federation import LocalFederation
 from tests.federation.holdings import envelopes_of_record
+from tests.federation.policy_fixtures import FixedPolicy
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass(frozen=True)
-class FixedPolicy:
-    share_list: list[Share]
-
-    def shares(self, kind: int, tlp: int) -> list[Share]:
-        return list(self.share_list)
 
 
 BILATERAL = "bilateral:KE+VN"

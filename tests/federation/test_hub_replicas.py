@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,16 +25,9 @@ from node.storage.models import EnvelopeRow
 from node.testing.clock import ManualClock
 from node.testing.local_federation import LocalFederation, local_federation
 from tests.conftest import _postgres_schema_url
+from tests.federation.policy_fixtures import FixedPolicy
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-@dataclass(frozen=True)
-class FixedPolicy:
-    share_list: list[Share]
-
-    def shares(self, kind: int, body: object) -> list[Share]:
-        return list(self.share_list)
 
 
 @pytest.fixture

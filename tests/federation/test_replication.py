@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,9 @@ from node.storage.peer_state import DbPeerStateStore
 from node.testing.clock import ManualClock
 from node.testing.local_federation import LocalFederation
 from tests.federation.holdings import envelopes_of_record
+from tests.federation.policy_fixtures import FixedPolicy
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass(frozen=True)
-class FixedPolicy:
-    share_list: list[Share]
-
-    def shares(self, kind: int, body: object) -> list[Share]:
-        return list(self.share_list)
 
 
 @pytest.fixture

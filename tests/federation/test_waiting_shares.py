@@ -9,7 +9,6 @@ skipped: no key for its audience yet" in its log, once); every later record went
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,18 +21,11 @@ from node.domain import samples
 from node.storage.models import AlarmRow, RecordRow
 from node.testing.clock import ManualClock
 from node.testing.local_federation import LocalFederation
+from tests.federation.policy_fixtures import FixedPolicy
 
 pytestmark = pytest.mark.slow
 
 SHARES = [Share("national:KE", epb.VIEW_FULL), Share("region:ESA", epb.VIEW_STATISTICAL)]
-
-
-@dataclass(frozen=True)
-class FixedPolicy:
-    share_list: list[Share]
-
-    def shares(self, kind: int, body: object) -> list[Share]:
-        return list(self.share_list)
 
 
 @pytest.fixture

@@ -21,18 +21,11 @@ from node.errors import ConfigError
 from node.metrics import NodeMetrics
 from node.testing.clock import ManualClock
 from node.testing.local_federation import LocalFederation
+from tests.federation.policy_fixtures import FixedPolicy
 
 pytestmark = pytest.mark.slow
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@dataclass(frozen=True)
-class FixedPolicy:
-    share_list: list[Share]
-
-    def shares(self, kind: int, body: object) -> list[Share]:
-        return list(self.share_list)
 
 
 @dataclass(frozen=True)
