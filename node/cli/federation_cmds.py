@@ -35,6 +35,7 @@ from node.cli.client import CliError, call
 from node.cli.options import config_option, json_option, load
 from node.cli.render import say
 from node.cli.root_cmds import nodes_table
+from node.cli.words import plural
 from node.clock import system_clock
 from node.config import Config
 from node.joining import JOIN_REQUEST_FILE, install_certificate, prepare_join, read_root_keys
@@ -172,7 +173,7 @@ def _accept(config: Config, signed: dir_pb.SignedDirectory) -> int:
     me = config.node.id
     say(
         f"directory version {directory.version} of {directory.federation} accepted: "
-        f"{len(directory.nodes)} nodes, {len(directory.audiences)} audiences, "
+        f"{plural(len(directory.nodes), 'node')}, {plural(len(directory.audiences), 'audience')}, "
         f"valid until {_at(directory.expires_at)}"
     )
     member_of = [x.name for x in directory.audiences if me in x.members]
@@ -281,7 +282,7 @@ def directory_show(config: str | None, as_json: bool) -> int:
         f"directory version {d.version} of {d.federation}: issued {_at(d.issued_at)}, "
         f"expires {_at(d.expires_at)}; root keys {', '.join(k.key_id for k in d.root_keys)}"
     )
-    render.console.print(nodes_table(list(d.nodes), f"{len(d.nodes)} nodes"))
+    render.console.print(nodes_table(list(d.nodes), plural(len(d.nodes), "node")))
     render.console.print(_audiences_table(node, d))
     return 0
 

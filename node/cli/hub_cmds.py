@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from node.cli.options import config_option, json_option, load
+from node.cli.words import plural
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -43,6 +44,11 @@ def _seizures(app: NodeApp) -> Iterator[rec.Seizure]:
             return
 
 
+def _rounded(cell: dict[str, Any]) -> dict[str, Any]:
+    """Sums of floats as a person reads them (2483.32, not 2483.3199999999997)."""
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in cell.items()}
+
+
 def _table(title: str, cells: dict[str, Cell]) -> Table:
     from rich.table import Table
 
@@ -72,11 +78,11 @@ def stats(config: str | None, as_json: bool) -> int:
     if as_json:
         out: dict[str, Any] = {"seizures": figures.seizures}
         for name in ("by_commodity", "by_country", "by_month"):
-            out[name] = {k: asdict(v) for k, v in getattr(figures, name).items()}
+            out[name] = {k: _rounded(asdict(v)) for k, v in getattr(figures, name).items()}
         json.dump(out, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return 0
-    render.console.print(f"{figures.seizures} seizures readable on {app.config.node.id}")
+    render.console.print(f"{plural(figures.seizures, 'seizure')} readable on {app.config.node.id}")
     render.console.print(_table("by commodity", figures.by_commodity))
     render.console.print(_table("by country of the incident", figures.by_country))
     render.console.print(_table("by month", figures.by_month))

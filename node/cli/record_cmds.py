@@ -13,6 +13,7 @@ from gcn.v1 import envelope_pb2 as epb
 from gcn.v1 import records_pb2 as rec
 from node.cli import forms
 from node.cli.options import Client, client_options, json_option
+from node.cli.words import plural
 
 _PARTY = "NAME:ROLE[:COUNTRY], ROLE one of " + forms.choices(rec.PartyRole, "PARTY_ROLE_")
 _TLP = "clear|green|amber|amber-strict|red"
@@ -242,7 +243,7 @@ def records_list(
     if as_json:
         render.print_json(resp)
         return 0
-    render.records_table(list(resp.records), title=f"{len(resp.records)} records")
+    render.records_table(list(resp.records), title=plural(len(resp.records), "record"))
     if resp.next_page_token:
         render.console.print(f"more: --page {resp.next_page_token}")
     return 0

@@ -27,6 +27,7 @@ from gcn.v1 import directory_pb2 as dir_pb
 from node.cli import render
 from node.cli.client import CliError
 from node.cli.render import say
+from node.cli.words import plural
 from node.clock import system_clock
 from node.joining import read_join_request, write_root_keys
 from node.storage.files import PUBLIC, write_file
@@ -134,7 +135,7 @@ def root_publish(root_dir: str, valid_days: int, out: str | None) -> int:
     directory = parse_directory(signed)
     say(
         f"published directory version {directory.version} of {directory.federation}: "
-        f"{len(directory.nodes)} nodes, {len(directory.audiences)} audiences, "
+        f"{plural(len(directory.nodes), 'node')}, {plural(len(directory.audiences), 'audience')}, "
         f"valid until {from_timestamp(directory.expires_at):%Y-%m-%d %H:%M} UTC → {path}"
     )
     for audience in directory.audiences:
@@ -283,5 +284,5 @@ def root_nodes(root_dir: str, as_json: bool) -> int:
         json.dump([render.as_dict(n) for n in nodes], sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return 0
-    render.console.print(nodes_table(nodes, f"federation {store.federation}: {len(nodes)} nodes"))
+    render.console.print(nodes_table(nodes, f"federation {store.federation}: {plural(len(nodes), 'node')}"))
     return 0
