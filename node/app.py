@@ -294,7 +294,7 @@ class NodeApp:
         PostgreSQL database, several `gcn serve`): returns how many keys were new."""
         before = self.audience_keys.known()
         with self.db.read() as s:
-            self.audience_keys.load(s, self.envelope_log, self.trust.may_issue_keys)
+            self.audience_keys.load(s, self.envelope_log, self.trust.may_issue_keys, skip_held=True)
         new = self.audience_keys.known() - before
         if new:
             indexed = self.replica.index_readable(new, self.trust.keyring)

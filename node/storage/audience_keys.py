@@ -134,15 +134,21 @@ class AudienceKeys:
         session: Session,
         envelope_log: EnvelopeLog,
         may_issue: Callable[[str, str], bool],
+        *,
+        skip_held: bool = False,
     ) -> int:
         """Unwrap every key message in the log addressed to this node that passes
         the same judgement as on receipt (issuer, audience, epoch range at the
-        time it was received). Never raises on a bad message: it is skipped."""
+        time it was received). Never raises on a bad message: it is skipped.
+        `skip_held`: no unwrap (an HPKE decapsulation) for an epoch already held
+        — what a replica's reload at every check does."""
         learned = 0
         for row in envelope_log.key_envelopes(session):
             header = env_crypto.parse_header(as_envelope(row))
             msg, _why = judge_body(header, row.ciphertext, may_issue, row.received_at)
             if msg is None:
+                continue
+            if skip_held and (msg.audience, msg.epoch) in self._keys:
                 continue
             own = header.origin == self.node_id
             if self.learn(header, msg, None if own else row.received_at):

@@ -187,3 +187,29 @@ def test_a_frozen_holder_loses_its_leases_to_a_replica_that_wants_them(
     time.sleep(0.8)  # the holder stays silent (frozen: it uses none of its connections)
     assert second.leases.hold(DUTIES), "the silent holder's session was ended and the lease taken"
     assert not first_app.leases.hold(DUTIES), "the frozen one, back, finds its lease gone"
+
+
+def test_a_replica_takes_a_new_epoch_another_made_and_unwraps_nothing_it_holds(
+    fed: LocalFederation, second: NodeApp, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reload runs at every check (2 s): it must not decapsulate (HPKE)
+    every key message the node holds each time."""
+    import crypto.audience
+
+    first_app = fed.nodes["RINEX-ESA"].app
+    unwraps: list[str] = []
+    real = crypto.audience.unwrap_for
+
+    def counting(msg: object, node_id: str, key: object) -> bytes:
+        if node_id == "RINEX-ESA":  # not UG's own, as it joins in this process
+            unwraps.append(node_id)
+        return real(msg, node_id, key)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(crypto.audience, "unwrap_for", counting)
+    assert second.reload_keys() == 0 and unwraps == []
+    fed.add("UG", "national", country="UG", region="ESA", upstreams=["RINEX-ESA"])
+    first_app.accept_directory(fed.root.publish(clock(), 30))  # the duties holder makes the new epoch
+    made = first_app.audience_keys.current("region:ESA")
+    assert second.reload_keys() >= 1
+    assert second.audience_keys.current("region:ESA") == made
+    assert len(unwraps) == 1, "only the new epoch's key message was unwrapped"
