@@ -23,11 +23,6 @@ def _today(value: str | None) -> date:
         raise CliError(f"--today {value!r} is not a date (YYYY-MM-DD)") from e
 
 
-@click.group()
-def generate() -> None:
-    """Realistic seizures and alerts, as JSON lines."""
-
-
 def _options(f: click.decorators.FC) -> click.decorators.FC:
     for option in reversed(
         (
@@ -103,9 +98,11 @@ def _write(
     return 0
 
 
-@generate.command("seizures")
+@click.command()
+@click.argument("kind", type=click.Choice(["seizures", "alerts"]))
 @_options
-def seizures(
+def generate(
+    kind: str,
     count: int,
     seed: int,
     start: int,
@@ -114,20 +111,7 @@ def seizures(
     today: str | None,
     output: str | None,
 ) -> int:
-    """Seizures (ivory, pangolin scales, rosewood, HCFC-22, e-waste, plastic waste, ...)."""
-    return _write("seizures", count, seed, start, countries, years, today, output)
-
-
-@generate.command("alerts")
-@_options
-def alerts(
-    count: int,
-    seed: int,
-    start: int,
-    countries: tuple[str, ...],
-    years: int,
-    today: str | None,
-    output: str | None,
-) -> int:
-    """Alerts on vessels, containers, companies and routes those seizures carry."""
-    return _write("alerts", count, seed, start, countries, years, today, output)
+    """Realistic seizures (ivory, pangolin scales, rosewood, HCFC-22, e-waste,
+    plastic waste, ...) or alerts on the vessels, containers, companies and
+    routes those seizures carry, as JSON lines."""
+    return _write(kind, count, seed, start, countries, years, today, output)
